@@ -1,0 +1,129 @@
+/*
+ * lazymem/region.h - a range of memory that fills itself lazily.
+ *
+ * A region is guest (or any) memory registered with userfaultfd plus a
+ * page-state map. Each page starts missing; the first access to it is a
+ * fault that one thread resolves by reading the page from the region's
+ * source and installing it, while any other thread needing the same page
+ * waits for that one. How a fault reaches a resolving thread is the
+ * delivery:
+ *
+ *   LM_DELIVERY_HANDLER  classic: the faulting thread sleeps in the kernel,
+ *                        handler threads read the userfaultfd and resolve;
+ *   LM_DELIVERY_SELF     the userfaultfd is in SIGBUS mode: the faulting
+ *                        thread gets SIGBUS and resolves its own fault in
+ *                        the signal handler (or, for a vCPU, on its exit
+ *                        from KVM_RUN through lazymem/fault.h).
+ *
+ * How a page is installed is the install mode:
+ *
+ *   LM_INSTALL_COPY      UFFDIO_COPY / UFFDIO_ZEROPAGE into a MISSING
+ *                        registration (any backing);
+ *   LM_INSTALL_CONTINUE  the page is written through an unregistered alias
+ *                        mapping of the memfd, then mapped in place with
+ *                        UFFDIO_CONTINUE (MINOR registration; memfd and
+ *                        hugetlb backings only).
+ */
+#ifndef LAZYMEM_REGION_H
+#define LAZYMEM_REGION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <lazymem/source.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct lm_region;
+
+enum lm_backing {
+	LM_BACKING_ANON,	/* private anonymous memory */
+	LM_BACKING_MEMFD,	/* shared memory (memfd), 4 KiB pages */
+	LM_BACKING_HUGETLB,	/* memfd on hugetlbfs, 2 MiB pages */
+};
+
+enum lm_install {
+	LM_INSTALL_COPY,
+	LM_INSTALL_CONTINUE,
+};
+
+enum lm_delivery {
+	LM_DELIVERY_HANDLER,
+	LM_DELIVERY_SELF,
+};
+
+/* Called when a page cannot be fetched. From a SIGBUS handler it must not
+ * return into the faulting access (siglongjmp, or exit); if it returns, or if
+ * none is set, lazymem prints the region, page offset and error on stderr
+ * and aborts, because the access can never succeed. */
+typedef void (*lm_fail_fn)(struct lm_region *r, uint64_t off, int err,
+			   void *arg);
+
+struct lm_region_config {
+	const char *name;		/* for messages and statistics */
+	uint64_t size;			/* bytes, a multiple of the page size */
+	enum lm_backing backing;
+	enum lm_install install;
+	enum lm_delivery delivery;
+	unsigned handler_threads;	/* HANDLER: how many (0 means 1) */
+	const int *handler_cpus;	/* HANDLER: optional CPU per thread */
+	/*
+	 * CONTINUE only: a second mapping, registered for MINOR faults in
+	 * blocking mode and served by handler threads, for the accessors that
+	 * cannot take the SIGBUS path (a VMM's own threads): the hybrid mode.
+	 */
+	bool vmm_view;
+	bool background;		/* stream every missing page in */
+	struct lm_source *source;	/* borrowed; size >= region size */
+	lm_fail_fn on_fail;
+	void *on_fail_arg;
+};
+
+/*
+ * Create the region: map it, register it with a new userfaultfd and start
+ * handler threads and background fill as configured. On failure returns
+ * -errno and lm_last_error() names what was wrong.
+ */
+int lm_region_create(const struct lm_region_config *cfg,
+		     struct lm_region **out);
+
+/* Stop threads, unregister, unmap. Threads must no longer touch the region. */
+void lm_region_destroy(struct lm_region *r);
+
+/* The registered mapping: accesses here fault and are resolved lazily. */
+void *lm_region_addr(const struct lm_region *r);
+/* The hybrid mode's second registered mapping, or NULL. */
+void *lm_region_vmm_addr(const struct lm_region *r);
+/* The unregistered alias (CONTINUE mode) or NULL. Writes here are invisible
+ * to the registered mappings until the page is installed. */
+void *lm_region_alias(const struct lm_region *r);
+/* The backing memfd, or -1 for anonymous memory. */
+int lm_region_memfd(const struct lm_region *r);
+uint64_t lm_region_size(const struct lm_region *r);
+uint64_t lm_region_page_size(const struct lm_region *r);
+const char *lm_region_name(const struct lm_region *r);
+
+/* Pages present so far (installed from any path). */
+uint64_t lm_region_pages_present(const struct lm_region *r);
+
+/*
+ * Wait until every page is present or failed, or timeout_ms passes (-1:
+ * forever). 0 when complete, -ETIMEDOUT, or the first page error (-errno).
+ */
+int lm_region_wait_complete(struct lm_region *r, int timeout_ms);
+
+/* First page error seen: 0 if none, else -errno with *off set. */
+int lm_region_error(const struct lm_region *r, uint64_t *off);
+
+/* The page size a backing uses on this machine. */
+uint64_t lm_backing_page_size(enum lm_backing b);
+
+const char *lm_backing_name(enum lm_backing b);
+const char *lm_install_name(enum lm_install m);
+const char *lm_delivery_name(enum lm_delivery d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

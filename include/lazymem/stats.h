@@ -1,0 +1,45 @@
+/*
+ * lazymem/stats.h - what a region's fault path did.
+ *
+ * Every branch of the fault path has a counter here, so a benchmark or a
+ * surprised operator can see which way the faults went. Counters are read
+ * without stopping the region; a snapshot is consistent per counter only.
+ */
+#ifndef LAZYMEM_STATS_H
+#define LAZYMEM_STATS_H
+
+#include <stdint.h>
+#include <lazymem/fault.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Log-linear latency buckets: 4 per power of two of nanoseconds. */
+#define LM_LAT_BUCKETS 256
+
+struct lm_stats {
+	uint64_t faults[LM_ORIGIN_COUNT];	/* fault events by origin */
+	uint64_t faults_waited;		/* page was being fetched: waited */
+	uint64_t faults_present;	/* page already present: remapped */
+	uint64_t pages_demand;		/* installed by a demand fault */
+	uint64_t pages_background;	/* installed by background fill */
+	uint64_t pages_zero;		/* of those, installed as zero pages */
+	uint64_t pages_failed;		/* poisoned after a source error */
+	uint64_t bytes_read;		/* bytes read from the source */
+	uint64_t lat_count;		/* demand faults timed */
+	uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns;
+	uint64_t lat_hist[LM_LAT_BUCKETS];
+};
+
+void lm_region_stats(const struct lm_region *r, struct lm_stats *out);
+
+/* Representative value (ns) of histogram bucket i. */
+uint64_t lm_lat_bucket_ns(unsigned i);
+
+const char *lm_origin_name(enum lm_fault_origin o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,35 @@
+/*
+ * cli.h - shared pieces of the lazymem command: the subcommand table, and
+ * parsers that turn a bad command-line value into a one-line error naming
+ * the option and what was expected.
+ */
+#ifndef LAZYMEM_CLI_H
+#define LAZYMEM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cli_command {
+	const char *group;	/* "bench", "vm", ... or NULL for top level */
+	const char *name;
+	int (*run)(int argc, char **argv);	/* argv[0] is "lazymem GROUP NAME" */
+	const char *summary;
+};
+
+/* Implemented in one file per subcommand. */
+int cmd_bench_fault(int argc, char **argv);
+
+/* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* "1,2,8" -> up to max unsigned values in 1..limit. Count or -EINVAL. */
+int cli_parse_uint_list(const char *s, unsigned *vals, int max,
+			unsigned limit);
+/* Print "lazymem: <fmt>\n" on stderr; returns 2 (the usage error code). */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "lazymem: <fmt>\n" on stderr; returns 1 (a runtime failure). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True when stderr is a terminal and CI is not set: draw progress lines. */
+bool cli_progress_enabled(void);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * main.c - the lazymem command: finds the subcommand and hands it argv.
+ *
+ * Every subcommand lives in a file of its own and parses its own options
+ * with getopt_long; this file only knows the table below.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct cli_command commands[] = {
+	{ "bench", "fault", cmd_bench_fault,
+	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fputs("usage: lazymem <command> [options]\n\n"
+	      "userspace demand paging for virtual-machine memory\n\ncommands:\n",
+	      f);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s%s%s",
+			 commands[i].group ? commands[i].group : "",
+			 commands[i].group ? " " : "", commands[i].name);
+		fprintf(f, "  %-22s %s\n", name, commands[i].summary);
+	}
+	fputs("\n'lazymem <command> --help' describes a command's options.\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr), 2;
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help"))
+		return usage(stdout), 0;
+	if (!strcmp(argv[1], "--version"))
+		return puts("lazymem " LAZYMEM_VERSION), 0;
+
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const struct cli_command *c = &commands[i];
+		char prog[64];
+
+		if (c->group) {
+			if (strcmp(argv[1], c->group) || argc < 3 ||
+			    strcmp(argv[2], c->name))
+				continue;
+			snprintf(prog, sizeof(prog), "lazymem %s %s", c->group,
+				 c->name);
+			argv[2] = prog;
+			return c->run(argc - 2, argv + 2);
+		}
+		if (!strcmp(argv[1], c->name)) {
+			snprintf(prog, sizeof(prog), "lazymem %s", c->name);
+			argv[1] = prog;
+			return c->run(argc - 1, argv + 1);
+		}
+	}
+	return cli_usage_error("unknown command '%s%s%s'", argv[1],
+			       argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+}
