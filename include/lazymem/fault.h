@@ -22,6 +22,7 @@
 #ifndef LAZYMEM_FAULT_H
 #define LAZYMEM_FAULT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <lazymem/region.h>
 
@@ -41,8 +42,10 @@ struct lm_fault {
 	uint64_t off;		/* page-aligned offset in the region */
 	void *page;		/* the page's content, page_size bytes */
 	uint64_t t0_ns;		/* when the fault began, for the histogram */
-	int slot;		/* staging slot, -1 when page is the alias */
 	enum lm_fault_origin origin;
+	/* The fields below are the core's own; callers leave them alone. */
+	int slot;		/* staging slot, -1 when page is the alias */
+	unsigned view;		/* which registered mapping faulted */
 };
 
 /* 1: caller owns the page (commit or fail it); 0: present; -errno. */

@@ -1,0 +1,73 @@
+/*
+ * pagemap.h - the page-state map: one 32-bit word per page.
+ *
+ * The word is the only synchronisation on the fault path. A thread claims a
+ * missing page with one compare-and-swap (MISSING -> FETCHING); exactly one
+ * wins and fetches it. Losers sleep on the word itself with a futex, after
+ * setting WAITERS so that the winner knows to issue the wake-up; a page
+ * nobody waited for is published with a single atomic and no system call.
+ * There is no lock anywhere, so faults on different pages never contend.
+ */
+#ifndef LAZYMEM_CORE_PAGEMAP_H
+#define LAZYMEM_CORE_PAGEMAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+enum {
+	LM_PS_MISSING = 0,
+	LM_PS_FETCHING = 1,
+	LM_PS_PRESENT = 2,
+	LM_PS_FAILED = 3,
+	LM_PS_STATE = 3,	/* mask of the state bits */
+	LM_PS_WAITERS = 4,	/* someone sleeps on this word */
+};
+
+struct lm_pagemap {
+	_Atomic uint32_t *w;
+	uint64_t nr;
+};
+
+int lm_pagemap_init(struct lm_pagemap *m, uint64_t nr_pages);
+void lm_pagemap_fini(struct lm_pagemap *m);
+
+static inline uint32_t lm_pagemap_state(const struct lm_pagemap *m,
+					uint64_t i)
+{
+	return atomic_load_explicit(&m->w[i], memory_order_acquire) &
+	       LM_PS_STATE;
+}
+
+/* MISSING -> FETCHING. True if this thread now owns the page. */
+static inline bool lm_pagemap_claim(struct lm_pagemap *m, uint64_t i)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+
+	if ((v & LM_PS_STATE) != LM_PS_MISSING)
+		return false;
+	return atomic_compare_exchange_strong_explicit(
+		&m->w[i], &v, (v & ~LM_PS_STATE) | LM_PS_FETCHING,
+		memory_order_acquire, memory_order_relaxed);
+}
+
+/* Sleep until the page is no longer FETCHING; returns its state. */
+uint32_t lm_pagemap_wait(struct lm_pagemap *m, uint64_t i);
+
+/* FETCHING -> state (PRESENT or FAILED), waking any sleepers. */
+static inline void lm_pagemap_publish(struct lm_pagemap *m, uint64_t i,
+				      uint32_t state)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(
+		&m->w[i], &v, (v & ~(LM_PS_STATE | LM_PS_WAITERS)) | state,
+		memory_order_release, memory_order_relaxed))
+		;
+	if (v & LM_PS_WAITERS)
+		lm_futex_wake_all(&m->w[i]);
+}
+
+#endif

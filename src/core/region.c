@@ -1,0 +1,329 @@
+/*
+ * region.c - setting a region up and tearing it down.
+ *
+ * The fault path lives in fault.c and has no set-up code in it; this file
+ * has everything else a region needs once: checking the configuration,
+ * mapping the memory (and its alias), registering each view with its own
+ * userfaultfd, and starting the threads that serve it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/region_internal.h"
+#include "core/uffd.h"
+
+#define HUGE_2M (2ull << 20)
+
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26)
+#endif
+
+uint64_t lm_backing_page_size(enum lm_backing b)
+{
+	return b == LM_BACKING_HUGETLB ? HUGE_2M
+				       : (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+const char *lm_backing_name(enum lm_backing b)
+{
+	static const char *const n[] = { "anon", "memfd", "hugetlb" };
+
+	return (unsigned)b < 3 ? n[b] : "?";
+}
+
+const char *lm_install_name(enum lm_install m)
+{
+	return m == LM_INSTALL_COPY ? "copy" : "continue";
+}
+
+const char *lm_delivery_name(enum lm_delivery d)
+{
+	return d == LM_DELIVERY_HANDLER ? "handler" : "self";
+}
+
+static int check_config(const struct lm_region_config *c, const char *name)
+{
+	uint64_t ps = lm_backing_page_size(c->backing);
+
+	if ((unsigned)c->backing > LM_BACKING_HUGETLB ||
+	    (unsigned)c->install > LM_INSTALL_CONTINUE ||
+	    (unsigned)c->delivery > LM_DELIVERY_SELF)
+		return lm_error(-EINVAL, "region '%s': unknown backing, "
+				"install or delivery value", name);
+	if (c->size == 0 || c->size % ps)
+		return lm_error(-EINVAL, "region '%s': size %llu is not a "
+				"positive multiple of the %s page size %llu",
+				name, (unsigned long long)c->size,
+				lm_backing_name(c->backing),
+				(unsigned long long)ps);
+	if (!c->source)
+		return lm_error(-EINVAL, "region '%s': no source", name);
+	if (c->source->size < c->size)
+		return lm_error(-EINVAL, "region '%s': source '%s' holds %llu "
+				"bytes but the region needs %llu", name,
+				c->source->desc,
+				(unsigned long long)c->source->size,
+				(unsigned long long)c->size);
+	if (c->install == LM_INSTALL_CONTINUE &&
+	    c->backing == LM_BACKING_ANON)
+		return lm_error(-EINVAL, "region '%s': the continue install "
+				"needs shared memory (memfd or hugetlb "
+				"backing), not anon", name);
+	if (c->vmm_view && (c->install != LM_INSTALL_CONTINUE ||
+			    c->delivery != LM_DELIVERY_SELF))
+		return lm_error(-EINVAL, "region '%s': a VMM view (hybrid) "
+				"needs the continue install and self "
+				"delivery", name);
+	if (c->handler_threads > LM_MAX_HANDLERS)
+		return lm_error(-EINVAL, "region '%s': %u handler threads, "
+				"at most %d", name, c->handler_threads,
+				LM_MAX_HANDLERS);
+	return 0;
+}
+
+static void *map_shared(struct lm_region *r)
+{
+	void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       r->memfd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int map_memory(struct lm_region *r, bool vmm_view)
+{
+	if (r->backing == LM_BACKING_ANON) {
+		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
+
+		if (p == MAP_FAILED)
+			return lm_error(-errno, "region '%s': cannot map %llu "
+					"bytes: %s", r->name,
+					(unsigned long long)r->size,
+					strerror(errno));
+		/* Faults are per 4 KiB page; a THP would fill 2 MiB at
+		 * once behind the page-state map's back. */
+		madvise(p, r->size, MADV_NOHUGEPAGE);
+		r->view[0].addr = p;
+		r->nr_views = 1;
+		return 0;
+	}
+
+	unsigned flags = MFD_CLOEXEC;
+
+	if (r->backing == LM_BACKING_HUGETLB)
+		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+	r->memfd = memfd_create(r->name, flags);
+	if (r->memfd < 0)
+		return lm_error(-errno, "region '%s': memfd_create: %s",
+				r->name, strerror(errno));
+	if (ftruncate(r->memfd, (off_t)r->size) < 0)
+		return lm_error(-errno, "region '%s': cannot size memfd to "
+				"%llu bytes: %s", r->name,
+				(unsigned long long)r->size, strerror(errno));
+	r->view[0].addr = map_shared(r);
+	r->alias = map_shared(r);
+	r->nr_views = 1;
+	if (vmm_view) {
+		r->view[1].addr = map_shared(r);
+		r->nr_views = 2;
+	}
+	if (!r->view[0].addr || !r->alias || (vmm_view && !r->view[1].addr)) {
+		int err = -errno;
+
+		if (r->backing == LM_BACKING_HUGETLB)
+			return lm_error(err, "region '%s': cannot map %llu "
+					"MiB of 2 MiB hugetlb pages (%s); "
+					"reserve them in "
+					"/proc/sys/vm/nr_hugepages", r->name,
+					(unsigned long long)(r->size >> 20),
+					strerror(-err));
+		return lm_error(err, "region '%s': mmap of memfd: %s",
+				r->name, strerror(-err));
+	}
+	return 0;
+}
+
+static uint64_t features_for(const struct lm_region *r, bool sigbus)
+{
+	uint64_t f = UFFD_FEATURE_POISON;
+	bool minor = r->install == LM_INSTALL_CONTINUE;
+
+	if (r->backing == LM_BACKING_MEMFD)
+		f |= UFFD_FEATURE_MISSING_SHMEM |
+		     (minor ? UFFD_FEATURE_MINOR_SHMEM : 0);
+	if (r->backing == LM_BACKING_HUGETLB)
+		f |= UFFD_FEATURE_MISSING_HUGETLBFS |
+		     (minor ? UFFD_FEATURE_MINOR_HUGETLBFS : 0);
+	return f | (sigbus ? UFFD_FEATURE_SIGBUS : 0);
+}
+
+/*
+ * Both modes are registered for the continue install: MINOR catches pages
+ * already in the page cache but not mapped in this view, MISSING catches
+ * pages not in the page cache at all, which shmem would otherwise fill with
+ * zeroes silently. Either is resolved by writing the alias and CONTINUE.
+ */
+static int register_view(struct lm_region *r, unsigned i, bool sigbus)
+{
+	struct lm_view *v = &r->view[i];
+	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING;
+	int err;
+
+	if (r->install == LM_INSTALL_CONTINUE)
+		mode |= UFFDIO_REGISTER_MODE_MINOR;
+	v->sigbus = sigbus;
+	err = lm_uffd_open(features_for(r, sigbus), &v->uffd);
+	if (err)
+		return lm_error(err, "region '%s': userfaultfd with features "
+				"0x%llx: %s", r->name,
+				(unsigned long long)features_for(r, sigbus),
+				strerror(-err));
+	err = lm_uffd_register(v->uffd, v->addr, r->size, mode);
+	if (err)
+		return lm_error(err, "region '%s': UFFDIO_REGISTER of %s "
+				"view (%s): %s", r->name, i ? "VMM" : "main",
+				lm_backing_name(r->backing), strerror(-err));
+	return 0;
+}
+
+static int start_threads(struct lm_region *r, const struct lm_region_config *c)
+{
+	unsigned nh = c->handler_threads ? c->handler_threads : 1;
+	int err = 0;
+
+	if (c->delivery == LM_DELIVERY_HANDLER)
+		err = lm__handlers_start(r, 0, nh, c->handler_cpus);
+	else
+		err = lm__sigbus_register(r);
+	if (!err && c->vmm_view)
+		err = lm__handlers_start(r, 1, nh, NULL);
+	if (!err && c->background)
+		err = lm__background_start(r);
+	return err;
+}
+
+int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
+{
+	const char *name = c->name ? c->name : "region";
+	struct lm_region *r;
+	int err = check_config(c, name);
+
+	if (err)
+		return err;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return lm_error(-ENOMEM, "region '%s': out of memory", name);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->size = c->size;
+	r->page_size = lm_backing_page_size(c->backing);
+	r->page_shift = (unsigned)__builtin_ctzll(r->page_size);
+	r->nr_pages = r->size >> r->page_shift;
+	r->backing = c->backing;
+	r->install = c->install;
+	r->delivery = c->delivery;
+	r->src = c->source;
+	r->on_fail = c->on_fail;
+	r->on_fail_arg = c->on_fail_arg;
+	r->memfd = -1;
+	r->sigbus_slot = -1;
+	r->handlers.stop_fd = -1;
+	for (unsigned i = 0; i < LM_MAX_VIEWS; i++)
+		r->view[i].uffd = -1;
+	lm_staging_init(&r->staging, r->page_size);
+
+	err = lm_pagemap_init(&r->map, r->nr_pages);
+	if (err) {
+		lm_error(err, "region '%s': page-state map for %llu pages: %s",
+			 name, (unsigned long long)r->nr_pages, strerror(-err));
+		goto fail;
+	}
+	err = map_memory(r, c->vmm_view);
+	if (!err)
+		err = register_view(r, 0, c->delivery == LM_DELIVERY_SELF);
+	if (!err && c->vmm_view)
+		err = register_view(r, 1, false);
+	if (!err)
+		err = start_threads(r, c);
+	if (err)
+		goto fail;
+	*out = r;
+	return 0;
+fail:
+	lm_region_destroy(r);
+	return err;
+}
+
+void lm_region_destroy(struct lm_region *r)
+{
+	if (!r)
+		return;
+	lm__background_stop(r);
+	lm__handlers_stop(r);
+	lm__sigbus_unregister(r);
+	for (unsigned i = 0; i < LM_MAX_VIEWS; i++) {
+		if (r->view[i].uffd >= 0)
+			close(r->view[i].uffd);
+		if (r->view[i].addr)
+			munmap(r->view[i].addr, r->size);
+	}
+	if (r->alias)
+		munmap(r->alias, r->size);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	lm_pagemap_fini(&r->map);
+	lm_staging_fini(&r->staging);
+	free(r);
+}
+
+void *lm_region_addr(const struct lm_region *r) { return r->view[0].addr; }
+void *lm_region_vmm_addr(const struct lm_region *r)
+{
+	return r->nr_views > 1 ? r->view[1].addr : NULL;
+}
+void *lm_region_alias(const struct lm_region *r) { return r->alias; }
+int lm_region_memfd(const struct lm_region *r) { return r->memfd; }
+uint64_t lm_region_size(const struct lm_region *r) { return r->size; }
+uint64_t lm_region_page_size(const struct lm_region *r) { return r->page_size; }
+const char *lm_region_name(const struct lm_region *r) { return r->name; }
+
+uint64_t lm_region_pages_present(const struct lm_region *r)
+{
+	return atomic_load(&r->stats.pages_demand) +
+	       atomic_load(&r->stats.pages_background);
+}
+
+int lm_region_wait_complete(struct lm_region *r, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+			    : lm_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	while (!atomic_load(&r->complete)) {
+		uint64_t now = lm_now_ns();
+		struct timespec ts;
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (deadline != UINT64_MAX) {
+			ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
+			ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
+		}
+		lm_futex_wait(&r->complete, 0,
+			      deadline == UINT64_MAX ? NULL : &ts);
+	}
+	return atomic_load(&r->first_err);
+}
+
+int lm_region_error(const struct lm_region *r, uint64_t *off)
+{
+	int err = atomic_load(&r->first_err);
+
+	if (err && off)
+		*off = atomic_load(&r->first_err_off);
+	return err;
+}

@@ -1,0 +1,114 @@
+/*
+ * region_internal.h - the region object as the core sees it.
+ *
+ * A region has up to two registered views (mappings) of its memory:
+ * view 0 is the one handed to the user (and to KVM), view 1 is the hybrid
+ * mode's mapping for a VMM's own threads. Each view has a userfaultfd of
+ * its own because the blocking/SIGBUS choice is per userfaultfd. With the
+ * CONTINUE install there is also an unregistered alias where pages are
+ * written before they are mapped in place.
+ */
+#ifndef LAZYMEM_CORE_REGION_INTERNAL_H
+#define LAZYMEM_CORE_REGION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <lazymem/lazymem.h>
+#include "core/pagemap.h"
+#include "core/staging.h"
+
+#define LM_MAX_VIEWS 2
+#define LM_MAX_HANDLERS 64
+
+struct lm_view {
+	uint8_t *addr;
+	int uffd;
+	bool sigbus;		/* SIGBUS mode: no sleepers, no wake-ups */
+};
+
+struct lm_stats_live {
+	_Atomic uint64_t faults[LM_ORIGIN_COUNT];
+	_Atomic uint64_t faults_waited, faults_present;
+	_Atomic uint64_t pages_demand, pages_background, pages_zero;
+	_Atomic uint64_t pages_failed, bytes_read;
+	_Atomic uint64_t lat_count, lat_max_ns;
+	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
+};
+
+struct lm_handlers {
+	pthread_t thread[LM_MAX_HANDLERS];
+	unsigned nr;
+	int stop_fd;		/* eventfd: readable means exit */
+	unsigned view;		/* the blocking view they serve */
+};
+
+struct lm_background {
+	pthread_t thread;
+	bool running;
+	_Atomic bool stop;
+	void *batch;		/* COPY install: a run of pages is read here */
+	size_t batch_size;
+};
+
+struct lm_region {
+	char name[64];
+	uint64_t size, page_size, nr_pages;
+	unsigned page_shift;
+	enum lm_backing backing;
+	enum lm_install install;
+	enum lm_delivery delivery;
+	int memfd;
+	uint8_t *alias;
+	struct lm_view view[LM_MAX_VIEWS];
+	unsigned nr_views;
+	struct lm_source *src;
+	lm_fail_fn on_fail;
+	void *on_fail_arg;
+
+	struct lm_pagemap map;
+	struct lm_staging staging;
+	struct lm_handlers handlers;
+	struct lm_background bg;
+	struct lm_stats_live stats;
+
+	_Atomic uint64_t nr_done;	/* pages present or failed */
+	_Atomic uint32_t complete;	/* futex word: 1 when nr_done == nr */
+	_Atomic int first_err;
+	_Atomic uint64_t first_err_off;
+	/* Demand faults being resolved now; background fill backs off. */
+	_Atomic int demand_active;
+	int sigbus_slot;		/* index in the SIGBUS registry, or -1 */
+};
+
+/* fault.c: the fault path proper, used by every delivery. */
+int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
+		    enum lm_fault_origin origin, struct lm_fault *f,
+		    bool want_page);
+int lm__fault(struct lm_region *r, unsigned view, uint64_t off,
+	      enum lm_fault_origin origin);
+/* A run of pages installed at once (background fill); see fault.c. */
+void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
+		    uint32_t state, enum lm_fault_origin origin, bool zero);
+void lm__record_error(struct lm_region *r, uint64_t off, int err);
+/* Map [off, off+len) of the alias into every view (CONTINUE install). */
+int lm__continue_all(struct lm_region *r, uint64_t off, uint64_t len);
+
+/* handler.c */
+int lm__handlers_start(struct lm_region *r, unsigned view, unsigned n,
+		       const int *cpus);
+void lm__handlers_stop(struct lm_region *r);
+
+/* sigbus.c */
+int lm__sigbus_register(struct lm_region *r);
+void lm__sigbus_unregister(struct lm_region *r);
+
+/* background.c */
+int lm__background_start(struct lm_region *r);
+void lm__background_stop(struct lm_region *r);
+
+/* stats.c */
+void lm__stats_latency(struct lm_region *r, uint64_t ns);
+
+#endif
