@@ -104,10 +104,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 			continue;
 		base = (uintptr_t)r->view[0].addr;
 		if (a - base < r->size) {
-			int rc = lm__fault(r, 0, a - base, LM_ORIGIN_SIGBUS);
+			uint64_t off = (a - base) & ~(r->page_size - 1);
+			int rc = lm__fault(r, 0, off, LM_ORIGIN_SIGBUS);
 
 			if (rc < 0)
-				fail_access(r, a - base, rc);
+				fail_access(r, off, rc);
 			errno = saved_errno;
 			return;
 		}
