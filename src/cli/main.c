@@ -12,6 +12,10 @@
 static const struct cli_command commands[] = {
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
+	{ "vm", "run", cmd_vm_run,
+	  "boot a guest workload with lazily filled RAM on /dev/kvm" },
+	{ "bench", "paging", cmd_bench_paging,
+	  "guest demand-paging rate per delivery and vCPU count" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
