@@ -37,6 +37,8 @@ static void usage(FILE *f, const char *prog)
 		"  --iterations N       dirty passes, lockinc rounds (default 1)\n"
 		"  --stos-len SIZE      stos: bytes per vCPU (default 64k)\n"
 		"  --gen N              source content generation, >= 1 (default 1)\n"
+		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
+		"                       completed with immediate_exit), not the decoder\n"
 		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
 		"  --json               one JSON object on stdout\n"
 		"  -h, --help           this text\n",
@@ -69,7 +71,10 @@ static void print_text(const struct lm_vm_config *cfg,
 		printf("counter:  vCPU 0 counted %llu in %.3f s = %.0f/s while the others faulted\n",
 		       (unsigned long long)r->counter, r->counter_seconds,
 		       r->counter_seconds > 0 ? (double)r->counter / r->counter_seconds : 0.0);
-	printf("exits:    mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
+	printf("exits:    efault %llu (decoded %llu, emulated %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
+	       (unsigned long long)e->efault,
+	       (unsigned long long)(e->efault - e->efault_emulated),
+	       (unsigned long long)e->efault_emulated,
 	       (unsigned long long)e->mmio_fault, (unsigned long long)e->mmio_owned,
 	       (unsigned long long)e->mmio_present, (unsigned long long)e->mmio_extra,
 	       (unsigned long long)e->locked_rmw, (unsigned long long)e->memory_fault,
@@ -136,6 +141,8 @@ static void print_json(const struct lm_vm_config *cfg,
 		ADD(o, "counter", I64(r->counter));
 		ADD(o, "counter_seconds", json_object_new_double(r->counter_seconds));
 	}
+	ADD(ex, "efault", I64(e->efault));
+	ADD(ex, "efault_emulated", I64(e->efault_emulated));
 	ADD(ex, "mmio_in_ram", I64(e->mmio_fault));
 	ADD(ex, "mmio_fetched", I64(e->mmio_owned));
 	ADD(ex, "mmio_present", I64(e->mmio_present));
@@ -185,6 +192,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "stos-len", required_argument, NULL, 's' },
 		{ "gen", required_argument, NULL, 'G' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "emulate-faults", no_argument, NULL, 'E' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -266,6 +274,9 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'E':
+			cfg.emulate_faults = true;
 			break;
 		case 'h':
 			usage(stdout, argv[0]);

@@ -54,6 +54,10 @@ struct lm_vm_config {
 	uint64_t guest_page_size;	/* 4 KiB or 2 MiB guest page tables */
 	uint64_t gen;			/* source generation; 0 = zero source */
 	bool code_source;		/* pages begin with fetch code */
+	/* Resolve every bare -EFAULT by having KVM emulate the instruction
+	 * (MMIO-in-RAM exits, completed with immediate_exit) instead of
+	 * decoding it: slower, but it exercises that protocol. */
+	bool emulate_faults;
 };
 
 struct lm_vm_workload {
@@ -75,7 +79,8 @@ struct lm_vm_exits {
 	uint64_t locked_rmw;		/* completion ended in emulation failure */
 	uint64_t memory_fault;		/* KVM_EXIT_MEMORY_FAULT */
 	uint64_t fetch_fault;		/* emulation failure on a fetch */
-	uint64_t efault;		/* bare -EFAULT */
+	uint64_t efault;		/* bare -EFAULT (native access) */
+	uint64_t efault_emulated;	/* ... undecoded: KVM emulated it */
 	uint64_t spurious;		/* -EINTR / -EAGAIN with nothing to do */
 };
 
@@ -104,6 +109,7 @@ struct lm_vcpu {
 	int fd;
 	int cpu;			/* pinned CPU or -1 */
 	struct kvm_run *run;
+	bool sync_regs;			/* run->s.regs valid after each exit */
 	pthread_t thread;
 	bool started;
 	struct lm_mailbox *mb;		/* host view of its mailbox */
@@ -181,11 +187,17 @@ int pattern_source__create(uint64_t size, uint64_t gen, uint64_t stride,
 uint64_t pagetable__size(uint64_t ram_size, uint64_t guest_page_size);
 void pagetable__build(uint8_t *reserved, uint64_t ram_size,
 		      uint64_t guest_page_size, uint64_t reserved_size);
+/* Guest-linear to guest-physical through the tables built above (the
+ * guest never changes CR3), without an ioctl. 0 or -EFAULT. */
+int pagetable__walk(const uint8_t *reserved, uint64_t reserved_size,
+		    uint64_t la, uint64_t *gpa);
 
 /* vcpu.c */
 int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id);
 void vcpu__destroy(struct lm_vcpu *v);
 int vcpu__reset(struct lm_vcpu *v);
+/* One exit of KVM_RUN (err: its errno or 0): 0 re-enter, 1 done, -errno. */
+int vcpu__exit(struct lm_vcpu *v, int err);
 void *vcpu__thread(void *arg);
 int vcpu__fail(struct lm_vcpu *v, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

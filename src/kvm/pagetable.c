@@ -12,6 +12,7 @@
  * touches lazily filled memory. A and D are preset so the walk never has to
  * write them back.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "kvm/kvm.h"
@@ -84,4 +85,29 @@ void pagetable__build(uint8_t *reserved, uint64_t ram_size,
 				pt[k] = (base + k * 4096) | LEAF;
 		}
 	}
+}
+
+int pagetable__walk(const uint8_t *reserved, uint64_t reserved_size,
+		    uint64_t la, uint64_t *gpa)
+{
+	uint64_t table = LM_GPA_PGTABLE;
+
+	for (int level = 4; level >= 1; level--) {
+		unsigned shift = 12 + 9 * (unsigned)(level - 1);
+		uint64_t e;
+
+		if (table + 4096 > reserved_size)
+			return -EFAULT;
+		memcpy(&e, reserved + table + ((la >> shift) & 511) * 8, 8);
+		if (!(e & PTE_P))
+			return -EFAULT;
+		if (level == 1 || (level <= 3 && (e & PTE_PS))) {
+			uint64_t mask = (1ULL << shift) - 1;
+
+			*gpa = (e & 0x000ffffffffff000ULL & ~mask) | (la & mask);
+			return 0;
+		}
+		table = e & 0x000ffffffffff000ULL;
+	}
+	return -EFAULT;
 }

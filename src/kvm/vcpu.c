@@ -76,6 +76,14 @@ int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id)
 		return lm_vm_error(-errno, "vcpu %u: mmap kvm_run: %s", id,
 				   strerror(errno));
 	v->run = run;
+	/* Have KVM store the registers into kvm_run on every exit: the
+	 * -EFAULT path needs them, and a KVM_GET_REGS costs a full
+	 * vcpu_load/put on this nested host (MSR reads that trap). */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) &
+	    KVM_SYNC_X86_REGS) {
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+		v->sync_regs = true;
+	}
 	v->mb = (struct lm_mailbox *)(vm->reserved + LM_GPA_MAILBOX +
 				      (uint64_t)id * 4096);
 	return vcpu__set_cpuid(v);
@@ -202,7 +210,7 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 }
 
 /* One exit: 0 to re-enter, 1 when the guest is done, -errno to stop. */
-static int vcpu__exit(struct lm_vcpu *v, int err)
+int vcpu__exit(struct lm_vcpu *v, int err)
 {
 	struct kvm_run *run = v->run;
 
