@@ -58,6 +58,9 @@ struct lm_vm_config {
 	 * (MMIO-in-RAM exits, completed with immediate_exit) instead of
 	 * decoding it: slower, but it exercises that protocol. */
 	bool emulate_faults;
+	/* Test aid: the source fails reads of the page at this RAM offset. */
+	bool fail_page;
+	uint64_t fail_off;
 };
 
 struct lm_vm_workload {
@@ -132,6 +135,7 @@ struct lm_vm_ram {
 	int memfd;			/* limit with memfd/hugetlb backing */
 	struct lm_region *region;	/* NULL for limit */
 	struct lm_source *source;
+	struct lm_source *failing;	/* wraps source when fail_page */
 };
 
 struct lm_vm {

@@ -102,6 +102,14 @@ int ram__create(struct lm_vm *vm)
 	rc.size = ram->size;
 	rc.backing = cfg->backing;
 	rc.source = ram->source;
+	if (cfg->fail_page) {
+		err = lm_source_failing_create(ram->source, cfg->fail_off, -EIO,
+					       &ram->failing);
+		if (err)
+			return lm_vm_error(err, "failing source: %s",
+					   lm_last_error());
+		rc.source = ram->failing;
+	}
 	rc.handler_threads = vm->nr_handlers;
 	if (cfg->placement != LM_PLACE_ANY)
 		rc.handler_cpus = vm->handler_cpus;
@@ -151,6 +159,10 @@ void ram__destroy(struct lm_vm_ram *ram)
 		munmap(ram->host, ram->size);
 	}
 	ram->host = ram->vmm_view = NULL;
+	if (ram->failing) {
+		lm_source_destroy(ram->failing);
+		ram->failing = NULL;
+	}
 	if (ram->source) {
 		lm_source_destroy(ram->source);
 		ram->source = NULL;

@@ -208,9 +208,12 @@ int x86_insn_accesses(const uint8_t *b, size_t avail,
 	reg = (b[i] >> 3) & 7;
 	rm = b[i] & 7;
 	i++;
-	if (mod == 3) {
-		out->len = i;
-		return 0;		/* register operand */
+	if (mod == 3) {			/* register operand */
+		out->len = i + (two ? (unsigned)op2_imm(op)
+				    : (unsigned)op1_imm(op, reg, osz16));
+		if (!two && op == 0xff && (reg == 2 || reg == 6))
+			add_access(out, r->rsp - 8, 8);	/* call, push */
+		return (int)out->n;
 	}
 	if (rm == 4) {			/* SIB */
 		unsigned scale, idx, base;
