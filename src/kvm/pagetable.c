@@ -47,7 +47,7 @@ static uint64_t *pt__alloc(struct pt_alloc *a, uint64_t *gpa)
 {
 	*gpa = a->next;
 	a->next += 4096;
-	return (uint64_t *)(a->reserved + *gpa);
+	return (uint64_t *)(void *)(a->reserved + *gpa);
 }
 
 void pagetable__build(uint8_t *reserved, uint64_t ram_size,

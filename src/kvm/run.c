@@ -147,7 +147,7 @@ static void run__host_check(struct lm_vm *vm, struct lm_vm_result *res)
 	for (uint64_t i = 0; i < pages; i += step) {
 		uint64_t off = i * psz + psz - 8;
 		const volatile uint64_t *w =
-			(const volatile uint64_t *)((uint8_t *)vm->ram.vmm_view + off);
+			(const volatile uint64_t *)(void *)((uint8_t *)vm->ram.vmm_view + off);
 
 		if (vm->wl.kind == LM_WL_STOS &&
 		    off % slice < (vm->wl.stos_len & ~7ULL))

@@ -84,7 +84,7 @@ int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id)
 		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 		v->sync_regs = true;
 	}
-	v->mb = (struct lm_mailbox *)(vm->reserved + LM_GPA_MAILBOX +
+	v->mb = (struct lm_mailbox *)(void *)(vm->reserved + LM_GPA_MAILBOX +
 				      (uint64_t)id * 4096);
 	return vcpu__set_cpuid(v);
 }

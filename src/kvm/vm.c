@@ -154,7 +154,7 @@ static int vm__set_slot(struct lm_vm *vm, unsigned slot, uint64_t gpa,
  */
 static void vm__build_gdt(struct lm_vm *vm)
 {
-	uint64_t *gdt = (uint64_t *)(vm->reserved + LM_GPA_GDT);
+	uint64_t *gdt = (uint64_t *)(void *)(vm->reserved + LM_GPA_GDT);
 	uint64_t tss = LM_GPA_TSS, lim = 0x68 + LM_PORT_CALL / 8 + 2;
 	uint8_t *t = vm->reserved + LM_GPA_TSS;
 
