@@ -62,6 +62,7 @@ struct paging_config {
 	bool want[LM_VM_DELIVERY_COUNT];
 	int repeat;
 	bool json;
+	const char *json_out;	/* also write the JSON here */
 	unsigned ncpus;
 };
 
@@ -154,8 +155,9 @@ static void usage(FILE *f, const char *prog)
 		"  --guest-pages SIZE    guest page tables: 4k or 2m (default 4k)\n"
 		"  --backing KIND        anon, memfd or hugetlb for every delivery\n"
 		"                        (default: anon, memfd where shared memory is needed)\n"
-		"  --repeat N            runs per point, the median is reported (default 1)\n"
+		"  --repeat N            runs per point, the median is reported (default 3)\n"
 		"  --json                the results as JSON on stdout\n"
+		"  --json-out FILE       print the table, and write the JSON to FILE\n"
 		"  -h, --help            this text\n",
 		prog);
 }
@@ -195,6 +197,7 @@ static int parse_args(int argc, char **argv, struct paging_config *c)
 		{ "backing", required_argument, NULL, 'b' },
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "json-out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -243,6 +246,9 @@ static int parse_args(int argc, char **argv, struct paging_config *c)
 			break;
 		case 'j':
 			c->json = true;
+			break;
+		case 'o':
+			c->json_out = optarg;
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
@@ -372,7 +378,7 @@ static void print_table(const struct paging_config *c,
 	}
 }
 
-static void print_json(const struct paging_config *c,
+static void print_json(FILE *f, const struct paging_config *c,
 		       struct result res[][NCONT])
 {
 	json_object *root = json_object_new_object();
@@ -421,7 +427,7 @@ static void print_json(const struct paging_config *c,
 		}
 	}
 	json_object_object_add(root, "results", arr);
-	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+	fprintf(f, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 }
 
@@ -430,7 +436,7 @@ int cmd_bench_paging(int argc, char **argv)
 	struct paging_config c = {
 		.vcpus = { 1, 2, 4, 8, 16 }, .ncounts = 5,
 		.mem_per_vcpu = 32ULL << 20, .guest_page_size = 4096,
-		.repeat = 1,
+		.repeat = 3,
 	};
 	struct result (*res)[NCONT];
 	bool progress = cli_progress_enabled(), all_ok = true;
@@ -470,9 +476,20 @@ int cmd_bench_paging(int argc, char **argv)
 	if (progress)
 		fputs("\r\033[K", stderr);
 	if (c.json)
-		print_json(&c, res);
+		print_json(stdout, &c, res);
 	else
 		print_table(&c, res);
+	if (c.json_out) {
+		FILE *f = fopen(c.json_out, "w");
+
+		if (!f) {
+			free(res);
+			return cli_fail("bench paging: --json-out '%s': %s",
+					c.json_out, strerror(errno));
+		}
+		print_json(f, &c, res);
+		fclose(f);
+	}
 	free(res);
 	return all_ok ? 0 : 1;
 }

@@ -180,6 +180,41 @@ static void test_unexpected_exit(void **s)
 	print_message("expected failure: %s\n", lm_vm_last_error());
 }
 
+/* The floor under every exit: empty calls all come back, in order. */
+static void test_ping(void **s)
+{
+	struct lm_vm_config c;
+	struct lm_vm_workload wl = t_workload(LM_WL_PING);
+	struct lm_vm_result r;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	c = t_vm_config(LM_VM_EXIT, 2, MEM);
+	wl.iterations = 1000;
+	t_vm_run(&c, &wl, &r);
+	LM_ASSERT(r.exits.io == 2 * (1000 + 3), "every call exited: %llu",
+		  (unsigned long long)r.exits.io);
+	LM_ASSERT(r.stats.faults[LM_ORIGIN_VCPU] == 0, "and no vCPU touched RAM");
+}
+
+/* Fault-around installs ahead of the faulting page: fewer exits. */
+static void test_fault_around(void **s)
+{
+	struct lm_vm_config c;
+	struct lm_vm_workload wl = t_workload(LM_WL_TOUCH);
+	struct lm_vm_result r;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	c = t_vm_config(LM_VM_EXIT, 1, MEM);
+	c.fault_around = 8;
+	t_vm_run(&c, &wl, &r);
+	LM_ASSERT(r.exits.efault == PAGES / 8 && r.exits.fault_around == PAGES - PAGES / 8,
+		  "one exit per 8 pages: %llu exits, %llu ahead",
+		  (unsigned long long)r.exits.efault,
+		  (unsigned long long)r.exits.fault_around);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +226,8 @@ int main(void)
 		cmocka_unit_test(test_handler_placement),
 		cmocka_unit_test(test_source_failure),
 		cmocka_unit_test(test_unexpected_exit),
+		cmocka_unit_test(test_ping),
+		cmocka_unit_test(test_fault_around),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

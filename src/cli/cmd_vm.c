@@ -25,7 +25,7 @@ static void usage(FILE *f, const char *prog)
 		"  --mem SIZE           guest RAM (default 256M)\n"
 		"  --vcpus N            vCPUs, 1..%d (default 1)\n"
 		"  --workload NAME      touch, random, counter, dirty, verify, lockinc,\n"
-		"                       stos, fetch (default touch)\n"
+		"                       stos, fetch, ping (default touch)\n"
 		"  --access read|write  touch and random: access kind (default write)\n"
 		"  --delivery NAME      limit, handler, minor, exit, hybrid (default exit)\n"
 		"  --backing KIND       anon, memfd, hugetlb (default anon; memfd for\n"
@@ -34,11 +34,13 @@ static void usage(FILE *f, const char *prog)
 		"  --placement WHERE    handler threads: any, same-cpu, other-cpu\n"
 		"                       (default any; same/other pin the vCPUs too)\n"
 		"  --pin                pin vCPU i to CPU i mod ncpus\n"
-		"  --iterations N       dirty passes, lockinc rounds (default 1)\n"
+		"  --iterations N       dirty passes, lockinc rounds, ping calls (default 1)\n"
 		"  --stos-len SIZE      stos: bytes per vCPU (default 64k)\n"
 		"  --gen N              source content generation, >= 1 (default 1)\n"
 		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
 		"                       completed with immediate_exit), not the decoder\n"
+		"  --fault-around N     experiment: each decoded fault exit also installs\n"
+		"                       the next N-1 pages (default off)\n"
 		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
 		"  --json               one JSON object on stdout\n"
 		"  -h, --help           this text\n",
@@ -71,10 +73,11 @@ static void print_text(const struct lm_vm_config *cfg,
 		printf("counter:  vCPU 0 counted %llu in %.3f s = %.0f/s while the others faulted\n",
 		       (unsigned long long)r->counter, r->counter_seconds,
 		       r->counter_seconds > 0 ? (double)r->counter / r->counter_seconds : 0.0);
-	printf("exits:    efault %llu (decoded %llu, emulated %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
+	printf("exits:    efault %llu (decoded %llu, emulated %llu, pages installed ahead %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
 	       (unsigned long long)e->efault,
 	       (unsigned long long)(e->efault - e->efault_emulated),
 	       (unsigned long long)e->efault_emulated,
+	       (unsigned long long)e->fault_around,
 	       (unsigned long long)e->mmio_fault, (unsigned long long)e->mmio_owned,
 	       (unsigned long long)e->mmio_present, (unsigned long long)e->mmio_extra,
 	       (unsigned long long)e->locked_rmw, (unsigned long long)e->memory_fault,
@@ -143,6 +146,7 @@ static void print_json(const struct lm_vm_config *cfg,
 	}
 	ADD(ex, "efault", I64(e->efault));
 	ADD(ex, "efault_emulated", I64(e->efault_emulated));
+	ADD(ex, "fault_around", I64(e->fault_around));
 	ADD(ex, "mmio_in_ram", I64(e->mmio_fault));
 	ADD(ex, "mmio_fetched", I64(e->mmio_owned));
 	ADD(ex, "mmio_present", I64(e->mmio_present));
@@ -193,6 +197,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "gen", required_argument, NULL, 'G' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "emulate-faults", no_argument, NULL, 'E' },
+		{ "fault-around", required_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -226,7 +231,7 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'w':
 			if (lm_workload_parse(optarg, &wl.kind))
-				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos or fetch", optarg);
+				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch or ping", optarg);
 			break;
 		case 'a':
 			if (strcmp(optarg, "read") && strcmp(optarg, "write"))
@@ -277,6 +282,11 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'E':
 			cfg.emulate_faults = true;
+			break;
+		case 'F':
+			if (vm_opt_uint(optarg, 1, 512, &val))
+				return cli_usage_error("--fault-around '%s': expected pages from 1 to 512", optarg);
+			cfg.fault_around = (unsigned)val;
 			break;
 		case 'h':
 			usage(stdout, argv[0]);

@@ -39,6 +39,7 @@ enum lm_guest_call {
 	LM_CALL_MARK = 2,	/* measured part finished */
 	LM_CALL_DONE = 3,	/* all finished, results in the mailbox */
 	LM_CALL_FAIL = 4,	/* unrecoverable: fail_* fields say why */
+	LM_CALL_PING = 5,	/* nothing: measures one exit round trip */
 };
 
 enum lm_workload {
@@ -50,6 +51,7 @@ enum lm_workload {
 	LM_WL_LOCKINC,		/* every vCPU lock-increments every page */
 	LM_WL_STOS,		/* rep stosb over the start of the slice */
 	LM_WL_FETCH,		/* call code that lives in lazy RAM */
+	LM_WL_PING,		/* iterations empty calls to the VMM */
 };
 
 /* Mailbox: one 4 KiB page per vCPU at LM_GPA_MAILBOX + vcpu * 4096. */

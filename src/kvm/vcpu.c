@@ -194,6 +194,8 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 			vm->vcpus[0].mb->stop = 1;
 		return 0;
 	}
+	case LM_CALL_PING:
+		return 0;
 	case LM_CALL_DONE:
 		v->t_done_ns = lm_now_ns();
 		v->done = true;

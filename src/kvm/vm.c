@@ -84,7 +84,7 @@ static const char *const workload_names[] = {
 	[LM_WL_TOUCH] = "touch", [LM_WL_RANDOM] = "random",
 	[LM_WL_COUNTER] = "counter", [LM_WL_DIRTY] = "dirty",
 	[LM_WL_VERIFY] = "verify", [LM_WL_LOCKINC] = "lockinc",
-	[LM_WL_STOS] = "stos", [LM_WL_FETCH] = "fetch",
+	[LM_WL_STOS] = "stos", [LM_WL_FETCH] = "fetch", [LM_WL_PING] = "ping",
 };
 #define NR_WORKLOAD_NAMES (sizeof(workload_names) / sizeof(workload_names[0]))
 
