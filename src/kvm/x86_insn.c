@@ -144,6 +144,8 @@ int x86_insn_accesses(const uint8_t *b, size_t avail,
 	if (i >= avail)
 		return -1;
 	op = b[i++];
+	if (op == 0xc4 || op == 0xc5 || op == 0x62)
+		return -1;	/* VEX / EVEX: not decoded here */
 	/* An upper bound is enough: it only decides whether the access
 	 * may spill into the next page. */
 	size = 8;
