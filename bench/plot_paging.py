@@ -40,8 +40,11 @@ for i, name in enumerate(names):
     with open(path, 'w') as f:
         for v, rate in sorted(series[name]):
             f.write('%d %f\n' % (v, rate))
-    plots.append("'%s' using 1:2 with linespoints lw 2 pt %d title '%s'" %
-                 (path, 7 + i, name))
+    colors = {'limit': '#000000', 'handler same-cpu': '#d62728',
+              'handler other-cpu': '#ff9896', 'minor': '#9467bd',
+              'exit': '#1f77b4', 'hybrid': '#2ca02c'}
+    plots.append("'%s' using 1:2 with linespoints lw 2 ps 1.3 pt %d lc rgb '%s' title '%s'" %
+                 (path, 5 + i, colors.get(name, '#7f7f7f'), name))
 
 term = 'svg size 900,560' if out.endswith('.svg') else \
        'pngcairo size 900,560' if 'pngcairo' in subprocess.run(
@@ -58,6 +61,7 @@ script = '\n'.join([
     cfg['host_cpus'],
     "set ylabel 'guest pages/s (log)'",
     'set logscale xy 2',
+    'set xrange [%f:%f]' % (min(vcpus) / 1.25, max(vcpus) * 1.25),
     'set xtics (%s)' % ', '.join('"%d" %d' % (v, v) for v in vcpus),
     'set format y "%.0s%c"',
     'set key outside right',
