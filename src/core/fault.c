@@ -221,10 +221,12 @@ void lm_fault_fail(struct lm_region *r, struct lm_fault *f, int err)
 		lm_staging_put(&r->staging, f->slot);
 		f->slot = -1;
 	}
-	poison_all(r, f->off);
+	/* Record before poisoning: the poison wakes the faulting thread,
+	 * which may ask lm_region_error() at once. */
 	lm__record_error(r, f->off, err);
 	count(&r->stats.pages_failed, 1);
 	lm_pagemap_publish(&r->map, f->off >> r->page_shift, LM_PS_FAILED);
+	poison_all(r, f->off);
 	demand_end(r, f);
 	note_done(r, 1);
 }
