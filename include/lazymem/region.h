@@ -63,6 +63,9 @@ typedef void (*lm_fail_fn)(struct lm_region *r, uint64_t off, int err,
 struct lm_region_config {
 	const char *name;		/* for messages and statistics */
 	uint64_t size;			/* bytes, a multiple of the page size */
+	/* 0: the backing's own. Otherwise it must equal it (a caller that
+	 * expects 2 MiB pages on a 4 KiB backing is refused, not surprised). */
+	uint64_t page_size;
 	enum lm_backing backing;
 	enum lm_install install;
 	enum lm_delivery delivery;

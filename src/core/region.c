@@ -55,6 +55,12 @@ static int check_config(const struct lm_region_config *c, const char *name)
 	    (unsigned)c->delivery > LM_DELIVERY_SELF)
 		return lm_error(-EINVAL, "region '%s': unknown backing, "
 				"install or delivery value", name);
+	if (c->page_size && c->page_size != ps)
+		return lm_error(-EINVAL, "region '%s': page size %llu does not "
+				"match the %s backing's page size %llu", name,
+				(unsigned long long)c->page_size,
+				lm_backing_name(c->backing),
+				(unsigned long long)ps);
 	if (c->size == 0 || c->size % ps)
 		return lm_error(-EINVAL, "region '%s': size %llu is not a "
 				"positive multiple of the %s page size %llu",
