@@ -78,6 +78,15 @@ struct lm_region_config {
 	 */
 	bool vmm_view;
 	bool background;		/* stream every missing page in */
+	/*
+	 * Fault-around: a demand fault also claims up to this many pages in
+	 * all (itself included) that follow it and are still missing, and
+	 * installs them with the same source read and the same ioctl. 0 or 1
+	 * is off. It pays where access is sequential and each fault is dear
+	 * (a signal, a vCPU exit); it wastes reads where access is random.
+	 * At most 64 pages and 4 MiB.
+	 */
+	unsigned fault_around;
 	struct lm_source *source;	/* borrowed; size >= region size */
 	lm_fail_fn on_fail;
 	void *on_fail_arg;

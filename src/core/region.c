@@ -85,6 +85,11 @@ static int check_config(const struct lm_region_config *c, const char *name)
 		return lm_error(-EINVAL, "region '%s': a VMM view (hybrid) "
 				"needs the continue install and self "
 				"delivery", name);
+	if (c->fault_around > 64 || (uint64_t)c->fault_around * ps > (4u << 20))
+		return lm_error(-EINVAL, "region '%s': fault-around of %u "
+				"pages of %llu bytes; at most 64 pages and "
+				"4 MiB", name, c->fault_around,
+				(unsigned long long)ps);
 	if (c->handler_threads > LM_MAX_HANDLERS)
 		return lm_error(-EINVAL, "region '%s': %u handler threads, "
 				"at most %d", name, c->handler_threads,
@@ -230,6 +235,7 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 	r->page_size = lm_backing_page_size(c->backing);
 	r->page_shift = (unsigned)__builtin_ctzll(r->page_size);
 	r->nr_pages = r->size >> r->page_shift;
+	r->fault_around = c->fault_around > 1 ? c->fault_around : 1;
 	r->backing = c->backing;
 	r->install = c->install;
 	r->delivery = c->delivery;
@@ -241,7 +247,7 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 	r->handlers.stop_fd = -1;
 	for (unsigned i = 0; i < LM_MAX_VIEWS; i++)
 		r->view[i].uffd = -1;
-	lm_staging_init(&r->staging, r->page_size);
+	lm_staging_init(&r->staging, r->page_size * r->fault_around);
 
 	err = lm_pagemap_init(&r->map, r->nr_pages);
 	if (err) {
@@ -301,6 +307,7 @@ const char *lm_region_name(const struct lm_region *r) { return r->name; }
 uint64_t lm_region_pages_present(const struct lm_region *r)
 {
 	return atomic_load(&r->stats.pages_demand) +
+	       atomic_load(&r->stats.pages_around) +
 	       atomic_load(&r->stats.pages_background);
 }
 
