@@ -12,6 +12,10 @@
 static const struct cli_command commands[] = {
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
+	{ "snapshot", "inspect", cmd_snapshot_inspect,
+	  "print a snapshot's layout, vCPU and workload state" },
+	{ "snapshot", "verify", cmd_snapshot_verify,
+	  "check every page of a snapshot against its hash" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
