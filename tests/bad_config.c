@@ -33,6 +33,10 @@ static void test_unaligned_size(void **s)
 	c.backing = LM_BACKING_HUGETLB;
 	c.size = 3 << 20;
 	expect_refused(&c, "hugetlb page size 2097152");
+	c.size = 4 << 20;
+	c.page_size = 4096;
+	expect_refused(&c, "page size 4096 does not match the hugetlb "
+		       "backing's page size 2097152");
 	lm_source_destroy(src);
 }
 

@@ -48,7 +48,7 @@ static void *touch(void *arg)
 	return NULL;
 }
 
-static void run(enum lm_delivery d)
+static void run(enum lm_delivery d, unsigned around)
 {
 	static struct counting_source src;
 	struct lm_region *r;
@@ -63,6 +63,7 @@ static void run(enum lm_delivery d)
 		.name = "once", .size = PAGES * 4096ull,
 		.backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY,
 		.delivery = d, .handler_threads = 4, .source = &src.base,
+		.fault_around = around,
 	};
 	LM_OK(lm_region_create(&rc, &r));
 	for (unsigned i = 0; i < THREADS; i++) {
@@ -79,19 +80,25 @@ static void run(enum lm_delivery d)
 	LM_ASSERT(t_check(lm_region_addr(r), PAGES * 4096ull, 3) == -1,
 		  "content");
 	lm_region_stats(r, &st);
-	LM_ASSERT(st.pages_demand == PAGES, "pages_demand %llu",
-		  (unsigned long long)st.pages_demand);
+	LM_ASSERT(st.pages_demand + st.pages_around == PAGES,
+		  "pages_demand %llu + around %llu",
+		  (unsigned long long)st.pages_demand,
+		  (unsigned long long)st.pages_around);
 	lm_region_destroy(r);
 }
 
-static void test_self(void **s) { (void)s; LM_REQUIRE_UFFD(); run(LM_DELIVERY_SELF); }
-static void test_handler(void **s) { (void)s; LM_REQUIRE_UFFD(); run(LM_DELIVERY_HANDLER); }
+static void test_self(void **s) { (void)s; LM_REQUIRE_UFFD(); run(LM_DELIVERY_SELF, 0); }
+static void test_handler(void **s) { (void)s; LM_REQUIRE_UFFD(); run(LM_DELIVERY_HANDLER, 0); }
+static void test_self_around(void **s) { (void)s; LM_REQUIRE_UFFD(); run(LM_DELIVERY_SELF, 16); }
+static void test_handler_around(void **s) { (void)s; LM_REQUIRE_UFFD(); run(LM_DELIVERY_HANDLER, 7); }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_self),
 		cmocka_unit_test(test_handler),
+		cmocka_unit_test(test_self_around),
+		cmocka_unit_test(test_handler_around),
 	};
 
 	return cmocka_run_group_tests_name("exactly_once", tests, NULL, NULL);

@@ -40,6 +40,8 @@ static void on_alarm(int sig)
 	_exit(3);
 }
 
+static unsigned around;		/* fault-around of the next region */
+
 static void make(enum lm_delivery d, enum lm_backing b, enum lm_install i,
 		 bool background, struct lm_source **inner,
 		 struct lm_source **src, struct lm_region **r)
@@ -49,7 +51,7 @@ static void make(enum lm_delivery d, enum lm_backing b, enum lm_install i,
 	struct lm_region_config rc = {
 		.name = "failing", .size = SIZE, .backing = b, .install = i,
 		.delivery = d, .source = *src, .background = background,
-		.on_fail = on_fail,
+		.on_fail = on_fail, .fault_around = around,
 	};
 	LM_OK(lm_region_create(&rc, r));
 }
@@ -148,6 +150,44 @@ static void test_self_memfd_continue(void **s)
 	run(LM_DELIVERY_SELF, LM_BACKING_MEMFD, LM_INSTALL_CONTINUE, 2);
 }
 
+/* A fault whose fault-around run covers the bad page still gets its own
+ * page; only an access to the bad page itself fails. */
+static void run_around(enum lm_delivery d, int expect)
+{
+	struct lm_source *inner, *src;
+	struct lm_region *r;
+	volatile uint8_t *p;
+
+	install_sigbus();
+	around = 8;
+	make(d, LM_BACKING_ANON, LM_INSTALL_COPY, false, &inner, &src, &r);
+	around = 0;
+	p = lm_region_addr(r);
+	(void)p[BAD_OFF - 3 * 4096];		/* run covers BAD_OFF */
+	LM_ASSERT(lm_region_error(r, NULL) == 0,
+		  "a neighbour's read error is not this page's");
+	(void)p[BAD_OFF - 2 * 4096];
+	check_access_fails(r, expect);
+	lm_region_destroy(r);
+	lm_source_destroy(src);
+	lm_source_destroy(inner);
+	signal(SIGBUS, SIG_DFL);
+}
+
+static void test_around_self(void **s)
+{
+	(void)s;
+	LM_REQUIRE_UFFD();
+	run_around(LM_DELIVERY_SELF, 2);
+}
+
+static void test_around_handler(void **s)
+{
+	(void)s;
+	LM_REQUIRE_UFFD();
+	run_around(LM_DELIVERY_HANDLER, 1);
+}
+
 /* Background fill meets the bad page first: it is recorded, the region
  * still completes, and a later access fails at once instead of retrying. */
 static void test_background(void **s)
@@ -184,6 +224,8 @@ int main(void)
 		cmocka_unit_test(test_self_anon),
 		cmocka_unit_test(test_self_memfd_continue),
 		cmocka_unit_test(test_background),
+		cmocka_unit_test(test_around_self),
+		cmocka_unit_test(test_around_handler),
 	};
 
 	return cmocka_run_group_tests_name("failure", tests, NULL, NULL);

@@ -17,6 +17,7 @@ struct combo {
 	enum lm_install install;
 	enum lm_delivery delivery;
 	bool file;		/* file source with holes, else memory */
+	unsigned around;	/* fault-around pages */
 };
 
 struct toucher {
@@ -96,6 +97,7 @@ static void run_combo(const struct combo *c)
 		.name = "content", .size = size, .backing = c->backing,
 		.install = c->install, .delivery = c->delivery,
 		.handler_threads = 2, .source = src,
+		.fault_around = c->around,
 	};
 	LM_OK(lm_region_create(&rc, &r));
 
@@ -116,12 +118,16 @@ static void run_combo(const struct combo *c)
 			  "page at offset 0x%llx differs from its source",
 			  (unsigned long long)off);
 	lm_region_stats(r, &st);
-	LM_ASSERT(st.pages_demand == size / ps, "pages_demand %llu of %llu",
+	LM_ASSERT(st.pages_demand + st.pages_around == size / ps,
+		  "pages_demand %llu + around %llu of %llu",
 		  (unsigned long long)st.pages_demand,
+		  (unsigned long long)st.pages_around,
 		  (unsigned long long)(size / ps));
+	if (c->around <= 1)
+		LM_ASSERT(st.pages_around == 0, "no fault-around");
 	LM_ASSERT(st.bytes_read <= size, "bytes_read %llu > size",
 		  (unsigned long long)st.bytes_read);
-	if (c->file)
+	if (c->file && c->around <= 1)	/* around: only all-hole runs */
 		LM_ASSERT(st.pages_zero == (size / ps + 4) / 8,
 			  "holes installed as zero pages: %llu",
 			  (unsigned long long)st.pages_zero);
@@ -144,7 +150,9 @@ static void test_combo(void **state)
 }
 
 #define C(b, i, d, f)                                                        \
-	{ LM_BACKING_##b, LM_INSTALL_##i, LM_DELIVERY_##d, f }
+	{ LM_BACKING_##b, LM_INSTALL_##i, LM_DELIVERY_##d, f, 0 }
+#define CA(b, i, d, f, a)                                                    \
+	{ LM_BACKING_##b, LM_INSTALL_##i, LM_DELIVERY_##d, f, a }
 static struct combo combos[] = {
 	C(ANON, COPY, HANDLER, false),     C(ANON, COPY, SELF, false),
 	C(ANON, COPY, HANDLER, true),      C(ANON, COPY, SELF, true),
@@ -154,6 +162,10 @@ static struct combo combos[] = {
 	C(HUGETLB, COPY, HANDLER, false),  C(HUGETLB, COPY, SELF, true),
 	C(HUGETLB, CONTINUE, HANDLER, true),
 	C(HUGETLB, CONTINUE, SELF, false),
+	CA(ANON, COPY, SELF, true, 16),    CA(ANON, COPY, HANDLER, false, 8),
+	CA(MEMFD, CONTINUE, SELF, true, 16),
+	CA(MEMFD, CONTINUE, HANDLER, false, 5),
+	CA(HUGETLB, COPY, SELF, true, 2),
 };
 
 int main(void)
@@ -161,14 +173,14 @@ int main(void)
 	struct CMUnitTest tests[sizeof(combos) / sizeof(combos[0])];
 
 	for (size_t i = 0; i < sizeof(combos) / sizeof(combos[0]); i++) {
-		static char names[16][64];
+		static char names[32][64];
 		struct combo *c = &combos[i];
 
-		snprintf(names[i], sizeof(names[i]), "%s/%s/%s/%s",
+		snprintf(names[i], sizeof(names[i]), "%s/%s/%s/%s/around%u",
 			 lm_backing_name(c->backing),
 			 lm_install_name(c->install),
 			 lm_delivery_name(c->delivery),
-			 c->file ? "file" : "memory");
+			 c->file ? "file" : "memory", c->around);
 		tests[i] = (struct CMUnitTest){
 			.name = names[i], .test_func = test_combo,
 			.initial_state = c,

@@ -46,6 +46,7 @@ struct lm_fault {
 	/* The fields below are the core's own; callers leave them alone. */
 	int slot;		/* staging slot, -1 when page is the alias */
 	unsigned view;		/* which registered mapping faulted */
+	unsigned npages;	/* page plus the fault-around pages after it */
 };
 
 /* 1: caller owns the page (commit or fail it); 0: present; -errno. */

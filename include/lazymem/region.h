@@ -63,6 +63,9 @@ typedef void (*lm_fail_fn)(struct lm_region *r, uint64_t off, int err,
 struct lm_region_config {
 	const char *name;		/* for messages and statistics */
 	uint64_t size;			/* bytes, a multiple of the page size */
+	/* 0: the backing's own. Otherwise it must equal it (a caller that
+	 * expects 2 MiB pages on a 4 KiB backing is refused, not surprised). */
+	uint64_t page_size;
 	enum lm_backing backing;
 	enum lm_install install;
 	enum lm_delivery delivery;
@@ -75,6 +78,15 @@ struct lm_region_config {
 	 */
 	bool vmm_view;
 	bool background;		/* stream every missing page in */
+	/*
+	 * Fault-around: a demand fault also claims up to this many pages in
+	 * all (itself included) that follow it and are still missing, and
+	 * installs them with the same source read and the same ioctl. 0 or 1
+	 * is off. It pays where access is sequential and each fault is dear
+	 * (a signal, a vCPU exit); it wastes reads where access is random.
+	 * At most 64 pages and 4 MiB.
+	 */
+	unsigned fault_around;
 	struct lm_source *source;	/* borrowed; size >= region size */
 	lm_fail_fn on_fail;
 	void *on_fail_arg;

@@ -24,6 +24,7 @@ struct lm_stats {
 	uint64_t faults_present;	/* page already present: remapped */
 	uint64_t pages_demand;		/* installed by a demand fault */
 	uint64_t pages_background;	/* installed by background fill */
+	uint64_t pages_around;		/* installed by fault-around */
 	uint64_t pages_zero;		/* of those, installed as zero pages */
 	uint64_t pages_failed;		/* poisoned after a source error */
 	uint64_t bytes_read;		/* bytes read from the source */

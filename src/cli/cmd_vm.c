@@ -39,8 +39,8 @@ static void usage(FILE *f, const char *prog)
 		"  --gen N              source content generation, >= 1 (default 1)\n"
 		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
 		"                       completed with immediate_exit), not the decoder\n"
-		"  --fault-around N     experiment: each decoded fault exit also installs\n"
-		"                       the next N-1 pages (default off)\n"
+		"  --fault-around N     each demand fault also installs the missing pages\n"
+		"                       after it, N in all, 1..64 (default off)\n"
 		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
 		"  --json               one JSON object on stdout\n"
 		"  -h, --help           this text\n",
@@ -73,11 +73,10 @@ static void print_text(const struct lm_vm_config *cfg,
 		printf("counter:  vCPU 0 counted %llu in %.3f s = %.0f/s while the others faulted\n",
 		       (unsigned long long)r->counter, r->counter_seconds,
 		       r->counter_seconds > 0 ? (double)r->counter / r->counter_seconds : 0.0);
-	printf("exits:    efault %llu (decoded %llu, emulated %llu, pages installed ahead %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
+	printf("exits:    efault %llu (decoded %llu, emulated %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
 	       (unsigned long long)e->efault,
 	       (unsigned long long)(e->efault - e->efault_emulated),
 	       (unsigned long long)e->efault_emulated,
-	       (unsigned long long)e->fault_around,
 	       (unsigned long long)e->mmio_fault, (unsigned long long)e->mmio_owned,
 	       (unsigned long long)e->mmio_present, (unsigned long long)e->mmio_extra,
 	       (unsigned long long)e->locked_rmw, (unsigned long long)e->memory_fault,
@@ -90,10 +89,11 @@ static void print_text(const struct lm_vm_config *cfg,
 		for (int o = 0; o < LM_ORIGIN_COUNT; o++)
 			printf("%s %llu, ", lm_origin_name((enum lm_fault_origin)o),
 			       (unsigned long long)s->faults[o]);
-		printf("waited %llu, present %llu; pages installed %llu (zero %llu, failed %llu)\n",
+		printf("waited %llu, present %llu; pages installed %llu (ahead of a fault %llu, zero %llu, failed %llu)\n",
 		       (unsigned long long)s->faults_waited,
 		       (unsigned long long)s->faults_present,
 		       (unsigned long long)s->pages_demand,
+		       (unsigned long long)s->pages_around,
 		       (unsigned long long)s->pages_zero,
 		       (unsigned long long)s->pages_failed);
 		printf("latency:  p50 %.1f us, p99 %.1f us, max %.1f us over %llu demand faults\n",
@@ -146,7 +146,6 @@ static void print_json(const struct lm_vm_config *cfg,
 	}
 	ADD(ex, "efault", I64(e->efault));
 	ADD(ex, "efault_emulated", I64(e->efault_emulated));
-	ADD(ex, "fault_around", I64(e->fault_around));
 	ADD(ex, "mmio_in_ram", I64(e->mmio_fault));
 	ADD(ex, "mmio_fetched", I64(e->mmio_owned));
 	ADD(ex, "mmio_present", I64(e->mmio_present));
@@ -165,6 +164,7 @@ static void print_json(const struct lm_vm_config *cfg,
 		ADD(f, "waited", I64(r->stats.faults_waited));
 		ADD(f, "present", I64(r->stats.faults_present));
 		ADD(f, "pages_installed", I64(r->stats.pages_demand));
+		ADD(f, "pages_around", I64(r->stats.pages_around));
 		ADD(f, "lat_p50_ns", I64(r->stats.lat_p50_ns));
 		ADD(f, "lat_p99_ns", I64(r->stats.lat_p99_ns));
 		ADD(o, "faults", f);
@@ -284,8 +284,8 @@ int cmd_vm_run(int argc, char **argv)
 			cfg.emulate_faults = true;
 			break;
 		case 'F':
-			if (vm_opt_uint(optarg, 1, 512, &val))
-				return cli_usage_error("--fault-around '%s': expected pages from 1 to 512", optarg);
+			if (vm_opt_uint(optarg, 1, 64, &val))
+				return cli_usage_error("--fault-around '%s': expected pages from 1 to 64", optarg);
 			cfg.fault_around = (unsigned)val;
 			break;
 		case 'h':

@@ -16,6 +16,10 @@ static const struct cli_command commands[] = {
 	  "boot a guest workload with lazily filled RAM on /dev/kvm" },
 	{ "bench", "paging", cmd_bench_paging,
 	  "guest demand-paging rate per delivery and vCPU count" },
+	{ "snapshot", "inspect", cmd_snapshot_inspect,
+	  "print a snapshot's layout, vCPU and workload state" },
+	{ "snapshot", "verify", cmd_snapshot_verify,
+	  "check every page of a snapshot against its hash" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -34,6 +34,7 @@ static void fill_pages_one_by_one(struct lm_region *r, uint64_t first,
 			.off = i << r->page_shift,
 			.origin = LM_ORIGIN_BACKGROUND,
 			.slot = -1,
+			.npages = 1,
 			.t0_ns = lm_now_ns(),
 		};
 		int err = 0;

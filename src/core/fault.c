@@ -59,21 +59,21 @@ int lm__continue_all(struct lm_region *r, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Make an already present page visible in view v and wake its sleepers. */
-static int map_present(struct lm_region *r, struct lm_view *v, uint64_t off)
+/* Make already present pages visible in view v and wake its sleepers. */
+static int map_present(struct lm_region *r, struct lm_view *v, uint64_t off,
+		       uint64_t len)
 {
 	int err = 0;
 
 	if (r->install == LM_INSTALL_CONTINUE)
-		err = lm_uffd_continue(v->uffd, v->addr + off, r->page_size,
-				       !v->sigbus);
+		err = lm_uffd_continue(v->uffd, v->addr + off, len, !v->sigbus);
 	if ((err == 0 || err == -EEXIST) && !v->sigbus)
-		err = lm_uffd_wake(v->uffd, v->addr + off, r->page_size);
+		err = lm_uffd_wake(v->uffd, v->addr + off, len);
 	return err == -EEXIST ? 0 : err;
 }
 
 /* Poison the page in every view, so that a sleeper wakes into a failure
- * and a retried access faults with BUS_MCEERR_AR instead of looping. */
+ * and a retried access faults with SIGBUS instead of looping. */
 static void poison_all(struct lm_region *r, uint64_t off)
 {
 	for (unsigned i = 0; i < r->nr_views; i++) {
@@ -84,7 +84,8 @@ static void poison_all(struct lm_region *r, uint64_t off)
 	}
 }
 
-/* The page is someone else's: wait for it, then map it in our view. */
+/* The page is someone else's: wait for it, then map it in our view.
+ * 1 means the owner gave it back unfetched (fault-around): claim again. */
 static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 			   uint64_t idx)
 {
@@ -93,9 +94,13 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 
 	if (st == LM_PS_FETCHING) {
 		st = lm_pagemap_wait(&r->map, idx);
+		if (st == LM_PS_MISSING)
+			return 1;
 		count(&r->stats.faults_waited, 1);
 		if (f->origin != LM_ORIGIN_BACKGROUND)
 			lm__stats_latency(r, lm_now_ns() - f->t0_ns);
+	} else if (st == LM_PS_MISSING) {
+		return 1;
 	} else {
 		count(&r->stats.faults_present, 1);
 	}
@@ -103,16 +108,42 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 		poison_all(r, f->off);
 		return -EIO;
 	}
-	return map_present(r, v, f->off);
+	return map_present(r, v, f->off, r->page_size);
 }
 
-/* Read the page into f->page: the alias (CONTINUE) or a staging slot. */
-static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
+/* Claim up to fault_around - 1 missing pages after idx; how many. */
+static unsigned claim_around(struct lm_region *r, uint64_t idx)
+{
+	unsigned n = 0;
+
+	while (n + 1 < r->fault_around && idx + n + 1 < r->nr_pages &&
+	       lm_pagemap_claim(&r->map, idx + n + 1))
+		n++;
+	return n;
+}
+
+/* Give the fault-around pages back unfetched; waiters claim them anew. */
+static void release_around(struct lm_region *r, struct lm_fault *f)
+{
+	uint64_t idx = f->off >> r->page_shift;
+
+	for (unsigned i = 1; i < f->npages; i++)
+		lm_pagemap_publish(&r->map, idx + i, LM_PS_MISSING);
+	f->npages = 1;
+}
+
+static bool src_is_zero(struct lm_region *r, uint64_t off, uint64_t len)
 {
 	struct lm_source *src = r->src;
-	size_t ps = r->page_size;
-	bool zero = src->ops->is_zero &&
-		    src->ops->is_zero(src, f->off, ps) == 1;
+
+	return src->ops->is_zero && src->ops->is_zero(src, off, len) == 1;
+}
+
+/* Read the run into f->page: the alias (CONTINUE) or a staging slot. */
+static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
+{
+	uint64_t len = (uint64_t)f->npages << r->page_shift;
+	bool zero = src_is_zero(r, f->off, len);
 	int err;
 
 	if (r->install == LM_INSTALL_CONTINUE) {
@@ -120,7 +151,7 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 	} else if (zero && !want_page && r->backing != LM_BACKING_HUGETLB) {
 		/* f->page stays NULL: commit installs UFFDIO_ZEROPAGE,
 		 * which hugetlbfs does not support. */
-		count(&r->stats.pages_zero, 1);
+		count(&r->stats.pages_zero, f->npages);
 		return 0;
 	} else {
 		f->slot = lm_staging_get(&r->staging, &f->page);
@@ -128,13 +159,19 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 			return f->slot;
 	}
 	if (zero) {
-		memset(f->page, 0, ps);
-		count(&r->stats.pages_zero, 1);
+		memset(f->page, 0, len);
+		count(&r->stats.pages_zero, f->npages);
 		return 0;
 	}
-	err = lm_source_read(src, f->off, f->page, ps);
+	err = lm_source_read(r->src, f->off, f->page, len);
+	if (err && f->npages > 1) {
+		/* Do not fail pages nobody asked for: retry ours alone. */
+		release_around(r, f);
+		len = r->page_size;
+		err = lm_source_read(r->src, f->off, f->page, len);
+	}
 	if (!err)
-		count(&r->stats.bytes_read, ps);
+		count(&r->stats.bytes_read, len);
 	return err;
 }
 
@@ -152,15 +189,20 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	f->slot = -1;
 	f->page = NULL;
 	f->view = view;
+	f->npages = 1;
 	f->t0_ns = lm_now_ns();
 	count(&r->stats.faults[origin], 1);
 
 	idx = f->off >> r->page_shift;
-	if (!lm_pagemap_claim(&r->map, idx))
-		return fault_not_owner(r, f, idx);
-
-	if (origin != LM_ORIGIN_BACKGROUND)
+	while (!lm_pagemap_claim(&r->map, idx)) {
+		err = fault_not_owner(r, f, idx);
+		if (err != 1)
+			return err;
+	}
+	if (origin != LM_ORIGIN_BACKGROUND) {
 		atomic_fetch_add_explicit(&r->demand_active, 1, RELAXED);
+		f->npages += claim_around(r, idx);
+	}
 	err = fetch(r, f, want_page);
 	if (err) {
 		lm_fault_fail(r, f, err);
@@ -169,62 +211,117 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	return 1;
 }
 
-static int install(struct lm_region *r, struct lm_fault *f)
+/* Install [off, off+len) from buf (NULL: zero pages) in the fault's view. */
+static int install_run(struct lm_region *r, const struct lm_fault *f,
+		       uint64_t off, const uint8_t *buf, uint64_t len)
 {
 	struct lm_view *v = &r->view[f->view];
-	uint8_t *dst = v->addr + f->off;
+	uint8_t *dst = v->addr + off;
 	int err;
 
 	if (r->install == LM_INSTALL_CONTINUE)
 		return f->origin == LM_ORIGIN_BACKGROUND
-			       ? lm__continue_all(r, f->off, r->page_size)
-			       : map_present(r, v, f->off);
-	if (f->page)
-		err = lm_uffd_copy(v->uffd, dst, f->page, r->page_size,
-				   !v->sigbus);
+			       ? lm__continue_all(r, off, len)
+			       : map_present(r, v, off, len);
+	if (buf)
+		err = lm_uffd_copy(v->uffd, dst, buf, len, !v->sigbus);
 	else
-		err = lm_uffd_zeropage(v->uffd, dst, r->page_size, !v->sigbus);
+		err = lm_uffd_zeropage(v->uffd, dst, len, !v->sigbus);
 	/* EEXIST: the page was populated behind our back (a write through
 	 * the alias of a memfd region). It is there; wake any sleeper. */
 	if (err == -EEXIST)
-		err = v->sigbus ? 0 : lm_uffd_wake(v->uffd, dst, r->page_size);
+		err = v->sigbus ? 0 : lm_uffd_wake(v->uffd, dst, len);
 	return err;
+}
+
+/* Mark pages [idx, idx+n) present and count them. */
+static void publish_present(struct lm_region *r, const struct lm_fault *f,
+			    uint64_t idx, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		lm_pagemap_publish(&r->map, idx + i, LM_PS_PRESENT);
+	if (f->origin == LM_ORIGIN_BACKGROUND) {
+		count(&r->stats.pages_background, n);
+	} else if (idx == f->off >> r->page_shift) {
+		count(&r->stats.pages_demand, 1);
+		count(&r->stats.pages_around, n - 1);
+	} else {
+		count(&r->stats.pages_around, n);
+	}
+	note_done(r, n);
+}
+
+/* A run's install failed (EEXIST part-way, say): install page by page so
+ * each page gets its own outcome. Returns the faulting page's. */
+static int commit_page_by_page(struct lm_region *r, struct lm_fault *f)
+{
+	uint64_t idx = f->off >> r->page_shift;
+	int first_err = 0;
+
+	for (unsigned i = 0; i < f->npages; i++) {
+		uint64_t off = f->off + ((uint64_t)i << r->page_shift);
+		const uint8_t *buf = f->page ? (const uint8_t *)f->page +
+						       (off - f->off) : NULL;
+		int err = install_run(r, f, off, buf, r->page_size);
+		struct lm_fault one = *f;
+
+		if (!err) {
+			publish_present(r, f, idx + i, 1);
+			continue;
+		}
+		one.off = off;
+		one.npages = 1;
+		one.slot = -1;
+		one.origin = LM_ORIGIN_BACKGROUND;	/* no demand_end */
+		lm_fault_fail(r, &one, err);
+		if (i == 0)
+			first_err = err;
+	}
+	return first_err;
 }
 
 int lm_fault_commit(struct lm_region *r, struct lm_fault *f)
 {
-	int err = install(r, f);
+	uint64_t idx = f->off >> r->page_shift;
+	int err = install_run(r, f, f->off, f->page,
+			      (uint64_t)f->npages << r->page_shift);
 
+	if (err && f->npages > 1) {
+		err = commit_page_by_page(r, f);
+	} else if (err) {
+		if (f->slot >= 0)
+			lm_staging_put(&r->staging, f->slot);
+		f->slot = -1;
+		lm_fault_fail(r, f, err);
+		return err;
+	} else {
+		publish_present(r, f, idx, f->npages);
+	}
 	if (f->slot >= 0) {
 		lm_staging_put(&r->staging, f->slot);
 		f->slot = -1;
 	}
-	if (err) {
-		lm_fault_fail(r, f, err);
-		return err;
-	}
-	lm_pagemap_publish(&r->map, f->off >> r->page_shift, LM_PS_PRESENT);
-	if (f->origin == LM_ORIGIN_BACKGROUND) {
-		count(&r->stats.pages_background, 1);
-	} else {
-		count(&r->stats.pages_demand, 1);
+	if (f->origin != LM_ORIGIN_BACKGROUND)
 		lm__stats_latency(r, lm_now_ns() - f->t0_ns);
-	}
 	demand_end(r, f);
-	note_done(r, 1);
-	return 0;
+	return err;
 }
 
 void lm_fault_fail(struct lm_region *r, struct lm_fault *f, int err)
 {
+	uint64_t idx = f->off >> r->page_shift;
+
 	if (f->slot >= 0) {
 		lm_staging_put(&r->staging, f->slot);
 		f->slot = -1;
 	}
-	poison_all(r, f->off);
+	release_around(r, f);
+	/* Record before poisoning: the poison wakes the faulting thread,
+	 * which may ask lm_region_error() at once. */
 	lm__record_error(r, f->off, err);
 	count(&r->stats.pages_failed, 1);
-	lm_pagemap_publish(&r->map, f->off >> r->page_shift, LM_PS_FAILED);
+	lm_pagemap_publish(&r->map, idx, LM_PS_FAILED);
+	poison_all(r, f->off);
 	demand_end(r, f);
 	note_done(r, 1);
 }

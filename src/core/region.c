@@ -55,6 +55,12 @@ static int check_config(const struct lm_region_config *c, const char *name)
 	    (unsigned)c->delivery > LM_DELIVERY_SELF)
 		return lm_error(-EINVAL, "region '%s': unknown backing, "
 				"install or delivery value", name);
+	if (c->page_size && c->page_size != ps)
+		return lm_error(-EINVAL, "region '%s': page size %llu does not "
+				"match the %s backing's page size %llu", name,
+				(unsigned long long)c->page_size,
+				lm_backing_name(c->backing),
+				(unsigned long long)ps);
 	if (c->size == 0 || c->size % ps)
 		return lm_error(-EINVAL, "region '%s': size %llu is not a "
 				"positive multiple of the %s page size %llu",
@@ -79,6 +85,11 @@ static int check_config(const struct lm_region_config *c, const char *name)
 		return lm_error(-EINVAL, "region '%s': a VMM view (hybrid) "
 				"needs the continue install and self "
 				"delivery", name);
+	if (c->fault_around > 64 || (uint64_t)c->fault_around * ps > (4u << 20))
+		return lm_error(-EINVAL, "region '%s': fault-around of %u "
+				"pages of %llu bytes; at most 64 pages and "
+				"4 MiB", name, c->fault_around,
+				(unsigned long long)ps);
 	if (c->handler_threads > LM_MAX_HANDLERS)
 		return lm_error(-EINVAL, "region '%s': %u handler threads, "
 				"at most %d", name, c->handler_threads,
@@ -224,6 +235,7 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 	r->page_size = lm_backing_page_size(c->backing);
 	r->page_shift = (unsigned)__builtin_ctzll(r->page_size);
 	r->nr_pages = r->size >> r->page_shift;
+	r->fault_around = c->fault_around > 1 ? c->fault_around : 1;
 	r->backing = c->backing;
 	r->install = c->install;
 	r->delivery = c->delivery;
@@ -235,7 +247,7 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 	r->handlers.stop_fd = -1;
 	for (unsigned i = 0; i < LM_MAX_VIEWS; i++)
 		r->view[i].uffd = -1;
-	lm_staging_init(&r->staging, r->page_size);
+	lm_staging_init(&r->staging, r->page_size * r->fault_around);
 
 	err = lm_pagemap_init(&r->map, r->nr_pages);
 	if (err) {
@@ -295,6 +307,7 @@ const char *lm_region_name(const struct lm_region *r) { return r->name; }
 uint64_t lm_region_pages_present(const struct lm_region *r)
 {
 	return atomic_load(&r->stats.pages_demand) +
+	       atomic_load(&r->stats.pages_around) +
 	       atomic_load(&r->stats.pages_background);
 }
 

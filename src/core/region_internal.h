@@ -32,6 +32,7 @@ struct lm_stats_live {
 	_Atomic uint64_t faults[LM_ORIGIN_COUNT];
 	_Atomic uint64_t faults_waited, faults_present;
 	_Atomic uint64_t pages_demand, pages_background, pages_zero;
+	_Atomic uint64_t pages_around;
 	_Atomic uint64_t pages_failed, bytes_read;
 	_Atomic uint64_t lat_count, lat_max_ns;
 	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
@@ -56,6 +57,7 @@ struct lm_region {
 	char name[64];
 	uint64_t size, page_size, nr_pages;
 	unsigned page_shift;
+	unsigned fault_around;		/* pages per demand fault, >= 1 */
 	enum lm_backing backing;
 	enum lm_install install;
 	enum lm_delivery delivery;

@@ -73,6 +73,7 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 	out->faults_present = atomic_load(&l->faults_present);
 	out->pages_demand = atomic_load(&l->pages_demand);
 	out->pages_background = atomic_load(&l->pages_background);
+	out->pages_around = atomic_load(&l->pages_around);
 	out->pages_zero = atomic_load(&l->pages_zero);
 	out->pages_failed = atomic_load(&l->pages_failed);
 	out->bytes_read = atomic_load(&l->bytes_read);

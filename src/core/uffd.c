@@ -30,7 +30,9 @@ static int uffd_new(void)
 	return -errno;
 }
 
-int lm_uffd_open(uint64_t features, int *fd_out)
+/* A new userfaultfd after the UFFDIO_API handshake asking for `features`;
+ * *got is what the kernel granted. */
+static int uffd_open_api(uint64_t features, uint64_t *got)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = uffd_new();
@@ -43,7 +45,18 @@ int lm_uffd_open(uint64_t features, int *fd_out)
 		close(fd);
 		return err;
 	}
-	if ((api.features & features) != features) {
+	*got = api.features;
+	return fd;
+}
+
+int lm_uffd_open(uint64_t features, int *fd_out)
+{
+	uint64_t got;
+	int fd = uffd_open_api(features, &got);
+
+	if (fd < 0)
+		return fd;
+	if ((got & features) != features) {
 		close(fd);
 		return -EOPNOTSUPP;
 	}
@@ -53,19 +66,12 @@ int lm_uffd_open(uint64_t features, int *fd_out)
 
 int lm_uffd_probe_features(uint64_t *features)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-	int fd = uffd_new();
+	/* Asking for none makes the kernel report all it has. */
+	int fd = uffd_open_api(0, features);
 
 	if (fd < 0)
 		return fd;
-	if (ioctl(fd, UFFDIO_API, &api) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
 	close(fd);
-	*features = api.features;
 	return 0;
 }
 

@@ -407,36 +407,6 @@ static int efault__emulate(struct lm_vcpu *v)
 	return efault__set_cpl(v, 3);
 }
 
-/*
- * The fault-around experiment: amortize one exit over the next pages
- * after the last data access (sequential guests touch them next). Off by
- * default: it changes what is measured from demand paging to prefetch.
- */
-static int efault__around(struct lm_vcpu *v, const struct x86_access *acc,
-			  int n)
-{
-	struct lm_vm *vm = v->vm;
-	uint64_t psz = vm->ram.page_size, gpa;
-
-	if (vm->cfg.fault_around < 2 || n < 1 ||
-	    pagetable__walk(vm->reserved, vm->reserved_size,
-			    acc->addr[n - 1], &gpa) ||
-	    !lm_vm_gpa_in_ram(vm, gpa))
-		return 0;
-	for (unsigned i = 1; i < vm->cfg.fault_around; i++) {
-		uint64_t next = (gpa & ~(psz - 1)) + i * psz;
-		int rc;
-
-		if (!lm_vm_gpa_in_ram(vm, next))
-			break;
-		rc = fault__install(v, next);
-		if (rc < 0)
-			return rc;
-		v->exits.fault_around += (uint64_t)rc;
-	}
-	return 0;
-}
-
 int fault_exit__efault(struct lm_vcpu *v)
 {
 	struct x86_access acc;
@@ -468,7 +438,7 @@ int fault_exit__efault(struct lm_vcpu *v)
 	}
 	if (installed) {
 		v->fetch_repeats = 0;
-		return efault__around(v, &acc, n);
+		return 0;
 	}
 	/* Nothing was missing: another vCPU may have installed the page
 	 * since the exit. Retry once, then let KVM emulate it. */

@@ -58,8 +58,8 @@ struct lm_vm_config {
 	 * (MMIO-in-RAM exits, completed with immediate_exit) instead of
 	 * decoding it: slower, but it exercises that protocol. */
 	bool emulate_faults;
-	/* Experiment: on each decoded -EFAULT also install up to this many
-	 * following missing pages (0 or 1: only the faulting one). */
+	/* The region's fault-around (lazymem/region.h): every demand fault
+	 * also installs up to this many pages in all. 0 or 1: off. */
 	unsigned fault_around;
 	/* Test aid: the source fails reads of the page at this RAM offset. */
 	bool fail_page;
@@ -87,7 +87,6 @@ struct lm_vm_exits {
 	uint64_t fetch_fault;		/* emulation failure on a fetch */
 	uint64_t efault;		/* bare -EFAULT (native access) */
 	uint64_t efault_emulated;	/* ... undecoded: KVM emulated it */
-	uint64_t fault_around;		/* pages installed ahead of a fault */
 	uint64_t spurious;		/* -EINTR / -EAGAIN with nothing to do */
 };
 

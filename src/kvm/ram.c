@@ -111,6 +111,7 @@ int ram__create(struct lm_vm *vm)
 		rc.source = ram->failing;
 	}
 	rc.handler_threads = vm->nr_handlers;
+	rc.fault_around = cfg->fault_around;
 	if (cfg->placement != LM_PLACE_ANY)
 		rc.handler_cpus = vm->handler_cpus;
 	switch (cfg->delivery) {
