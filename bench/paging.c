@@ -66,6 +66,7 @@ struct paging_config {
 	int repeat;
 	bool json;
 	const char *json_out;	/* also write the JSON here */
+	bool guest_cpl0;	/* emulated guest, as demand_paging_test */
 	unsigned ncpus;
 };
 
@@ -108,6 +109,7 @@ static void run_one(const struct paging_config *c, const struct contender *k,
 		.pin_vcpus = true,
 		.guest_page_size = c->guest_page_size,
 		.gen = 1,
+		.guest_cpl0 = c->guest_cpl0,
 	};
 	struct lm_vm_workload wl = {
 		.kind = LM_WL_TOUCH, .write = true, .timeout_ms = 60000,
@@ -158,6 +160,8 @@ static void usage(FILE *f, const char *prog)
 		"  --guest-pages SIZE    guest page tables: 4k or 2m (default 4k)\n"
 		"  --backing KIND        anon, memfd or hugetlb for every delivery\n"
 		"                        (default: anon, memfd where shared memory is needed)\n"
+		"  --guest-cpl 0|3       guest privilege (default 3, native; 0 is emulated\n"
+		"                        on kvm-pvm, like the kernel's demand_paging_test)\n"
 		"  --repeat N            runs per point, the median is reported (default 3)\n"
 		"  --json                the results as JSON on stdout\n"
 		"  --json-out FILE       print the table, and write the JSON to FILE\n"
@@ -199,6 +203,7 @@ static int parse_args(int argc, char **argv, struct paging_config *c)
 		{ "guest-pages", required_argument, NULL, 'g' },
 		{ "backing", required_argument, NULL, 'b' },
 		{ "repeat", required_argument, NULL, 'r' },
+		{ "guest-cpl", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -249,6 +254,11 @@ static int parse_args(int argc, char **argv, struct paging_config *c)
 			break;
 		case 'j':
 			c->json = true;
+			break;
+		case 'C':
+			if (strcmp(optarg, "0") && strcmp(optarg, "3"))
+				return cli_usage_error("--guest-cpl '%s': expected 0 or 3", optarg);
+			c->guest_cpl0 = !strcmp(optarg, "0");
 			break;
 		case 'o':
 			c->json_out = optarg;
@@ -305,9 +315,11 @@ static void print_goal(const char *what, double v, bool lower_is_better,
 static void print_table(const struct paging_config *c,
 			struct result res[][NCONT])
 {
-	printf("bench paging: touch-write, one access per page, %llu MiB per vCPU, %s guest pages, %d host CPUs%s\n",
+	printf("bench paging: touch-write, one access per page, %llu MiB per vCPU, %s guest pages, guest at CPL %u%s, %d host CPUs%s\n",
 	       (unsigned long long)(c->mem_per_vcpu >> 20),
-	       c->guest_page_size == 4096 ? "4 KiB" : "2 MiB", c->ncpus,
+	       c->guest_page_size == 4096 ? "4 KiB" : "2 MiB",
+	       c->guest_cpl0 ? 0 : 3, c->guest_cpl0 ? " (emulated)" : "",
+	       c->ncpus,
 	       c->repeat > 1 ? ", median of repeats" : "");
 	printf("backing: %s; vCPU i pinned to CPU i mod %u%s\n",
 	       c->backing_set ? lm_backing_name(c->backing)
@@ -402,6 +414,7 @@ static void print_json(FILE *f, const struct paging_config *c,
 	json_object_object_add(cfg, "backing_minor_hybrid", json_object_new_string(
 		lm_backing_name(backing_for(c, LM_VM_MINOR))));
 	json_object_object_add(cfg, "workload", json_object_new_string("touch-write"));
+	json_object_object_add(cfg, "guest_cpl", json_object_new_int(c->guest_cpl0 ? 0 : 3));
 	json_object_object_add(cfg, "source", json_object_new_string("pattern"));
 	json_object_object_add(cfg, "host_cpus", json_object_new_int((int)c->ncpus));
 	json_object_object_add(cfg, "vcpus_pinned", json_object_new_boolean(true));

@@ -54,6 +54,30 @@ static void test_emulated_mmio(void **s)
 	}
 }
 
+/* A CPL-0 guest (emulated here, like demand_paging_test's): MMIO exits
+ * with no decoder involved, for reads and writes, then native verify. */
+static void test_cpl0_guest(void **s)
+{
+	struct lm_vm_workload wl = t_workload(LM_WL_TOUCH);
+	struct lm_vm_result r;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	for (int d = LM_VM_LIMIT; d < LM_VM_DELIVERY_COUNT; d++) {
+		struct lm_vm_config c = t_vm_config((enum lm_vm_delivery)d, 2, MEM);
+
+		c.guest_cpl0 = true;
+		wl.write = d % 2;
+		t_vm_run(&c, &wl, &r);
+		if (d == LM_VM_EXIT || d == LM_VM_HYBRID)
+			LM_ASSERT(r.exits.mmio_fault == PAGES && r.exits.efault == 0,
+				  "%s: one MMIO exit per page: %llu (efault %llu)",
+				  lm_vm_delivery_name(c.delivery),
+				  (unsigned long long)r.exits.mmio_fault,
+				  (unsigned long long)r.exits.efault);
+	}
+}
+
 static void test_emulated_fetch(void **s)
 {
 	struct lm_vm_config c;
@@ -253,6 +277,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_native_exits),
 		cmocka_unit_test(test_emulated_mmio),
+		cmocka_unit_test(test_cpl0_guest),
 		cmocka_unit_test(test_emulated_fetch),
 		cmocka_unit_test(test_vmm_sigbus),
 		cmocka_unit_test(test_vmm_view_hybrid),

@@ -14,8 +14,8 @@
 #define VCPUS 4
 #define ROUNDS 3
 
-static struct lm_vm_result lockinc(enum lm_vm_delivery d, bool emulate,
-				   uint64_t guest_page)
+static struct lm_vm_result lockinc_cpl(enum lm_vm_delivery d, bool emulate,
+				       uint64_t guest_page, bool cpl0)
 {
 	struct lm_vm_config c = t_vm_config(d, VCPUS, MEM);
 	struct lm_vm_workload wl = t_workload(LM_WL_LOCKINC);
@@ -23,6 +23,7 @@ static struct lm_vm_result lockinc(enum lm_vm_delivery d, bool emulate,
 
 	c.emulate_faults = emulate;
 	c.guest_page_size = guest_page;
+	c.guest_cpl0 = cpl0;
 	c.pin_vcpus = true;
 	wl.iterations = ROUNDS;
 	t_vm_run(&c, &wl, &r);
@@ -36,6 +37,12 @@ static struct lm_vm_result lockinc(enum lm_vm_delivery d, bool emulate,
 			  lm_vm_delivery_name(d),
 			  (unsigned long long)r.stats.pages_demand);
 	return r;
+}
+
+static struct lm_vm_result lockinc(enum lm_vm_delivery d, bool emulate,
+				   uint64_t guest_page)
+{
+	return lockinc_cpl(d, emulate, guest_page, false);
 }
 
 static void test_limit(void **s) { (void)s; LM_REQUIRE_KVM(); lockinc(LM_VM_LIMIT, false, 4096); }
@@ -81,6 +88,23 @@ static void test_hybrid_emulated(void **s)
 		  (unsigned long long)r.exits.locked_rmw);
 }
 
+/* A CPL-0 guest, emulated on this backend: every first touch is an MMIO
+ * exit, the protocol's main path rather than a fallback. */
+static void test_exit_cpl0(void **s)
+{
+	struct lm_vm_result r;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	r = lockinc_cpl(LM_VM_EXIT, false, 4096, true);
+	LM_ASSERT(r.exits.mmio_fault >= MEM / 4096 && r.exits.efault == 0,
+		  "MMIO exits only: %llu (efault %llu)",
+		  (unsigned long long)r.exits.mmio_fault,
+		  (unsigned long long)r.exits.efault);
+	LM_ASSERT(r.exits.locked_rmw > 0, "locked completions: %llu",
+		  (unsigned long long)r.exits.locked_rmw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -91,6 +115,7 @@ int main(void)
 		cmocka_unit_test(test_hybrid),
 		cmocka_unit_test(test_exit_emulated),
 		cmocka_unit_test(test_hybrid_emulated),
+		cmocka_unit_test(test_exit_cpl0),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,8 @@ static void usage(FILE *f, const char *prog)
 		"  --iterations N       dirty passes, lockinc rounds, ping calls (default 1)\n"
 		"  --stos-len SIZE      stos: bytes per vCPU (default 64k)\n"
 		"  --gen N              source content generation, >= 1 (default 1)\n"
+		"  --guest-cpl 0|3      guest privilege level (default 3: native here; 0 is\n"
+		"                       emulated on kvm-pvm, as demand_paging_test runs)\n"
 		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
 		"                       completed with immediate_exit), not the decoder\n"
 		"  --fault-around N     each demand fault also installs the missing pages\n"
@@ -53,7 +55,7 @@ static void print_text(const struct lm_vm_config *cfg,
 {
 	const struct lm_vm_exits *e = &r->exits;
 
-	printf("ran:      workload %s%s, delivery %s%s%s, backing %s, %u vCPU%s, %llu MiB RAM, %s guest pages, %llu KiB host pages\n",
+	printf("ran:      workload %s%s, delivery %s%s%s, backing %s, %u vCPU%s, %llu MiB RAM, %s guest pages, %llu KiB host pages, CPL %u\n",
 	       lm_workload_name(wl->kind),
 	       wl->kind == LM_WL_TOUCH || wl->kind == LM_WL_RANDOM ||
 	       wl->kind == LM_WL_COUNTER ? (wl->write ? " (write)" : " (read)") : "",
@@ -64,7 +66,8 @@ static void print_text(const struct lm_vm_config *cfg,
 	       cfg->nr_vcpus == 1 ? "" : "s",
 	       (unsigned long long)(cfg->mem_size >> 20),
 	       cfg->guest_page_size == 4096 ? "4 KiB" : "2 MiB",
-	       (unsigned long long)(lm_backing_page_size(cfg->backing) >> 10));
+	       (unsigned long long)(lm_backing_page_size(cfg->backing) >> 10),
+	       cfg->guest_cpl0 ? 0 : 3);
 	printf("time:     %llu pages in %.3f s = %.0f pages/s (whole run %.3f s)\n",
 	       (unsigned long long)r->pages, r->seconds,
 	       r->seconds > 0 ? (double)r->pages / r->seconds : 0.0,
@@ -136,6 +139,7 @@ static void print_json(const struct lm_vm_config *cfg,
 	ADD(o, "mem", I64(cfg->mem_size));
 	ADD(o, "guest_page_size", I64(cfg->guest_page_size));
 	ADD(o, "host_page_size", I64(lm_backing_page_size(cfg->backing)));
+	ADD(o, "guest_cpl", I64(cfg->guest_cpl0 ? 0 : 3));
 	ADD(o, "pages", I64(r->pages));
 	ADD(o, "seconds", json_object_new_double(r->seconds));
 	ADD(o, "pages_per_sec", json_object_new_double(r->seconds > 0 ? (double)r->pages / r->seconds : 0));
@@ -197,6 +201,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "gen", required_argument, NULL, 'G' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "emulate-faults", no_argument, NULL, 'E' },
+		{ "guest-cpl", required_argument, NULL, 'C' },
 		{ "fault-around", required_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -282,6 +287,11 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'E':
 			cfg.emulate_faults = true;
+			break;
+		case 'C':
+			if (strcmp(optarg, "0") && strcmp(optarg, "3"))
+				return cli_usage_error("--guest-cpl '%s': expected 0 or 3", optarg);
+			cfg.guest_cpl0 = !strcmp(optarg, "0");
 			break;
 		case 'F':
 			if (vm_opt_uint(optarg, 1, 64, &val))

@@ -351,24 +351,6 @@ static void efault__read_insn(struct lm_vcpu *v, uint64_t la, uint8_t *buf,
 	}
 }
 
-/* Switch the vCPU between CPL 3 (native) and CPL 0 (emulated here). */
-static int efault__set_cpl(struct lm_vcpu *v, unsigned cpl)
-{
-	struct kvm_sregs s;
-
-	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
-		return vcpu__fail(v, -errno, "KVM_GET_SREGS: %s", strerror(errno));
-	s.cs.dpl = s.ss.dpl = s.ds.dpl = s.es.dpl = s.fs.dpl = s.gs.dpl =
-		(uint8_t)cpl;
-	s.cs.selector = (uint16_t)((s.cs.selector & ~3) | cpl);
-	s.ss.selector = (uint16_t)((s.ss.selector & ~3) | cpl);
-	s.ds.selector = s.es.selector = s.fs.selector = s.gs.selector =
-		s.ss.selector;
-	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
-		return vcpu__fail(v, -errno, "KVM_SET_SREGS: %s", strerror(errno));
-	return 0;
-}
-
 /*
  * The slow, general fallback: run the instruction at CPL 0, where this
  * backend emulates it, so that the missing page comes back as an MMIO exit
@@ -383,7 +365,7 @@ static int efault__emulate(struct lm_vcpu *v)
 	int rc, err;
 
 	v->exits.efault_emulated++;
-	rc = efault__set_cpl(v, 0);
+	rc = vcpu__set_cpl(v, 0);
 	if (rc)
 		return rc;
 	rc = ioctl(v->fd, KVM_RUN, 0);
@@ -399,12 +381,12 @@ static int efault__emulate(struct lm_vcpu *v)
 	} else {
 		/* The page arrived meanwhile and the guest ran on to some
 		 * other exit: back to native, then handle that exit. */
-		rc = efault__set_cpl(v, 3);
+		rc = vcpu__set_cpl(v, LM_VCPU_CPL(v->vm));
 		return rc ? rc : vcpu__exit(v, err);
 	}
 	if (rc)
 		return rc;
-	return efault__set_cpl(v, 3);
+	return vcpu__set_cpl(v, LM_VCPU_CPL(v->vm));
 }
 
 int fault_exit__efault(struct lm_vcpu *v)

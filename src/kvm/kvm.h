@@ -54,6 +54,11 @@ struct lm_vm_config {
 	uint64_t guest_page_size;	/* 4 KiB or 2 MiB guest page tables */
 	uint64_t gen;			/* source generation; 0 = zero source */
 	bool code_source;		/* pages begin with fetch code */
+	/* false (default): guest code runs at CPL 3, natively. true: at
+	 * CPL 0, as the kernel's own KVM demand-paging test runs it, which
+	 * this backend emulates; faults then arrive as MMIO-in-RAM exits.
+	 * Verification after MARK always runs at CPL 3. */
+	bool guest_cpl0;
 	/* Resolve every bare -EFAULT by having KVM emulate the instruction
 	 * (MMIO-in-RAM exits, completed with immediate_exit) instead of
 	 * decoding it: slower, but it exercises that protocol. */
@@ -203,6 +208,8 @@ int pagetable__walk(const uint8_t *reserved, uint64_t reserved_size,
 int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id);
 void vcpu__destroy(struct lm_vcpu *v);
 int vcpu__reset(struct lm_vcpu *v);
+int vcpu__set_cpl(struct lm_vcpu *v, unsigned cpl);
+#define LM_VCPU_CPL(vm) ((vm)->cfg.guest_cpl0 ? 0u : 3u)
 /* One exit of KVM_RUN (err: its errno or 0): 0 re-enter, 1 done, -errno. */
 int vcpu__exit(struct lm_vcpu *v, int err);
 void *vcpu__thread(void *arg);

@@ -99,7 +99,26 @@ void vcpu__destroy(struct lm_vcpu *v)
 	v->fd = -1;
 }
 
-static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
+/* Switch the vCPU between CPL 3 (native here) and CPL 0 (emulated). */
+int vcpu__set_cpl(struct lm_vcpu *v, unsigned cpl)
+{
+	struct kvm_sregs s;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return vcpu__fail(v, -errno, "KVM_GET_SREGS: %s", strerror(errno));
+	s.cs.dpl = s.ss.dpl = s.ds.dpl = s.es.dpl = s.fs.dpl = s.gs.dpl =
+		(uint8_t)cpl;
+	s.cs.selector = (uint16_t)((s.cs.selector & ~3) | cpl);
+	s.ss.selector = (uint16_t)((s.ss.selector & ~3) | cpl);
+	s.ds.selector = s.es.selector = s.fs.selector = s.gs.selector =
+		s.ss.selector;
+	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
+		return vcpu__fail(v, -errno, "KVM_SET_SREGS: %s", strerror(errno));
+	return 0;
+}
+
+static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code,
+		  unsigned cpl)
 {
 	memset(s, 0, sizeof(*s));
 	s->base = 0;
@@ -111,11 +130,12 @@ static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 	s->g = 1;
 	s->l = code;
 	s->db = !code;
-	s->dpl = 3;
+	s->dpl = (uint8_t)cpl;
 }
 
 /*
- * Long mode, paging on, at the image's entry with RDI = mailbox, at CPL 3.
+ * Long mode, paging on, at the image's entry with RDI = mailbox, at CPL 3
+ * (or CPL 0 with guest_cpl 0, to reproduce an emulated guest).
  * Why user mode: on this backend (kvm-pvm) guest code at CPL 0 outside
  * PVM's guest-kernel address range is emulated instruction by instruction.
  * Measured with a 10M-iteration register add loop: 26 s at CPL 0, 3 ms at
@@ -130,8 +150,10 @@ int vcpu__reset(struct lm_vcpu *v)
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return lm_vm_error(-errno, "vcpu %u: KVM_GET_SREGS: %s", v->id,
 				   strerror(errno));
-	seg64(&sregs.cs, 0x08 | 3, 0xb, true);
-	seg64(&sregs.ds, 0x10 | 3, 0x3, false);
+	seg64(&sregs.cs, (uint16_t)(0x08 | LM_VCPU_CPL(v->vm)), 0xb, true,
+	      LM_VCPU_CPL(v->vm));
+	seg64(&sregs.ds, (uint16_t)(0x10 | LM_VCPU_CPL(v->vm)), 0x3, false,
+	      LM_VCPU_CPL(v->vm));
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	memset(&sregs.tr, 0, sizeof(sregs.tr));
 	sregs.tr.base = LM_GPA_TSS;
@@ -188,6 +210,14 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 		unsigned n = atomic_fetch_add(&vm->marked, 1) + 1;
 
 		v->t_mark_ns = lm_now_ns();
+		/* A CPL-0 guest is emulated here: only its measured part
+		 * runs so; verification runs natively. */
+		if (vm->cfg.guest_cpl0) {
+			int rc = vcpu__set_cpl(v, 3);
+
+			if (rc)
+				return rc;
+		}
 		/* counter: vCPU 0 counts until every other vCPU is done. */
 		if (vm->wl.kind == LM_WL_COUNTER && v->id != 0 &&
 		    n == vm->cfg.nr_vcpus - 1)
