@@ -105,6 +105,29 @@ static void test_exit_cpl0(void **s)
 		  (unsigned long long)r.exits.locked_rmw);
 }
 
+/* The eager-commit experiment must keep every increment too: the locked
+ * instruction then finishes as a cmpxchg on the installed page. */
+static void test_eager_commit(void **s)
+{
+	struct lm_vm_config c;
+	struct lm_vm_workload wl = t_workload(LM_WL_LOCKINC);
+	struct lm_vm_result r;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	for (int cpl0 = 0; cpl0 < 2; cpl0++) {
+		c = t_vm_config(LM_VM_EXIT, VCPUS, MEM);
+		c.eager_commit = true;
+		c.emulate_faults = !cpl0;
+		c.guest_cpl0 = cpl0;
+		c.pin_vcpus = true;
+		wl.iterations = ROUNDS;
+		t_vm_run(&c, &wl, &r);
+		LM_ASSERT(r.exits.mmio_fault >= MEM / 4096, "emulated: %llu",
+			  (unsigned long long)r.exits.mmio_fault);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_exit_emulated),
 		cmocka_unit_test(test_hybrid_emulated),
 		cmocka_unit_test(test_exit_cpl0),
+		cmocka_unit_test(test_eager_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,8 @@ static void usage(FILE *f, const char *prog)
 		"  --gen N              source content generation, >= 1 (default 1)\n"
 		"  --guest-cpl 0|3      guest privilege level (default 3: native here; 0 is\n"
 		"                       emulated on kvm-pvm, as demand_paging_test runs)\n"
+		"  --eager-commit       experiment: install a page as soon as its emulated\n"
+		"                       access is served (no immediate_exit completion)\n"
 		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
 		"                       completed with immediate_exit), not the decoder\n"
 		"  --fault-around N     each demand fault also installs the missing pages\n"
@@ -202,6 +204,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "emulate-faults", no_argument, NULL, 'E' },
 		{ "guest-cpl", required_argument, NULL, 'C' },
+		{ "eager-commit", no_argument, NULL, 'Q' },
 		{ "fault-around", required_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -287,6 +290,9 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'E':
 			cfg.emulate_faults = true;
+			break;
+		case 'Q':
+			cfg.eager_commit = true;
 			break;
 		case 'C':
 			if (strcmp(optarg, "0") && strcmp(optarg, "3"))

@@ -22,6 +22,15 @@
  * emulation failure, RIP unchanged); once the page is installed the
  * instruction runs natively. Either way, only after that is the page
  * installed and the vCPU re-entered normally.
+ *
+ * The eager_commit experiment skips the completion step: the page is
+ * installed right after the access is served and the next normal KVM_RUN
+ * completes it. A load then returns the value the page had when it was
+ * served, a store is in the page before anyone can see the page: both are
+ * what the CPU could have done. A locked read-modify-write finishes with a
+ * real cmpxchg on the now present page, which KVM retries if another vCPU
+ * changed the word in between; an unlocked one is no more atomic than on
+ * hardware. The lockinc test runs it too.
  */
 #include <errno.h>
 #include <string.h>
@@ -204,6 +213,8 @@ int fault_exit__mmio(struct lm_vcpu *v)
 	if (rc)
 		return rc;
 	held__serve(v, &h);
+	if (v->vm->cfg.eager_commit)
+		return held__release(v, &h);
 	rc = mmio__complete(v, &h);
 	if (rc) {
 		held__abandon(v, &h, rc);

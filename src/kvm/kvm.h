@@ -59,6 +59,11 @@ struct lm_vm_config {
 	 * this backend emulates; faults then arrive as MMIO-in-RAM exits.
 	 * Verification after MARK always runs at CPL 3. */
 	bool guest_cpl0;
+	/* Experiment: after serving an MMIO-in-RAM access from staging,
+	 * install the page at once and let the next normal KVM_RUN complete
+	 * the access, instead of completing it first with immediate_exit
+	 * (fault_exit.c says why that is still safe). Saves one KVM_RUN. */
+	bool eager_commit;
 	/* Resolve every bare -EFAULT by having KVM emulate the instruction
 	 * (MMIO-in-RAM exits, completed with immediate_exit) instead of
 	 * decoding it: slower, but it exercises that protocol. */
