@@ -272,6 +272,30 @@ static void test_memory_fault_exit(void **s)
 	lm_vm_destroy(vm);
 }
 
+/* A guest that stops making progress is stopped by the watchdog. */
+static void test_watchdog(void **s)
+{
+	struct lm_vm_config c;
+	struct lm_vm_workload wl = t_workload(LM_WL_SPIN);
+	struct lm_vm_result r;
+	struct lm_vm *vm;
+	uint64_t t0;
+	int rc;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	c = t_vm_config(LM_VM_EXIT, 2, MEM);
+	wl.timeout_ms = 500;
+	KVM_OK(lm_vm_create(&c, &vm));
+	t0 = lm_now_ns();
+	rc = lm_vm_run(vm, &wl, &r);
+	lm_vm_destroy(vm);
+	LM_ASSERT(rc == -ETIMEDOUT, "timed out: %d (%s)", rc, lm_vm_last_error());
+	LM_ASSERT(strstr(lm_vm_last_error(), "no progress"), "says so: %s",
+		  lm_vm_last_error());
+	LM_ASSERT(lm_now_ns() - t0 < 10000000000ULL, "within seconds");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_ping),
 		cmocka_unit_test(test_fault_around),
 		cmocka_unit_test(test_memory_fault_exit),
+		cmocka_unit_test(test_watchdog),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@ static void usage(FILE *f, const char *prog)
 		"  --mem SIZE           guest RAM (default 256M)\n"
 		"  --vcpus N            vCPUs, 1..%d (default 1)\n"
 		"  --workload NAME      touch, random, counter, dirty, verify, lockinc,\n"
-		"                       stos, fetch, ping (default touch)\n"
+		"                       stos, fetch, ping, spin (default touch)\n"
 		"  --access read|write  touch and random: access kind (default write)\n"
 		"  --delivery NAME      limit, handler, minor, exit, hybrid (default exit)\n"
 		"  --backing KIND       anon, memfd, hugetlb (default anon; memfd for\n"
@@ -239,7 +239,7 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'w':
 			if (lm_workload_parse(optarg, &wl.kind))
-				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch or ping", optarg);
+				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch, ping or spin", optarg);
 			break;
 		case 'a':
 			if (strcmp(optarg, "read") && strcmp(optarg, "write"))

@@ -52,6 +52,7 @@ enum lm_workload {
 	LM_WL_STOS,		/* rep stosb over the start of the slice */
 	LM_WL_FETCH,		/* call code that lives in lazy RAM */
 	LM_WL_PING,		/* iterations empty calls to the VMM */
+	LM_WL_SPIN,		/* never progresses: the watchdog's test */
 };
 
 /* Mailbox: one 4 KiB page per vCPU at LM_GPA_MAILBOX + vcpu * 4096. */

@@ -137,6 +137,8 @@ struct lm_vcpu {
 	uint64_t last_fetch_rip;
 	unsigned fetch_repeats;
 	struct lm_vm_exits exits;
+	/* Exits handled so far, for the watchdog (another thread). */
+	atomic_uint_fast64_t heartbeat;
 };
 
 struct lm_vm_ram {

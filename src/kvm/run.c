@@ -58,17 +58,18 @@ static void run__fill_mailbox(struct lm_vm *vm, struct lm_vcpu *v,
 	mb->shared = LM_GPA_SHARED;
 }
 
-/* Sum of everything that moves while a guest makes progress. */
-static uint64_t run__progress(const struct lm_vm *vm)
+/* Sum of everything that moves while a guest makes progress: exits the
+ * vCPU threads handled, and the guests' own counters (guest memory). */
+static uint64_t run__progress(struct lm_vm *vm)
 {
 	uint64_t p = 0;
 
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
-		const struct lm_vcpu *v = &vm->vcpus[i];
+		struct lm_vcpu *v = &vm->vcpus[i];
+		const volatile struct lm_mailbox *mb = v->mb;
 
-		p += v->mb->progress + v->mb->checked + v->exits.io +
-		     v->exits.mmio_fault + v->exits.fetch_fault +
-		     v->exits.memory_fault;
+		p += mb->progress + mb->checked +
+		     atomic_load_explicit(&v->heartbeat, memory_order_relaxed);
 	}
 	return p;
 }
@@ -114,10 +115,11 @@ static void run__kick_all(struct lm_vm *vm)
 		for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 			struct lm_vcpu *v = &vm->vcpus[i];
 
-			if (v->started && !v->done && !v->err) {
-				v->run->immediate_exit = 1;
+			/* A thread that has exited but is not joined yet
+			 * may still be signalled. immediate_exit is not
+			 * touched here: the vCPU thread owns it. */
+			if (v->started)
 				pthread_kill(v->thread, KICK_SIGNAL);
-			}
 		}
 		struct timespec d = { 0, 100 * 1000000L };
 		nanosleep(&d, NULL);

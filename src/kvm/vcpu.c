@@ -186,6 +186,7 @@ int vcpu__reset(struct lm_vcpu *v)
 	v->last_fetch_rip = 0;
 	v->fetch_repeats = 0;
 	memset(&v->exits, 0, sizeof(v->exits));
+	atomic_store(&v->heartbeat, 0);
 	return 0;
 }
 
@@ -308,6 +309,7 @@ void *vcpu__thread(void *arg)
 		rc = ioctl(v->fd, KVM_RUN, 0);
 		err = rc < 0 ? errno : 0;
 		rc = vcpu__exit(v, err);
+		atomic_fetch_add_explicit(&v->heartbeat, 1, memory_order_relaxed);
 		if (rc)
 			break;
 	}
