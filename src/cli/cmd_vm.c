@@ -70,10 +70,11 @@ static void print_text(const struct lm_vm_config *cfg,
 	       cfg->guest_page_size == 4096 ? "4 KiB" : "2 MiB",
 	       (unsigned long long)(lm_backing_page_size(cfg->backing) >> 10),
 	       cfg->guest_cpl0 ? 0 : 3);
-	printf("time:     %llu pages in %.3f s = %.0f pages/s (whole run %.3f s)\n",
+	printf("time:     %llu pages in %.3f s = %.0f pages/s (whole run %.3f s); CPU %.3f s = %.1f us per page\n",
 	       (unsigned long long)r->pages, r->seconds,
 	       r->seconds > 0 ? (double)r->pages / r->seconds : 0.0,
-	       r->total_seconds);
+	       r->total_seconds, r->cpu_seconds,
+	       r->pages ? r->cpu_seconds * 1e6 / (double)r->pages : 0.0);
 	if (wl->kind == LM_WL_COUNTER)
 		printf("counter:  vCPU 0 counted %llu in %.3f s = %.0f/s while the others faulted\n",
 		       (unsigned long long)r->counter, r->counter_seconds,
@@ -146,6 +147,7 @@ static void print_json(const struct lm_vm_config *cfg,
 	ADD(o, "seconds", json_object_new_double(r->seconds));
 	ADD(o, "pages_per_sec", json_object_new_double(r->seconds > 0 ? (double)r->pages / r->seconds : 0));
 	ADD(o, "total_seconds", json_object_new_double(r->total_seconds));
+	ADD(o, "cpu_seconds", json_object_new_double(r->cpu_seconds));
 	if (wl->kind == LM_WL_COUNTER) {
 		ADD(o, "counter", I64(r->counter));
 		ADD(o, "counter_seconds", json_object_new_double(r->counter_seconds));

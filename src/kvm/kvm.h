@@ -102,6 +102,9 @@ struct lm_vm_exits {
 
 struct lm_vm_result {
 	double seconds;		/* measured part: first START to last MARK */
+	double cpu_seconds;	/* CPU time of the whole process (vCPUs and
+				 * handler threads) in that window: immune to
+				 * other load on a shared machine */
 	double total_seconds;	/* vCPU threads start to last DONE */
 	uint64_t pages;		/* pages touched in the measured part */
 	uint64_t words_checked;
@@ -171,6 +174,8 @@ struct lm_vm {
 	atomic_uint running;		/* vCPUs not yet DONE or failed */
 	atomic_uint marked;		/* vCPUs past MARK */
 	atomic_bool abort;
+	/* process CPU time (ns) at the first START and the last MARK */
+	atomic_uint_fast64_t cpu_t0, cpu_t1;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct lm_vm_workload wl;
@@ -193,6 +198,7 @@ const char *lm_vm_placement_name(enum lm_vm_placement p);
 const char *lm_workload_name(enum lm_workload w);
 int lm_workload_parse(const char *s, enum lm_workload *out);
 uint64_t lm_now_ns(void);
+uint64_t lm_process_cpu_ns(void);
 
 /* ram.c */
 int ram__create(struct lm_vm *vm);

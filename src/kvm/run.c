@@ -196,6 +196,9 @@ static void run__collect(struct lm_vm *vm, struct lm_vm_result *res,
 		res->mismatches += mb->mismatches;
 	}
 	res->seconds = last > first ? (double)(last - first) / 1e9 : 0;
+	if (atomic_load(&vm->cpu_t1) > atomic_load(&vm->cpu_t0))
+		res->cpu_seconds = (double)(atomic_load(&vm->cpu_t1) -
+					    atomic_load(&vm->cpu_t0)) / 1e9;
 	res->total_seconds = done > t0 ? (double)(done - t0) / 1e9 : 0;
 	if (vm->ram.region) {
 		lm_region_stats(vm->ram.region, &res->stats);
@@ -235,6 +238,8 @@ int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 	atomic_store(&vm->running, n);
 	atomic_store(&vm->marked, 0);
 	atomic_store(&vm->abort, false);
+	atomic_store(&vm->cpu_t0, 0);
+	atomic_store(&vm->cpu_t1, 0);
 
 	t0 = lm_now_ns();
 	for (unsigned i = 0; i < n; i++) {

@@ -204,13 +204,23 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 	memcpy(&nr, (uint8_t *)run + run->io.data_offset, 4);
 	v->exits.io++;
 	switch (nr) {
-	case LM_CALL_START:
+	case LM_CALL_START: {
+		uint_fast64_t zero = 0;
+
 		v->t_start_ns = lm_now_ns();
+		atomic_compare_exchange_strong(&vm->cpu_t0, &zero,
+					       lm_process_cpu_ns());
 		return 0;
+	}
 	case LM_CALL_MARK: {
 		unsigned n = atomic_fetch_add(&vm->marked, 1) + 1;
 
 		v->t_mark_ns = lm_now_ns();
+		uint_fast64_t cpu = lm_process_cpu_ns(),
+			      old = atomic_load(&vm->cpu_t1);
+		while (old < cpu &&
+		       !atomic_compare_exchange_weak(&vm->cpu_t1, &old, cpu))
+			;
 		/* A CPL-0 guest is emulated here: only its measured part
 		 * runs so; verification runs natively. */
 		if (vm->cfg.guest_cpl0) {

@@ -46,6 +46,14 @@ uint64_t lm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t lm_process_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static const char *const delivery_names[LM_VM_DELIVERY_COUNT] = {
 	[LM_VM_LIMIT] = "limit",
 	[LM_VM_HANDLER] = "handler",
