@@ -1,7 +1,11 @@
 /*
- * fault_exit.c - the vCPU resolving its own fault: the three exits that mean
+ * fault_exit.c - the vCPU resolving its own fault: the exits that mean
  * "this page of guest RAM is missing" on a region in SIGBUS mode.
  *
+ *   KVM_RUN -EFAULT, no info   native guest code (CPL 3, see vcpu.c) on
+ *                              this backend: nothing has executed; find the
+ *                              pages by decoding the instruction, install,
+ *                              re-enter (fault_exit__efault, at the end).
  *   KVM_EXIT_MMIO inside RAM   this shadow-paging backend emulated the data
  *                              access and could not reach the page. Fetch
  *                              the page into staging, serve the access from

@@ -8,9 +8,11 @@
  *   pattern.c     the page source whose content the guests verify
  *   pagetable.c   the x86-64 page tables the VMM builds for the guest
  *   vcpu.c        vCPU set-up, threads and the exit loop
- *   fault_exit.c  the three exits that mean "guest RAM page missing"
+ *   fault_exit.c  the exits that mean "a guest RAM page is missing"
+ *   x86_insn.c    which memory a faulting instruction touches
  *   run.c         one run: load the image, start, watch, collect
  *   dump.c        the one place an unexpected exit ends up
+ *   guest_image.c the embedded guest workloads (guest/, guest_abi.h)
  * The core (src/core) knows nothing of KVM; everything here calls into it
  * through the public headers only.
  */
