@@ -272,6 +272,30 @@ static void test_memory_fault_exit(void **s)
 	lm_vm_destroy(vm);
 }
 
+/* Lazy restore: the guest verifies never-touched RAM while the region's
+ * background fill streams pages in; whichever comes first, every word
+ * must be right, and both paths must have installed pages. */
+static void test_background_fill(void **s)
+{
+	(void)s;
+	LM_REQUIRE_KVM();
+	for (int d = LM_VM_HANDLER; d < LM_VM_DELIVERY_COUNT; d++) {
+		struct lm_vm_config c = t_vm_config((enum lm_vm_delivery)d, 2,
+						    64ULL << 20);
+		struct lm_vm_workload wl = t_workload(LM_WL_VERIFY);
+		struct lm_vm_result r;
+
+		c.background = true;
+		t_vm_run(&c, &wl, &r);
+		LM_ASSERT(r.stats.pages_background + r.stats.pages_demand ==
+			  (64ULL << 20) / 4096,
+			  "%s: every page once: %llu background + %llu demand",
+			  lm_vm_delivery_name(c.delivery),
+			  (unsigned long long)r.stats.pages_background,
+			  (unsigned long long)r.stats.pages_demand);
+	}
+}
+
 /* A guest that stops making progress is stopped by the watchdog. */
 static void test_watchdog(void **s)
 {
@@ -312,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_fault_around),
 		cmocka_unit_test(test_memory_fault_exit),
 		cmocka_unit_test(test_watchdog),
+		cmocka_unit_test(test_background_fill),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,7 @@ static void usage(FILE *f, const char *prog)
 		"                       access is served (no immediate_exit completion)\n"
 		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
 		"                       completed with immediate_exit), not the decoder\n"
+		"  --background         stream every missing page in while the guest runs\n"
 		"  --fault-around N     each demand fault also installs the missing pages\n"
 		"                       after it, N in all, 1..64 (default off)\n"
 		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
@@ -95,13 +96,14 @@ static void print_text(const struct lm_vm_config *cfg,
 		for (int o = 0; o < LM_ORIGIN_COUNT; o++)
 			printf("%s %llu, ", lm_origin_name((enum lm_fault_origin)o),
 			       (unsigned long long)s->faults[o]);
-		printf("waited %llu, present %llu; pages installed %llu (ahead of a fault %llu, zero %llu, failed %llu)\n",
+		printf("waited %llu, present %llu; pages installed on demand %llu (ahead of a fault %llu, zero %llu, failed %llu), in the background %llu\n",
 		       (unsigned long long)s->faults_waited,
 		       (unsigned long long)s->faults_present,
 		       (unsigned long long)s->pages_demand,
 		       (unsigned long long)s->pages_around,
 		       (unsigned long long)s->pages_zero,
-		       (unsigned long long)s->pages_failed);
+		       (unsigned long long)s->pages_failed,
+		       (unsigned long long)s->pages_background);
 		printf("latency:  p50 %.1f us, p99 %.1f us, max %.1f us over %llu demand faults\n",
 		       (double)s->lat_p50_ns / 1e3, (double)s->lat_p99_ns / 1e3,
 		       (double)s->lat_max_ns / 1e3,
@@ -173,6 +175,7 @@ static void print_json(const struct lm_vm_config *cfg,
 		ADD(f, "present", I64(r->stats.faults_present));
 		ADD(f, "pages_installed", I64(r->stats.pages_demand));
 		ADD(f, "pages_around", I64(r->stats.pages_around));
+		ADD(f, "pages_background", I64(r->stats.pages_background));
 		ADD(f, "lat_p50_ns", I64(r->stats.lat_p50_ns));
 		ADD(f, "lat_p99_ns", I64(r->stats.lat_p99_ns));
 		ADD(o, "faults", f);
@@ -208,6 +211,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "guest-cpl", required_argument, NULL, 'C' },
 		{ "eager-commit", no_argument, NULL, 'Q' },
 		{ "fault-around", required_argument, NULL, 'F' },
+		{ "background", no_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -301,6 +305,9 @@ int cmd_vm_run(int argc, char **argv)
 				return cli_usage_error("--guest-cpl '%s': expected 0 or 3", optarg);
 			cfg.guest_cpl0 = !strcmp(optarg, "0");
 			break;
+		case 'B':
+			cfg.background = true;
+			break;
 		case 'F':
 			if (vm_opt_uint(optarg, 1, 64, &val))
 				return cli_usage_error("--fault-around '%s': expected pages from 1 to 64", optarg);
@@ -326,6 +333,8 @@ int cmd_vm_run(int argc, char **argv)
 	if (wl.kind == LM_WL_COUNTER && cfg.nr_vcpus < 2)
 		return cli_usage_error("--workload counter needs --vcpus 2 or more (vCPU 0 counts while the others touch)");
 	cfg.code_source = wl.kind == LM_WL_FETCH;
+	if (cfg.background && cfg.delivery == LM_VM_LIMIT)
+		return cli_usage_error("--background needs a delivery with a source (limit has no userfaultfd)");
 	if (cfg.code_source && cfg.delivery == LM_VM_LIMIT)
 		return cli_usage_error("--workload fetch needs a delivery with a source (limit RAM is zero-filled, there is no code in it)");
 

@@ -73,6 +73,9 @@ struct lm_vm_config {
 	/* The region's fault-around (lazymem/region.h): every demand fault
 	 * also installs up to this many pages in all. 0 or 1: off. */
 	unsigned fault_around;
+	/* The region's background fill streams every missing page in while
+	 * the guest runs (lazy restore, post-copy push). */
+	bool background;
 	/* Test aid: the source fails reads of the page at this RAM offset. */
 	bool fail_page;
 	uint64_t fail_off;

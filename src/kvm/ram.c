@@ -112,6 +112,7 @@ int ram__create(struct lm_vm *vm)
 	}
 	rc.handler_threads = vm->nr_handlers;
 	rc.fault_around = cfg->fault_around;
+	rc.background = cfg->background;
 	if (cfg->placement != LM_PLACE_ANY)
 		rc.handler_cpus = vm->handler_cpus;
 	switch (cfg->delivery) {

@@ -272,6 +272,15 @@ int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 		else if (!v->done)
 			rc = lm_vm_error(-EIO, "vcpu %u stopped without reporting done", i);
 	}
+	/* With background fill the run ends when every page is in, so the
+	 * statistics account for each page exactly once. */
+	if (!rc && vm->cfg.background && vm->ram.region) {
+		rc = lm_region_wait_complete(vm->ram.region,
+					     wl->timeout_ms ? (int)wl->timeout_ms : -1);
+		if (rc)
+			rc = lm_vm_error(rc, "background fill did not complete: %s",
+					 strerror(-rc));
+	}
 	run__collect(vm, res, t0);
 	if (rc)
 		return rc;
