@@ -80,9 +80,10 @@ static void print_text(const struct lm_vm_config *cfg,
 		printf("counter:  vCPU 0 counted %llu in %.3f s = %.0f/s while the others faulted\n",
 		       (unsigned long long)r->counter, r->counter_seconds,
 		       r->counter_seconds > 0 ? (double)r->counter / r->counter_seconds : 0.0);
-	printf("exits:    efault %llu (decoded %llu, emulated %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
+	printf("exits:    efault %llu (decoded %llu, raced %llu, emulated %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
 	       (unsigned long long)e->efault,
 	       (unsigned long long)(e->efault - e->efault_emulated),
+	       (unsigned long long)e->efault_raced,
 	       (unsigned long long)e->efault_emulated,
 	       (unsigned long long)e->mmio_fault, (unsigned long long)e->mmio_owned,
 	       (unsigned long long)e->mmio_present, (unsigned long long)e->mmio_extra,
@@ -156,6 +157,7 @@ static void print_json(const struct lm_vm_config *cfg,
 	}
 	ADD(ex, "efault", I64(e->efault));
 	ADD(ex, "efault_emulated", I64(e->efault_emulated));
+	ADD(ex, "efault_raced", I64(e->efault_raced));
 	ADD(ex, "mmio_in_ram", I64(e->mmio_fault));
 	ADD(ex, "mmio_fetched", I64(e->mmio_owned));
 	ADD(ex, "mmio_present", I64(e->mmio_present));

@@ -409,6 +409,7 @@ int fault_exit__efault(struct lm_vcpu *v)
 	struct x86_access acc;
 	struct kvm_regs regs;
 	uint8_t insn[15];
+	uint64_t page;
 	int installed = 0, n, rc;
 
 	if (!v->vm->ram.region)
@@ -438,9 +439,13 @@ int fault_exit__efault(struct lm_vcpu *v)
 		return 0;
 	}
 	/* Nothing was missing: another vCPU may have installed the page
-	 * since the exit. Retry once, then let KVM emulate it. */
-	if (regs.rip != v->last_fetch_rip) {
+	 * since the exit (common when vCPUs race for the same pages). Retry;
+	 * only the same fault twice in a row goes to KVM's emulator. */
+	v->exits.efault_raced++;
+	page = (n > 0 ? acc.addr[0] : regs.rip) & ~4095ULL;
+	if (regs.rip != v->last_fetch_rip || page != v->last_fault_page) {
 		v->last_fetch_rip = regs.rip;
+		v->last_fault_page = page;
 		v->fetch_repeats = 0;
 	}
 	if (++v->fetch_repeats >= 2)

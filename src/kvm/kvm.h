@@ -102,6 +102,7 @@ struct lm_vm_exits {
 	uint64_t fetch_fault;		/* emulation failure on a fetch */
 	uint64_t efault;		/* bare -EFAULT (native access) */
 	uint64_t efault_emulated;	/* ... undecoded: KVM emulated it */
+	uint64_t efault_raced;		/* ... nothing missing any more: retried */
 	uint64_t spurious;		/* -EINTR / -EAGAIN with nothing to do */
 };
 
@@ -141,8 +142,10 @@ struct lm_vcpu {
 	bool done;
 	int err;			/* first error, -errno */
 	char msg[256];			/* and what it was */
-	/* fetch-fault loop guard: same RIP twice with nothing installed */
+	/* loop guard: the same fault (RIP, and for a decoded -EFAULT the first
+	 * linear page it touches) twice with nothing installed */
 	uint64_t last_fetch_rip;
+	uint64_t last_fault_page;
 	unsigned fetch_repeats;
 	struct lm_vm_exits exits;
 	/* Exits handled so far, for the watchdog (another thread). */

@@ -184,6 +184,7 @@ int vcpu__reset(struct lm_vcpu *v)
 	v->err = 0;
 	v->msg[0] = '\0';
 	v->last_fetch_rip = 0;
+	v->last_fault_page = UINT64_MAX;
 	v->fetch_repeats = 0;
 	memset(&v->exits, 0, sizeof(v->exits));
 	atomic_store(&v->heartbeat, 0);
