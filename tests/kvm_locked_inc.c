@@ -57,6 +57,9 @@ static void test_exit(void **s)
 	LM_REQUIRE_KVM();
 	r = lockinc(LM_VM_EXIT, false, 4096);
 	LM_ASSERT(r.exits.efault >= MEM / 4096, "every page came by an exit");
+	LM_ASSERT(r.exits.efault_emulated == 0,
+		  "losing a race for a page is a retry, not a fallback: %llu emulated",
+		  (unsigned long long)r.exits.efault_emulated);
 	r = lockinc(LM_VM_EXIT, false, 2u << 20);
 }
 
