@@ -23,6 +23,8 @@ int cmd_vm_run(int argc, char **argv);
 int cmd_bench_paging(int argc, char **argv);
 int cmd_snapshot_inspect(int argc, char **argv);
 int cmd_snapshot_verify(int argc, char **argv);
+int cmd_vm_restore(int argc, char **argv);
+int cmd_bench_restore(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);

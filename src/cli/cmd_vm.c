@@ -25,7 +25,7 @@ static void usage(FILE *f, const char *prog)
 		"  --mem SIZE           guest RAM (default 256M)\n"
 		"  --vcpus N            vCPUs, 1..%d (default 1)\n"
 		"  --workload NAME      touch, random, counter, dirty, verify, lockinc,\n"
-		"                       stos, fetch, ping, spin (default touch)\n"
+		"                       stos, fetch, ping, spin, restore (default touch)\n"
 		"  --access read|write  touch and random: access kind (default write)\n"
 		"  --delivery NAME      limit, handler, minor, exit, hybrid (default exit)\n"
 		"  --backing KIND       anon, memfd, hugetlb (default anon; memfd for\n"
@@ -46,6 +46,11 @@ static void usage(FILE *f, const char *prog)
 		"  --background         stream every missing page in while the guest runs\n"
 		"  --fault-around N     each demand fault also installs the missing pages\n"
 		"                       after it, N in all, 1..64 (default off)\n"
+		"  --ws N%%|SIZE         restore workload: working set touched after the\n"
+		"                       save point, of all RAM (default 10%%)\n"
+		"  --save DIR           stop every vCPU at the workload's save point and\n"
+		"                       save the VM to DIR (implies --workload restore;\n"
+		"                       default delivery limit, backing memfd)\n"
 		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
 		"  --json               one JSON object on stdout\n"
 		"  -h, --help           this text\n",
@@ -216,8 +221,12 @@ int cmd_vm_run(int argc, char **argv)
 		{ "background", no_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "save", required_argument, NULL, 'S' },
+		{ "ws", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *save_dir = NULL, *ws_arg = "10%";
+	bool delivery_set = false, workload_set = false;
 	struct lm_vm_config cfg = {
 		.mem_size = 256ULL << 20, .nr_vcpus = 1,
 		.backing = LM_BACKING_ANON, .delivery = LM_VM_EXIT,
@@ -247,7 +256,8 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'w':
 			if (lm_workload_parse(optarg, &wl.kind))
-				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch, ping or spin", optarg);
+				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch, ping, spin or restore", optarg);
+			workload_set = true;
 			break;
 		case 'a':
 			if (strcmp(optarg, "read") && strcmp(optarg, "write"))
@@ -257,6 +267,7 @@ int cmd_vm_run(int argc, char **argv)
 		case 'd':
 			if (lm_vm_delivery_parse(optarg, &cfg.delivery))
 				return cli_usage_error("--delivery '%s': expected limit, handler, minor, exit or hybrid", optarg);
+			delivery_set = true;
 			break;
 		case 'b':
 			if (vm_opt_backing(optarg, &cfg.backing))
@@ -315,6 +326,12 @@ int cmd_vm_run(int argc, char **argv)
 				return cli_usage_error("--fault-around '%s': expected pages from 1 to 64", optarg);
 			cfg.fault_around = (unsigned)val;
 			break;
+		case 'S':
+			save_dir = optarg;
+			break;
+		case 'W':
+			ws_arg = optarg;
+			break;
 		case 'h':
 			usage(stdout, argv[0]);
 			return 0;
@@ -324,6 +341,26 @@ int cmd_vm_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("%s: unexpected argument '%s'", argv[0], argv[optind]);
+	if (save_dir) {
+		if (workload_set && wl.kind != LM_WL_RESTORE)
+			return cli_usage_error("--save: workload %s has no save point (use --workload restore)",
+					       lm_workload_name(wl.kind));
+		wl.kind = LM_WL_RESTORE;
+		cfg.save_point = true;
+		if (!delivery_set)
+			cfg.delivery = LM_VM_LIMIT;
+		if (!backing_set)
+			cfg.backing = LM_BACKING_MEMFD;
+	}
+	if (wl.kind == LM_WL_RESTORE) {
+		uint64_t pages = cfg.mem_size / lm_backing_page_size(cfg.backing) / cfg.nr_vcpus;
+
+		if (vm_opt_ws(ws_arg, cfg.mem_size, lm_backing_page_size(cfg.backing),
+			      cfg.nr_vcpus, &wl.ws_pages))
+			return cli_usage_error("--ws '%s': expected a percentage like 10%% or a size like 64M", ws_arg);
+		if (wl.ws_pages > pages)
+			wl.ws_pages = pages;
+	}
 	if (!backing_set && (cfg.delivery == LM_VM_MINOR || cfg.delivery == LM_VM_HYBRID))
 		cfg.backing = LM_BACKING_MEMFD;
 	if (cfg.placement != LM_PLACE_ANY) {
@@ -347,6 +384,28 @@ int cmd_vm_run(int argc, char **argv)
 	if (rc) {
 		lm_vm_destroy(vm);
 		return cli_fail("vm run: %s", lm_vm_last_error());
+	}
+	if (save_dir) {
+		uint64_t t0 = lm_now_ns();
+
+		rc = lm_vm_save(vm, save_dir,
+				cli_progress_enabled() ? cli_progress : NULL,
+				(void *)"save");
+		lm_vm_destroy(vm);
+		if (rc)
+			return cli_fail("vm run --save: %s", lm_vm_last_error());
+		if (json)
+			printf("{\"saved\": \"%s\", \"vcpus\": %u, \"mem\": %llu, \"ws_pages\": %llu, \"seconds\": %.3f}\n",
+			       save_dir, cfg.nr_vcpus, (unsigned long long)cfg.mem_size,
+			       (unsigned long long)wl.ws_pages,
+			       (double)(lm_now_ns() - t0) / 1e9);
+		else
+			printf("saved:    %s: %u vCPU%s at the save point, %llu MiB RAM, working set %llu pages per vCPU, in %.3f s\n",
+			       save_dir, cfg.nr_vcpus, cfg.nr_vcpus == 1 ? "" : "s",
+			       (unsigned long long)(cfg.mem_size >> 20),
+			       (unsigned long long)wl.ws_pages,
+			       (double)(lm_now_ns() - t0) / 1e9);
+		return 0;
 	}
 	lm_vm_destroy(vm);
 	if (json)

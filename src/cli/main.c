@@ -20,6 +20,10 @@ static const struct cli_command commands[] = {
 	  "print a snapshot's layout, vCPU and workload state" },
 	{ "snapshot", "verify", cmd_snapshot_verify,
 	  "check every page of a snapshot against its hash" },
+	{ "vm", "restore", cmd_vm_restore,
+	  "resume a saved VM lazily (or eagerly), with working-set prefetch" },
+	{ "bench", "restore", cmd_bench_restore,
+	  "restore: first instruction and completion, eager/lazy/prefetch/limit" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

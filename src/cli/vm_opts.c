@@ -61,3 +61,25 @@ int vm_opt_placement(const char *s, enum lm_vm_placement *out)
 		return -EINVAL;
 	return 0;
 }
+
+int vm_opt_ws(const char *s, uint64_t mem, uint64_t page_size,
+	      unsigned vcpus, uint64_t *pages_per_vcpu)
+{
+	size_t len = strlen(s);
+	uint64_t bytes;
+
+	if (len > 1 && s[len - 1] == '%') {
+		char *end;
+		double pct = strtod(s, &end);
+
+		if (end != s + len - 1 || !(pct > 0) || pct > 100)
+			return -EINVAL;
+		bytes = (uint64_t)((double)mem * pct / 100.0);
+	} else if (cli_parse_size(s, &bytes) || !bytes) {
+		return -EINVAL;
+	}
+	*pages_per_vcpu = bytes / page_size / vcpus;
+	if (!*pages_per_vcpu)
+		*pages_per_vcpu = 1;
+	return 0;
+}

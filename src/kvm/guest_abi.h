@@ -40,6 +40,10 @@ enum lm_guest_call {
 	LM_CALL_DONE = 3,	/* all finished, results in the mailbox */
 	LM_CALL_FAIL = 4,	/* unrecoverable: fail_* fields say why */
 	LM_CALL_PING = 5,	/* nothing: measures one exit round trip */
+	/* The save point: every vCPU of a run with --save stops here and the
+	 * VM is saved; a restored VM resumes just after it. Otherwise a
+	 * no-op. */
+	LM_CALL_SAVE = 6,
 };
 
 enum lm_workload {
@@ -53,6 +57,7 @@ enum lm_workload {
 	LM_WL_FETCH,		/* call code that lives in lazy RAM */
 	LM_WL_PING,		/* iterations empty calls to the VMM */
 	LM_WL_SPIN,		/* never progresses: the watchdog's test */
+	LM_WL_RESTORE,		/* fill, save point, touch + verify a working set */
 };
 
 /* Mailbox: one 4 KiB page per vCPU at LM_GPA_MAILBOX + vcpu * 4096. */
@@ -85,6 +90,17 @@ struct lm_mailbox {
 	uint64_t fail_got;
 	uint64_t fail_code;	/* LM_FAIL_* for LM_CALL_FAIL */
 	uint64_t sum;		/* read results, so reads are not elided */
+	/* restore workload (appended: older fields keep their offsets) */
+	uint64_t ws_pages;	/* in: pages of the slice to touch after the
+				 * save point; the VMM may rewrite it at
+				 * restore, before the vCPU resumes */
+	volatile uint64_t phase;	/* out: LM_PHASE_* */
+};
+
+enum lm_restore_phase {
+	LM_PHASE_FILL = 1,	/* writing the slice */
+	LM_PHASE_SAVED,		/* at the save point */
+	LM_PHASE_RESUMED,	/* touching the working set */
 };
 
 enum lm_fail_code {

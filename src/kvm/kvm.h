@@ -76,6 +76,13 @@ struct lm_vm_config {
 	/* The region's background fill streams every missing page in while
 	 * the guest runs (lazy restore, post-copy push). */
 	bool background;
+	/* Borrowed: where RAM's content comes from instead of the pattern
+	 * source (a restore: the snapshot). With limit the caller fills RAM
+	 * itself before the run (the eager restore). */
+	struct lm_source *source;
+	/* Stop each vCPU at the workload's save point (LM_CALL_SAVE) with its
+	 * state captured, so the VM can be saved (snapvm.c). */
+	bool save_point;
 	/* Test aid: the source fails reads of the page at this RAM offset. */
 	bool fail_page;
 	uint64_t fail_off;
@@ -88,6 +95,18 @@ struct lm_vm_workload {
 	uint64_t seed;
 	uint64_t stos_len;
 	unsigned timeout_ms;		/* no progress for this long: fail */
+	uint64_t ws_pages;		/* restore: pages per vCPU after the save point */
+};
+
+/* A vCPU's state as captured at the save point (snapvm.c). */
+struct lm_vcpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_msrs *msrs;		/* with its entries */
+	size_t msrs_len;
+	struct kvm_cpuid2 *cpuid;	/* with its entries */
+	size_t cpuid_len;
 };
 
 /* What the exit loop saw: every branch of it has a counter. */
@@ -139,6 +158,9 @@ struct lm_vcpu {
 	bool started;
 	struct lm_mailbox *mb;		/* host view of its mailbox */
 	uint64_t t_start_ns, t_mark_ns, t_done_ns;
+	uint64_t t_enter_ns;		/* first KVM_RUN of this run */
+	bool at_save;			/* stopped at the save point */
+	struct lm_vcpu_state saved;	/* ... and its state then */
 	bool done;
 	int err;			/* first error, -errno */
 	char msg[256];			/* and what it was */
@@ -229,6 +251,8 @@ int pagetable__walk(const uint8_t *reserved, uint64_t reserved_size,
 int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id);
 void vcpu__destroy(struct lm_vcpu *v);
 int vcpu__reset(struct lm_vcpu *v);
+/* Clear the per-run fields (timestamps, errors, counters), not the CPU. */
+void vcpu__clear(struct lm_vcpu *v);
 int vcpu__set_cpl(struct lm_vcpu *v, unsigned cpl);
 #define LM_VCPU_CPL(vm) ((vm)->cfg.guest_cpl0 ? 0u : 3u)
 /* One exit of KVM_RUN (err: its errno or 0): 0 re-enter, 1 done, -errno. */
@@ -251,5 +275,53 @@ int vcpu__unexpected(struct lm_vcpu *v, const char *why);
 /* run.c */
 int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 	      struct lm_vm_result *res);
+/* Run vCPUs whose state and memory were restored (no image load, no
+ * reset, mailboxes as they are); the VMM's own sample check is left to
+ * the caller (lm_vm_host_check) so that it can read statistics first. */
+int lm_vm_resume(struct lm_vm *vm, const struct lm_vm_workload *wl,
+		 struct lm_vm_result *res);
+void lm_vm_host_check(struct lm_vm *vm, struct lm_vm_result *res);
+
+/* snapvm.c: save at the save point, restore lazily or eagerly. */
+int vcpu__capture(struct lm_vcpu *v);
+void vcpu__state_free(struct lm_vcpu_state *st);
+int lm_vm_save(struct lm_vm *vm, const char *dir,
+	       void (*progress)(uint64_t done, uint64_t total, void *arg),
+	       void *arg);
+
+enum lm_restore_mode {
+	LM_RESTORE_LAZY,	/* resume at once, RAM on demand */
+	LM_RESTORE_EAGER,	/* read all RAM, then resume (the baseline) */
+	LM_RESTORE_LIMIT,	/* as eager, but the clock starts once RAM is in */
+};
+
+struct lm_restore_opts {
+	const char *dir;
+	enum lm_restore_mode mode;
+	enum lm_vm_delivery delivery;	/* lazy: exit, hybrid, handler, minor */
+	bool background;		/* lazy: background fill */
+	double ws_fraction;		/* > 0: working set, a fraction of RAM,
+					 * instead of the saved one */
+	const char *record_ws;		/* write the pages touched here */
+	const char *prefetch;		/* install these pages ahead */
+	unsigned timeout_ms;
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *progress_arg;
+};
+
+struct lm_restore_result {
+	struct lm_vm_result run;
+	unsigned nr_vcpus;
+	uint64_t mem_size, ws_pages;
+	double first_instruction_ms;	/* restore call -> first KVM_RUN */
+	double seconds;			/* restore call -> last vCPU done */
+	uint64_t pages_faulted;		/* installed on a vCPU's demand */
+	uint64_t pages_prefetched;
+	uint64_t ws_recorded;
+	uint64_t ws_loaded;
+};
+
+int lm_vm_restore(const struct lm_restore_opts *o,
+		  struct lm_restore_result *res);
 
 #endif

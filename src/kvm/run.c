@@ -50,12 +50,16 @@ static void run__fill_mailbox(struct lm_vm *vm, struct lm_vcpu *v,
 	mb->slice_off = slice * v->id;
 	mb->slice_size = slice;
 	mb->stride = vm->ram.page_size;
-	mb->gen = vm->cfg.delivery == LM_VM_LIMIT ? 0 : vm->cfg.gen;
+	/* limit RAM starts zero-filled (generation 0), except for the
+	 * restore workload, which writes its own content first */
+	mb->gen = vm->cfg.delivery == LM_VM_LIMIT && wl->kind != LM_WL_RESTORE ?
+		  0 : vm->cfg.gen;
 	mb->write = wl->write;
 	mb->iterations = wl->iterations;
 	mb->seed = wl->seed % (slice / vm->ram.page_size);
 	mb->stos_len = wl->stos_len & ~7ULL;
 	mb->shared = LM_GPA_SHARED;
+	mb->ws_pages = wl->ws_pages;
 }
 
 /* Sum of everything that moves while a guest makes progress: exits the
@@ -139,12 +143,13 @@ static void run__kick_all(struct lm_vm *vm)
  * registered mapping otherwise, resolved by handler threads or the SIGBUS
  * path). The last word is one no workload writes, except stos.
  */
-static void run__host_check(struct lm_vm *vm, struct lm_vm_result *res)
+void lm_vm_host_check(struct lm_vm *vm, struct lm_vm_result *res)
 {
 	uint64_t psz = vm->ram.page_size, pages = vm->ram.size / psz;
 	uint64_t step = pages > 1024 ? pages / 1024 : 1;
 	uint64_t slice = vm->ram.size / vm->cfg.nr_vcpus;
-	uint64_t gen = vm->cfg.delivery == LM_VM_LIMIT ? 0 : vm->cfg.gen;
+	/* the generation the guest checks against (mailbox 0's) */
+	uint64_t gen = vm->vcpus[0].mb->gen;
 
 	for (uint64_t i = 0; i < pages; i += step) {
 		uint64_t off = i * psz + psz - 8;
@@ -206,12 +211,13 @@ static void run__collect(struct lm_vm *vm, struct lm_vm_result *res,
 	}
 }
 
+static int run__go(struct lm_vm *vm, struct lm_vm_result *res);
+
 int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 	      struct lm_vm_result *res)
 {
 	const struct lm_guest_image *img = lm_guest_image_find(lm_workload_name(wl->kind));
 	unsigned n = vm->cfg.nr_vcpus;
-	uint64_t t0;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -234,6 +240,37 @@ int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 		if (rc)
 			return rc;
 	}
+	rc = run__go(vm, res);
+	if (rc)
+		return rc;
+	lm_vm_host_check(vm, res);
+	if (vm->ram.region) {
+		lm_region_stats(vm->ram.region, &res->stats);
+		res->have_stats = true;
+	}
+	res->verified = res->words_checked > 0 && res->mismatches == 0 &&
+			res->host_mismatches == 0;
+	return 0;
+}
+
+int lm_vm_resume(struct lm_vm *vm, const struct lm_vm_workload *wl,
+		 struct lm_vm_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	vm->wl = *wl;
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		vcpu__clear(&vm->vcpus[i]);
+	return run__go(vm, res);
+}
+
+/* Start the vCPU threads, watch them, join them, collect. */
+static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
+{
+	const struct lm_vm_workload *wl = &vm->wl;
+	unsigned n = vm->cfg.nr_vcpus;
+	uint64_t t0;
+	int rc = 0;
+
 	kick__install();
 	atomic_store(&vm->running, n);
 	atomic_store(&vm->marked, 0);
@@ -282,14 +319,5 @@ int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 					 strerror(-rc));
 	}
 	run__collect(vm, res, t0);
-	if (rc)
-		return rc;
-	run__host_check(vm, res);
-	if (vm->ram.region) {
-		lm_region_stats(vm->ram.region, &res->stats);
-		res->have_stats = true;
-	}
-	res->verified = res->words_checked > 0 && res->mismatches == 0 &&
-			res->host_mismatches == 0;
-	return 0;
+	return rc;
 }

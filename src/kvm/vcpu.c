@@ -91,6 +91,7 @@ int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id)
 
 void vcpu__destroy(struct lm_vcpu *v)
 {
+	vcpu__state_free(&v->saved);
 	if (v->run)
 		munmap(v->run, (size_t)v->vm->run_size);
 	v->run = NULL;
@@ -142,6 +143,20 @@ static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code,
  * CPL 3. Port I/O at CPL 3 is allowed by the TSS I/O bitmap (vm.c); IOPL
  * in RFLAGS is not honoured here.
  */
+void vcpu__clear(struct lm_vcpu *v)
+{
+	v->t_start_ns = v->t_mark_ns = v->t_done_ns = v->t_enter_ns = 0;
+	v->done = false;
+	v->at_save = false;
+	v->err = 0;
+	v->msg[0] = '\0';
+	v->last_fetch_rip = 0;
+	v->last_fault_page = UINT64_MAX;
+	v->fetch_repeats = 0;
+	memset(&v->exits, 0, sizeof(v->exits));
+	atomic_store(&v->heartbeat, 0);
+}
+
 int vcpu__reset(struct lm_vcpu *v)
 {
 	struct kvm_sregs sregs;
@@ -179,15 +194,7 @@ int vcpu__reset(struct lm_vcpu *v)
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
 		return lm_vm_error(-errno, "vcpu %u: KVM_SET_REGS: %s", v->id,
 				   strerror(errno));
-	v->t_start_ns = v->t_mark_ns = v->t_done_ns = 0;
-	v->done = false;
-	v->err = 0;
-	v->msg[0] = '\0';
-	v->last_fetch_rip = 0;
-	v->last_fault_page = UINT64_MAX;
-	v->fetch_repeats = 0;
-	memset(&v->exits, 0, sizeof(v->exits));
-	atomic_store(&v->heartbeat, 0);
+	vcpu__clear(v);
 	return 0;
 }
 
@@ -238,6 +245,11 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 	}
 	case LM_CALL_PING:
 		return 0;
+	case LM_CALL_SAVE:
+		/* The save point: a no-op unless this run saves. */
+		if (!vm->cfg.save_point)
+			return 0;
+		return vcpu__capture(v);
 	case LM_CALL_DONE:
 		v->t_done_ns = lm_now_ns();
 		v->done = true;
@@ -317,6 +329,8 @@ void *vcpu__thread(void *arg)
 			vcpu__fail(v, -ETIMEDOUT, "stopped by the watchdog");
 			break;
 		}
+		if (!v->t_enter_ns)
+			v->t_enter_ns = lm_now_ns();
 		rc = ioctl(v->fd, KVM_RUN, 0);
 		err = rc < 0 ? errno : 0;
 		rc = vcpu__exit(v, err);

@@ -93,7 +93,7 @@ static const char *const workload_names[] = {
 	[LM_WL_COUNTER] = "counter", [LM_WL_DIRTY] = "dirty",
 	[LM_WL_VERIFY] = "verify", [LM_WL_LOCKINC] = "lockinc",
 	[LM_WL_STOS] = "stos", [LM_WL_FETCH] = "fetch", [LM_WL_PING] = "ping",
-	[LM_WL_SPIN] = "spin",
+	[LM_WL_SPIN] = "spin", [LM_WL_RESTORE] = "restore",
 };
 #define NR_WORKLOAD_NAMES (sizeof(workload_names) / sizeof(workload_names[0]))
 

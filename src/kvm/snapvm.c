@@ -1,0 +1,718 @@
+/*
+ * snapvm.c - a VM to a snapshot and back: capture at the save point, save,
+ * and restore lazily (RAM on demand from the snapshot, every page checked)
+ * or eagerly, with working-set record and prefetch.
+ *
+ * Snapshot layout (lazymem/snapshot.h is the format): two regions of
+ * guest-physical memory, both in memory.img:
+ *   region 0  gpa 0, the reserved area (descriptor tables, mailboxes,
+ *             code, stacks, page tables), at offset 0;
+ *   region 1  gpa LM_GPA_RAM, guest RAM, right after it.
+ * Per vCPU the blobs regs, sregs, fpu (struct kvm_regs, kvm_sregs,
+ * kvm_fpu), msrs (struct kvm_msrs with its entries) and cpuid (struct
+ * kvm_cpuid2 with its entries). The workload state is a JSON object:
+ * kind, phase, gen, vcpus, mem, guest_page_size, reserved_size, ws_pages,
+ * seed; the mailboxes themselves are guest memory (region 0).
+ *
+ * Restore order is what makes the first instruction early: the reserved
+ * area (a few MiB) is read and checked, vCPU state set, and the vCPUs run
+ * before any byte of RAM is read; RAM pages come from the snapshot source
+ * on demand (and from the background fill and the prefetcher).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <lazymem/snapshot.h>
+
+#include "kvm/kvm.h"
+#include "kvm/wsfile.h"
+
+/* The MSRs a resumed guest could depend on; EFER is in sregs. */
+static const uint32_t save_msrs[] = {
+	0x10,		/* TSC */
+	0x174, 0x175, 0x176,	/* SYSENTER CS/ESP/EIP */
+	0x277,		/* PAT */
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,	/* STAR..SFMASK */
+	0xc0000100, 0xc0000101, 0xc0000102,	/* FS/GS/KERNEL_GS base */
+};
+#define NR_SAVE_MSRS (sizeof(save_msrs) / sizeof(save_msrs[0]))
+
+void vcpu__state_free(struct lm_vcpu_state *st)
+{
+	free(st->msrs);
+	free(st->cpuid);
+	st->msrs = NULL;
+	st->cpuid = NULL;
+}
+
+/*
+ * On the vCPU's own thread, at the save point (an OUT exit). KVM only
+ * finishes an exit's instruction on the next KVM_RUN; re-entering with
+ * immediate_exit completes it without running the guest further (KVM API
+ * documentation on immediate_exit), so the state captured resumes after
+ * the call. Returns 1: this vCPU is done for this run.
+ */
+int vcpu__capture(struct lm_vcpu *v)
+{
+	struct lm_vcpu_state *st = &v->saved;
+	size_t n;
+	int rc, tries;
+
+	v->run->immediate_exit = 1;
+	for (tries = 0; tries < 8; tries++) {
+		rc = ioctl(v->fd, KVM_RUN, 0);
+		if (rc < 0 && errno == EINTR)
+			break;
+	}
+	v->run->immediate_exit = 0;
+	if (tries == 8)
+		return vcpu__fail(v, -EIO, "save point: KVM_RUN with immediate_exit did not return EINTR");
+	vcpu__state_free(st);
+	if (ioctl(v->fd, KVM_GET_REGS, &st->regs) < 0 ||
+	    ioctl(v->fd, KVM_GET_SREGS, &st->sregs) < 0 ||
+	    ioctl(v->fd, KVM_GET_FPU, &st->fpu) < 0)
+		return vcpu__fail(v, -errno, "save point: reading registers: %s",
+				  strerror(errno));
+	st->msrs_len = sizeof(struct kvm_msrs) +
+		       NR_SAVE_MSRS * sizeof(struct kvm_msr_entry);
+	st->msrs = calloc(1, st->msrs_len);
+	if (!st->msrs)
+		return vcpu__fail(v, -ENOMEM, "save point: out of memory");
+	st->msrs->nmsrs = NR_SAVE_MSRS;
+	for (unsigned i = 0; i < NR_SAVE_MSRS; i++)
+		st->msrs->entries[i].index = save_msrs[i];
+	rc = ioctl(v->fd, KVM_GET_MSRS, st->msrs);
+	if (rc < 0)
+		return vcpu__fail(v, -errno, "save point: KVM_GET_MSRS: %s",
+				  strerror(errno));
+	/* KVM stops at the first MSR it cannot read: keep those it read. */
+	st->msrs->nmsrs = (uint32_t)rc;
+	st->msrs_len = sizeof(struct kvm_msrs) +
+		       (size_t)rc * sizeof(struct kvm_msr_entry);
+	for (n = 64; n <= 4096; n *= 2) {
+		st->cpuid_len = sizeof(struct kvm_cpuid2) +
+				n * sizeof(struct kvm_cpuid_entry2);
+		free(st->cpuid);
+		st->cpuid = calloc(1, st->cpuid_len);
+		if (!st->cpuid)
+			return vcpu__fail(v, -ENOMEM, "save point: out of memory");
+		st->cpuid->nent = (uint32_t)n;
+		if (ioctl(v->fd, KVM_GET_CPUID2, st->cpuid) == 0)
+			break;
+		if (errno != E2BIG)
+			return vcpu__fail(v, -errno, "save point: KVM_GET_CPUID2: %s",
+					  strerror(errno));
+	}
+	if (n > 4096)
+		return vcpu__fail(v, -E2BIG, "save point: CPUID table too large");
+	st->cpuid_len = sizeof(struct kvm_cpuid2) +
+			st->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+	v->at_save = true;
+	v->t_done_ns = lm_now_ns();
+	v->done = true;
+	return 1;
+}
+
+/* ---- save ---- */
+
+static char *workload_json(const struct lm_vm *vm)
+{
+	json_object *o = json_object_new_object();
+	char *s;
+
+#define ADD(k, v) json_object_object_add(o, k, v)
+#define I64(x) json_object_new_int64((int64_t)(x))
+	ADD("kind", json_object_new_string(lm_workload_name(vm->wl.kind)));
+	ADD("phase", json_object_new_string("saved"));
+	ADD("gen", I64(vm->cfg.gen));
+	ADD("vcpus", I64(vm->cfg.nr_vcpus));
+	ADD("mem", I64(vm->ram.size));
+	ADD("guest_page_size", I64(vm->cfg.guest_page_size));
+	ADD("reserved_size", I64(vm->reserved_size));
+	ADD("ws_pages", I64(vm->vcpus[0].mb->ws_pages));
+	ADD("seed", I64(vm->vcpus[0].mb->seed));
+#undef ADD
+#undef I64
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+int lm_vm_save(struct lm_vm *vm, const char *dir,
+	       void (*progress)(uint64_t done, uint64_t total, void *arg),
+	       void *arg)
+{
+	struct lm_snap_meta m;
+	uint64_t rs = vm->reserved_size, total = rs + vm->ram.size;
+	uint8_t *mem = MAP_FAILED;
+	int memfd = vm->ram.memfd, rc = 0;
+
+	memset(&m, 0, sizeof(m));
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		if (!vm->vcpus[i].at_save)
+			return lm_vm_error(-EINVAL, "vcpu %u did not reach the save point (workload %s has none?)",
+					   i, lm_workload_name(vm->wl.kind));
+	m.version = LM_SNAP_VERSION;
+	m.page_size = vm->ram.page_size;
+	m.mem_size = total;
+	m.nr_regions = 2;
+	m.regions[0] = (struct lm_snap_region){ 0, rs, 0 };
+	m.regions[1] = (struct lm_snap_region){ LM_GPA_RAM, vm->ram.size, rs };
+	m.nr_vcpus = vm->cfg.nr_vcpus;
+	m.vcpus = calloc(m.nr_vcpus, sizeof(*m.vcpus));
+	m.workload = workload_json(vm);
+	if (!m.vcpus || !m.workload) {
+		rc = lm_vm_error(-ENOMEM, "save: out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < m.nr_vcpus && !rc; i++) {
+		struct lm_snap_vcpu *sv = &m.vcpus[i];
+		const struct lm_vcpu_state *st = &vm->vcpus[i].saved;
+
+		sv->id = i;
+		if (lm_snap_vcpu_add_blob(sv, "regs", &st->regs, sizeof(st->regs)) ||
+		    lm_snap_vcpu_add_blob(sv, "sregs", &st->sregs, sizeof(st->sregs)) ||
+		    lm_snap_vcpu_add_blob(sv, "fpu", &st->fpu, sizeof(st->fpu)) ||
+		    lm_snap_vcpu_add_blob(sv, "msrs", st->msrs, st->msrs_len) ||
+		    lm_snap_vcpu_add_blob(sv, "cpuid", st->cpuid, st->cpuid_len))
+			rc = lm_vm_error(-EINVAL, "save: vcpu %u: %s", i, lm_last_error());
+	}
+	if (rc)
+		goto out;
+
+	/* One contiguous view for lm_snap_save: a copy of the reserved area,
+	 * then RAM mapped in place when it has a memfd (no copy of RAM). */
+	if (memfd < 0 && vm->ram.region)
+		memfd = lm_region_memfd(vm->ram.region);
+	mem = mmap(NULL, total, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED) {
+		rc = lm_vm_error(-errno, "save: %llu bytes of address space: %s",
+				 (unsigned long long)total, strerror(errno));
+		goto out;
+	}
+	memcpy(mem, vm->reserved, rs);
+	if (memfd >= 0) {
+		if (mmap(mem + rs, vm->ram.size, PROT_READ, MAP_SHARED | MAP_FIXED,
+			 memfd, 0) == MAP_FAILED) {
+			rc = lm_vm_error(-errno, "save: mapping guest RAM: %s",
+					 strerror(errno));
+			goto out;
+		}
+	} else {
+		memcpy(mem + rs, vm->ram.vmm_view, vm->ram.size);
+	}
+	rc = lm_snap_save(dir, &m, mem, progress, arg);
+	if (rc)
+		rc = lm_vm_error(rc, "save to %s: %s", dir, lm_last_error());
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, total);
+	lm_snap_meta_free(&m);
+	return rc;
+}
+
+/* ---- restore ---- */
+
+/*
+ * RAM's view of the snapshot source: RAM offset o is memory.img offset
+ * base + o. With recording on, every page read (or found zero) is appended
+ * in the order the region asked for it: first touch first, since the
+ * region fetches each page exactly once.
+ */
+struct ram_source {
+	struct lm_source base;
+	struct lm_source *inner;
+	uint64_t base_off, page_size;
+	uint64_t *rec;			/* NULL: not recording */
+	uint64_t rec_cap;
+	atomic_uint_fast64_t rec_n;
+};
+
+static void ram_source_note(struct ram_source *rs, uint64_t off, size_t len)
+{
+	if (!rs->rec)
+		return;
+	for (uint64_t p = 0; p < len; p += rs->page_size) {
+		uint64_t i = atomic_fetch_add(&rs->rec_n, 1);
+
+		if (i < rs->rec_cap)
+			rs->rec[i] = rs->base_off + off + p;
+	}
+}
+
+static int ram_source_read(struct lm_source *s, uint64_t off, void *dst,
+			   size_t len)
+{
+	struct ram_source *rs = (struct ram_source *)s;
+	int err = lm_source_read(rs->inner, rs->base_off + off, dst, len);
+
+	if (!err)
+		ram_source_note(rs, off, len);
+	return err;
+}
+
+static int ram_source_is_zero(struct lm_source *s, uint64_t off, size_t len)
+{
+	struct ram_source *rs = (struct ram_source *)s;
+	int z = rs->inner->ops->is_zero ?
+		rs->inner->ops->is_zero(rs->inner, rs->base_off + off, len) : 0;
+
+	if (z == 1)
+		ram_source_note(rs, off, len);
+	return z;
+}
+
+static void ram_source_destroy(struct lm_source *s)
+{
+	struct ram_source *rs = (struct ram_source *)s;
+
+	free(rs->rec);
+	free(rs);
+}
+
+static const struct lm_source_ops ram_source_ops = {
+	.read = ram_source_read,
+	.is_zero = ram_source_is_zero,
+	.destroy = ram_source_destroy,
+};
+
+/* Everything restore holds; released in one place. */
+struct restore {
+	const struct lm_restore_opts *o;
+	struct lm_snap_meta m;
+	bool have_meta;
+	struct lm_source *snap;
+	struct ram_source *ram;
+	struct lm_vm *vm;
+	const struct lm_snap_region *rreg, *rram;
+	uint64_t gen, gps, reserved_size, ws_pages, seed;
+	/* prefetch */
+	struct lm_ws ws;
+	pthread_t pf_thread;
+	bool pf_running;
+	atomic_bool pf_stop;
+	atomic_uint_fast64_t pf_pages;
+	int pf_fd;
+};
+
+static int get_u64(json_object *o, const char *k, uint64_t *out,
+		   const char *dir)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return lm_vm_error(-EINVAL, "snapshot %s: workload state: missing or bad '%s' (a number >= 0)",
+				   dir, k);
+	*out = (uint64_t)json_object_get_int64(v);
+	return 0;
+}
+
+/* Is this snapshot one this VMM can resume? Every refusal names the field. */
+static int restore__check(struct restore *r)
+{
+	const char *dir = r->o->dir;
+	struct lm_snap_meta *m = &r->m;
+	json_object *w = NULL, *v;
+	uint64_t vcpus, mem;
+	int rc = 0;
+
+	if (m->nr_regions != 2 || m->regions[0].gpa != 0 ||
+	    m->regions[1].gpa != LM_GPA_RAM)
+		return lm_vm_error(-EINVAL, "snapshot %s: memory layout: expected 2 regions (reserved area at gpa 0, RAM at gpa 0x%llx), found %u",
+				   dir, (unsigned long long)LM_GPA_RAM, m->nr_regions);
+	r->rreg = &m->regions[0];
+	r->rram = &m->regions[1];
+	if (m->page_size != 4096)
+		return lm_vm_error(-EINVAL, "snapshot %s: page size %llu: this VMM restores 4096-byte pages",
+				   dir, (unsigned long long)m->page_size);
+	if (!m->workload || !(w = json_tokener_parse(m->workload)) ||
+	    !json_object_is_type(w, json_type_object)) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: no workload state (not saved by 'vm run --save')", dir);
+		goto out;
+	}
+	if (!json_object_object_get_ex(w, "kind", &v) ||
+	    strcmp(json_object_get_string(v), "restore")) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: workload kind '%s': only 'restore' has a save point",
+				 dir, v ? json_object_get_string(v) : "(none)");
+		goto out;
+	}
+	if (!json_object_object_get_ex(w, "phase", &v) ||
+	    strcmp(json_object_get_string(v), "saved")) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: workload phase: expected 'saved'", dir);
+		goto out;
+	}
+	if ((rc = get_u64(w, "gen", &r->gen, dir)) ||
+	    (rc = get_u64(w, "vcpus", &vcpus, dir)) ||
+	    (rc = get_u64(w, "mem", &mem, dir)) ||
+	    (rc = get_u64(w, "guest_page_size", &r->gps, dir)) ||
+	    (rc = get_u64(w, "reserved_size", &r->reserved_size, dir)) ||
+	    (rc = get_u64(w, "ws_pages", &r->ws_pages, dir)) ||
+	    (rc = get_u64(w, "seed", &r->seed, dir)))
+		goto out;
+	if (vcpus != m->nr_vcpus || vcpus < 1 || vcpus > LM_MAX_VCPUS) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: vCPU count: the workload state says %llu, the snapshot holds %u vCPU states (at most %d)",
+				 dir, (unsigned long long)vcpus, m->nr_vcpus, LM_MAX_VCPUS);
+		goto out;
+	}
+	if (mem != r->rram->size) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: memory size: the workload state says %llu bytes, the RAM region holds %llu",
+				 dir, (unsigned long long)mem,
+				 (unsigned long long)r->rram->size);
+		goto out;
+	}
+	if (r->reserved_size != r->rreg->size) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: reserved area size: the workload state says %llu bytes, region 0 holds %llu",
+				 dir, (unsigned long long)r->reserved_size,
+				 (unsigned long long)r->rreg->size);
+		goto out;
+	}
+	for (unsigned i = 0; i < m->nr_vcpus; i++) {
+		static const struct { const char *name; size_t len; } fixed[] = {
+			{ "regs", sizeof(struct kvm_regs) },
+			{ "sregs", sizeof(struct kvm_sregs) },
+			{ "fpu", sizeof(struct kvm_fpu) },
+		};
+		const struct lm_snap_vcpu *sv = &m->vcpus[i];
+		const struct lm_snap_blob *b;
+
+		if (sv->id != i) {
+			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpus[%u] has id %u", dir, i, sv->id);
+			goto out;
+		}
+		for (unsigned k = 0; k < 3; k++) {
+			b = lm_snap_vcpu_blob(sv, fixed[k].name);
+			if (!b || b->len != fixed[k].len) {
+				rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state '%s' %s (expected %zu bytes)",
+						 dir, i, fixed[k].name,
+						 b ? "has the wrong size" : "is missing",
+						 fixed[k].len);
+				goto out;
+			}
+		}
+		b = lm_snap_vcpu_blob(sv, "msrs");
+		if (!b || b->len < sizeof(struct kvm_msrs) ||
+		    (b->len - sizeof(struct kvm_msrs)) % sizeof(struct kvm_msr_entry) ||
+		    ((const struct kvm_msrs *)(const void *)b->data)->nmsrs !=
+			    (b->len - sizeof(struct kvm_msrs)) / sizeof(struct kvm_msr_entry)) {
+			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state 'msrs' %s (expected struct kvm_msrs and its entries)",
+					 dir, i, b ? "has the wrong size" : "is missing");
+			goto out;
+		}
+		b = lm_snap_vcpu_blob(sv, "cpuid");
+		if (!b || b->len < sizeof(struct kvm_cpuid2) ||
+		    (b->len - sizeof(struct kvm_cpuid2)) % sizeof(struct kvm_cpuid_entry2) ||
+		    ((const struct kvm_cpuid2 *)(const void *)b->data)->nent !=
+			    (b->len - sizeof(struct kvm_cpuid2)) / sizeof(struct kvm_cpuid_entry2)) {
+			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state 'cpuid' %s (expected struct kvm_cpuid2 and its entries)",
+					 dir, i, b ? "has the wrong size" : "is missing");
+			goto out;
+		}
+	}
+out:
+	if (w)
+		json_object_put(w);
+	return rc;
+}
+
+/* Read [off, off+len) of memory.img into dst, checked. A page failing its
+ * hash is named by its guest-physical address. */
+static int restore__read(struct restore *r, const struct lm_snap_region *reg,
+			 uint64_t roff, void *dst, uint64_t len)
+{
+	uint64_t ps = r->m.page_size;
+	int err = lm_source_read(r->snap, reg->offset + roff, dst, len);
+
+	if (!err)
+		return 0;
+	for (uint64_t p = 0; p < len; p += ps) {
+		int e = lm_source_read(r->snap, reg->offset + roff + p,
+				       (uint8_t *)dst + p, ps);
+
+		if (e)
+			return lm_vm_error(e, "snapshot %s: page at gpa 0x%llx (memory.img offset 0x%llx): %s",
+					   r->o->dir,
+					   (unsigned long long)(reg->gpa + roff + p),
+					   (unsigned long long)(reg->offset + roff + p),
+					   e == -EBADMSG ? "fails its hash check (corrupt)"
+							 : strerror(-e));
+	}
+	return lm_vm_error(err, "snapshot %s: reading memory.img: %s",
+			   r->o->dir, strerror(-err));
+}
+
+static int restore__vcpu(struct restore *r, unsigned i)
+{
+	struct lm_vcpu *v = &r->vm->vcpus[i];
+	const struct lm_snap_vcpu *sv = &r->m.vcpus[i];
+	const struct lm_snap_blob *b;
+	int rc;
+
+	/* CPUID first: KVM only takes a new table before the first KVM_RUN. */
+	b = lm_snap_vcpu_blob(sv, "cpuid");
+	if (ioctl(v->fd, KVM_SET_CPUID2, b->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_CPUID2 with the saved table: %s",
+				   i, strerror(errno));
+	if (ioctl(v->fd, KVM_SET_SREGS, lm_snap_vcpu_blob(sv, "sregs")->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_SREGS: %s", i, strerror(errno));
+	b = lm_snap_vcpu_blob(sv, "msrs");
+	rc = ioctl(v->fd, KVM_SET_MSRS, b->data);
+	if (rc < 0 || (uint32_t)rc != ((const struct kvm_msrs *)(const void *)b->data)->nmsrs)
+		return lm_vm_error(-EINVAL, "vcpu %u: KVM_SET_MSRS set %d of %u saved MSRs",
+				   i, rc, ((const struct kvm_msrs *)(const void *)b->data)->nmsrs);
+	if (ioctl(v->fd, KVM_SET_FPU, lm_snap_vcpu_blob(sv, "fpu")->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_FPU: %s", i, strerror(errno));
+	if (ioctl(v->fd, KVM_SET_REGS, lm_snap_vcpu_blob(sv, "regs")->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_REGS: %s", i, strerror(errno));
+	return 0;
+}
+
+/*
+ * The prefetcher: installs the working set's pages in first-touch order,
+ * ahead of the vCPUs. It claims one page at a time (begin, read, commit),
+ * so a vCPU never waits on it for a page it does not need right now; a
+ * page a vCPU got to first is simply skipped. The reads behind it are
+ * started early with readahead hints a window ahead, so a cold page cache
+ * is read with many requests in flight instead of one at a time.
+ */
+#define PF_WINDOW 1024
+
+static void *restore__prefetch(void *arg)
+{
+	struct restore *r = arg;
+	struct lm_region *region = r->vm->ram.region;
+	uint64_t base = r->rram->offset, size = r->rram->size;
+	uint64_t ps = r->m.page_size;
+	size_t hinted = 0;
+
+	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop); i++) {
+		uint64_t fo = r->ws.off[i];
+		struct lm_fault f;
+
+		if (r->pf_fd >= 0) {
+			for (; hinted < r->ws.n && hinted < i + PF_WINDOW; hinted++)
+				posix_fadvise(r->pf_fd, (off_t)r->ws.off[hinted],
+					      (off_t)ps, POSIX_FADV_WILLNEED);
+		}
+		if (fo < base || fo - base >= size)
+			continue;	/* the reserved area: already in */
+		if (lm_fault_begin(region, fo - base, LM_ORIGIN_BACKGROUND, &f) == 1 &&
+		    lm_fault_commit(region, &f) == 0)
+			atomic_fetch_add(&r->pf_pages, 1);
+		/* A failed page is failed in the region: a vCPU that needs it
+		 * fails visibly with its address. Nothing more to do here. */
+	}
+	return NULL;
+}
+
+static int restore__start_prefetch(struct restore *r)
+{
+	char path[4096];
+	int err;
+
+	err = lm_ws_load(r->o->prefetch, r->m.page_size, r->m.mem_size, &r->ws);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "%s/memory.img", r->o->dir);
+	r->pf_fd = open(path, O_RDONLY | O_CLOEXEC);
+	err = pthread_create(&r->pf_thread, NULL, restore__prefetch, r);
+	if (err)
+		return lm_vm_error(-err, "prefetch thread: %s", strerror(err));
+	r->pf_running = true;
+	return 0;
+}
+
+static void restore__release(struct restore *r)
+{
+	if (r->pf_running) {
+		atomic_store(&r->pf_stop, true);
+		pthread_join(r->pf_thread, NULL);
+		r->pf_running = false;
+	}
+	if (r->pf_fd >= 0)
+		close(r->pf_fd);
+	r->pf_fd = -1;
+	lm_ws_free(&r->ws);
+	lm_vm_destroy(r->vm);	/* before the sources it reads */
+	r->vm = NULL;
+	if (r->ram)
+		lm_source_destroy(&r->ram->base);
+	r->ram = NULL;
+	if (r->snap)
+		lm_source_destroy(r->snap);
+	r->snap = NULL;
+	if (r->have_meta)
+		lm_snap_meta_free(&r->m);
+	r->have_meta = false;
+}
+
+static int restore__record(struct restore *r, uint64_t n)
+{
+	struct lm_ws ws = {
+		.page_size = r->m.page_size,
+		.off = r->ram->rec,
+		.n = n < r->ram->rec_cap ? n : r->ram->rec_cap,
+	};
+
+	return lm_ws_write(r->o->record_ws, &ws);
+}
+
+int lm_vm_restore(const struct lm_restore_opts *o,
+		  struct lm_restore_result *res)
+{
+	struct restore r = { .o = o, .pf_fd = -1 };
+	struct lm_vm_config cfg = { 0 };
+	struct lm_vm_workload wl = { 0 };
+	uint64_t t0 = lm_now_ns(), first = UINT64_MAX, last = 0, rec_n = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = lm_snap_open(o->dir, &r.m);
+	if (rc)
+		return lm_vm_error(rc, "%s", lm_last_error());
+	r.have_meta = true;
+	rc = restore__check(&r);
+	if (rc)
+		goto out;
+	rc = lm_snap_source_open(o->dir, &r.m, &r.snap);
+	if (rc) {
+		rc = lm_vm_error(rc, "%s", lm_last_error());
+		goto out;
+	}
+
+	cfg.mem_size = r.rram->size;
+	cfg.nr_vcpus = r.m.nr_vcpus;
+	cfg.guest_page_size = r.gps;
+	cfg.gen = r.gen;
+	cfg.backing = LM_BACKING_ANON;
+	cfg.delivery = LM_VM_LIMIT;
+	if (o->mode == LM_RESTORE_LAZY) {
+		r.ram = calloc(1, sizeof(*r.ram));
+		if (!r.ram) {
+			rc = lm_vm_error(-ENOMEM, "restore: out of memory");
+			goto out;
+		}
+		r.ram->base.ops = &ram_source_ops;
+		r.ram->base.size = r.rram->size;
+		snprintf(r.ram->base.desc, sizeof(r.ram->base.desc), "%s",
+			 r.snap->desc);
+		r.ram->inner = r.snap;
+		r.ram->base_off = r.rram->offset;
+		r.ram->page_size = r.m.page_size;
+		if (o->record_ws) {
+			r.ram->rec_cap = r.rram->size / r.m.page_size;
+			r.ram->rec = malloc(r.ram->rec_cap * 8);
+			if (!r.ram->rec) {
+				rc = lm_vm_error(-ENOMEM, "restore: out of memory");
+				goto out;
+			}
+		}
+		cfg.source = &r.ram->base;
+		cfg.delivery = o->delivery;
+		if (o->delivery == LM_VM_MINOR || o->delivery == LM_VM_HYBRID)
+			cfg.backing = LM_BACKING_MEMFD;
+		/* Recording wants first touches only, not the fill's pages. */
+		cfg.background = o->background && !o->record_ws;
+	} else {
+		cfg.source = r.snap;	/* marks limit RAM as restored */
+	}
+	rc = lm_vm_create(&cfg, &r.vm);
+	if (rc)
+		goto out;
+	if (r.vm->reserved_size != r.rreg->size) {
+		rc = lm_vm_error(-EINVAL, "snapshot %s: reserved area of %llu bytes, a VM with %llu bytes of RAM and %llu-byte guest pages has %llu",
+				 o->dir, (unsigned long long)r.rreg->size,
+				 (unsigned long long)cfg.mem_size,
+				 (unsigned long long)cfg.guest_page_size,
+				 (unsigned long long)r.vm->reserved_size);
+		goto out;
+	}
+	/* The reserved area, eagerly: code, tables, stacks, mailboxes. */
+	rc = restore__read(&r, r.rreg, 0, r.vm->reserved, r.rreg->size);
+	if (rc)
+		goto out;
+	if (o->mode != LM_RESTORE_LAZY) {
+		const uint64_t chunk = 8u << 20;
+
+		for (uint64_t off = 0; off < r.rram->size && !rc; off += chunk) {
+			uint64_t len = r.rram->size - off < chunk ?
+				       r.rram->size - off : chunk;
+
+			rc = restore__read(&r, r.rram, off,
+					   (uint8_t *)r.vm->ram.host + off, len);
+			if (o->progress)
+				o->progress(off + len, r.rram->size, o->progress_arg);
+		}
+		if (rc)
+			goto out;
+		if (o->mode == LM_RESTORE_LIMIT)
+			t0 = lm_now_ns();	/* all memory already present */
+	}
+	for (unsigned i = 0; i < cfg.nr_vcpus && !rc; i++) {
+		rc = restore__vcpu(&r, i);
+		if (!rc && o->ws_fraction > 0) {
+			uint64_t per = r.rram->size / r.m.page_size / cfg.nr_vcpus;
+			uint64_t k = (uint64_t)((double)per * o->ws_fraction);
+
+			r.vm->vcpus[i].mb->ws_pages = k ? (k < per ? k : per) : 1;
+		}
+	}
+	if (rc)
+		goto out;
+	res->ws_pages = r.vm->vcpus[0].mb->ws_pages;
+	if (o->prefetch && o->mode == LM_RESTORE_LAZY) {
+		rc = restore__start_prefetch(&r);
+		if (rc)
+			goto out;
+		res->ws_loaded = r.ws.n;
+	}
+
+	wl.kind = LM_WL_RESTORE;
+	wl.timeout_ms = o->timeout_ms;
+	rc = lm_vm_resume(r.vm, &wl, &res->run);
+	if (r.ram)
+		rec_n = atomic_load(&r.ram->rec_n);
+	if (rc)
+		goto out;
+	for (unsigned i = 0; i < cfg.nr_vcpus; i++) {
+		const struct lm_vcpu *v = &r.vm->vcpus[i];
+
+		if (v->t_enter_ns && v->t_enter_ns < first)
+			first = v->t_enter_ns;
+		if (v->t_done_ns > last)
+			last = v->t_done_ns;
+	}
+	res->first_instruction_ms = first != UINT64_MAX && first > t0 ?
+				    (double)(first - t0) / 1e6 : 0;
+	res->seconds = last > t0 ? (double)(last - t0) / 1e9 : 0;
+	res->pages_faulted = res->run.have_stats ?
+			     res->run.stats.pages_demand + res->run.stats.pages_around : 0;
+	res->pages_prefetched = atomic_load(&r.pf_pages);
+	if (r.pf_running) {
+		atomic_store(&r.pf_stop, true);
+		pthread_join(r.pf_thread, NULL);
+		r.pf_running = false;
+		res->pages_prefetched = atomic_load(&r.pf_pages);
+	}
+	lm_vm_host_check(r.vm, &res->run);
+	res->run.verified = res->run.words_checked > 0 &&
+			    res->run.mismatches == 0 &&
+			    res->run.host_mismatches == 0;
+	res->nr_vcpus = cfg.nr_vcpus;
+	res->mem_size = cfg.mem_size;
+	if (o->record_ws && r.ram) {
+		res->ws_recorded = rec_n;
+		rc = restore__record(&r, rec_n);
+	}
+out:
+	restore__release(&r);
+	return rc;
+}
