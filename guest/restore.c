@@ -27,7 +27,7 @@ int workload_main(struct lm_mailbox *mb)
 	/* Resumed (or never stopped). ws_pages may have been rewritten. */
 	mb->phase = LM_PHASE_RESUMED;
 	mb->touched = mb->checked = mb->mismatches = mb->progress = 0;
-	k = mb->ws_pages < n ? mb->ws_pages : n;
+	k = mb->ws_pages && mb->ws_pages < n ? mb->ws_pages : n; /* 0: all */
 	lm_call(LM_CALL_START);
 	for (uint64_t i = 0; i < k; i++) {
 		uint64_t idx = (i * PRIME + mb->seed) % n;

@@ -20,6 +20,7 @@
 #define LAZYMEM_KVM_H
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -170,6 +171,8 @@ struct lm_vcpu {
 	uint64_t last_fault_page;
 	unsigned fetch_repeats;
 	struct lm_vm_exits exits;
+	/* Where a SIGBUS for a failed page (vcpu__ram_failed) ends up. */
+	sigjmp_buf fail_jmp;
 	/* Exits handled so far, for the watchdog (another thread). */
 	atomic_uint_fast64_t heartbeat;
 };
@@ -258,6 +261,10 @@ int vcpu__set_cpl(struct lm_vcpu *v, unsigned cpl);
 /* One exit of KVM_RUN (err: its errno or 0): 0 re-enter, 1 done, -errno. */
 int vcpu__exit(struct lm_vcpu *v, int err);
 void *vcpu__thread(void *arg);
+/* The region's on_fail: a vCPU thread touched a page that failed (KVM
+ * raises SIGBUS for the poisoned page); fail that vCPU with the page's
+ * address instead of aborting the process. */
+void vcpu__ram_failed(struct lm_region *r, uint64_t off, int err, void *arg);
 int vcpu__fail(struct lm_vcpu *v, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -114,6 +114,7 @@ int ram__create(struct lm_vm *vm)
 		rc.source = ram->failing;
 	}
 	rc.handler_threads = vm->nr_handlers;
+	rc.on_fail = vcpu__ram_failed;
 	rc.fault_around = cfg->fault_around;
 	rc.background = cfg->background;
 	if (cfg->placement != LM_PLACE_ANY)

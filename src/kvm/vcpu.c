@@ -310,6 +310,30 @@ int vcpu__exit(struct lm_vcpu *v, int err)
 	}
 }
 
+static __thread struct lm_vcpu *this_vcpu;
+
+/*
+ * Runs in the core's SIGBUS handler. A page that failed (a corrupt
+ * snapshot page, say, failed by the background fill before this vCPU got
+ * to it) is poisoned; KVM answers a guest access to it with SIGBUS on the
+ * vCPU thread, delivered as KVM_RUN returns to user space, so jumping back
+ * to the exit loop leaves nothing half done. Any other thread: return, and
+ * the core aborts with the page's offset.
+ */
+void vcpu__ram_failed(struct lm_region *r, uint64_t off, int err, void *arg)
+{
+	struct lm_vcpu *v = this_vcpu;
+
+	(void)r;
+	(void)arg;
+	if (!v)
+		return;
+	vcpu__fail(v, err, "guest RAM page at offset 0x%llx (gpa 0x%llx) failed: %s",
+		   (unsigned long long)off,
+		   (unsigned long long)(LM_GPA_RAM + off), strerror(-err));
+	siglongjmp(v->fail_jmp, 1);
+}
+
 void *vcpu__thread(void *arg)
 {
 	struct lm_vcpu *v = arg;
@@ -322,6 +346,9 @@ void *vcpu__thread(void *arg)
 		CPU_SET(v->cpu, &set);
 		sched_setaffinity(0, sizeof(set), &set);
 	}
+	this_vcpu = v;
+	if (sigsetjmp(v->fail_jmp, 1))
+		goto out;	/* vcpu__ram_failed: v->err says which page */
 	for (;;) {
 		int rc, err;
 
@@ -338,6 +365,8 @@ void *vcpu__thread(void *arg)
 		if (rc)
 			break;
 	}
+out:
+	this_vcpu = NULL;
 	pthread_mutex_lock(&vm->lock);
 	atomic_fetch_sub(&vm->running, 1);
 	pthread_cond_broadcast(&vm->cond);
