@@ -84,6 +84,9 @@ struct lm_vm_config {
 	/* Stop each vCPU at the workload's save point (LM_CALL_SAVE) with its
 	 * state captured, so the VM can be saved (snapvm.c). */
 	bool save_point;
+	/* The reserved area will be filled from a snapshot: do not build
+	 * descriptor and page tables into it. */
+	bool restoring;
 	/* Test aid: the source fails reads of the page at this RAM offset. */
 	bool fail_page;
 	uint64_t fail_off;

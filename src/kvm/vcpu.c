@@ -324,13 +324,19 @@ void vcpu__ram_failed(struct lm_region *r, uint64_t off, int err, void *arg)
 {
 	struct lm_vcpu *v = this_vcpu;
 
-	(void)r;
+	uint64_t first_off;
+	int first = lm_region_error(r, &first_off);
+
 	(void)arg;
 	if (!v)
 		return;
+	if (first && first_off == off)
+		err = first;	/* why it failed, not just that it did */
 	vcpu__fail(v, err, "guest RAM page at offset 0x%llx (gpa 0x%llx) failed: %s",
 		   (unsigned long long)off,
-		   (unsigned long long)(LM_GPA_RAM + off), strerror(-err));
+		   (unsigned long long)(LM_GPA_RAM + off),
+		   err == -EBADMSG ? "its content fails the integrity check"
+				   : strerror(-err));
 	siglongjmp(v->fail_jmp, 1);
 }
 

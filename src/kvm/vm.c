@@ -316,9 +316,13 @@ int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out)
 				 strerror(errno));
 		goto fail;
 	}
-	vm__build_gdt(vm);
-	pagetable__build(vm->reserved, cfg->mem_size, cfg->guest_page_size,
-			 vm->reserved_size);
+	/* A restore brings its own tables (the snapshot's reserved area):
+	 * building them here would only fault in pages to be replaced. */
+	if (!cfg->restoring) {
+		vm__build_gdt(vm);
+		pagetable__build(vm->reserved, cfg->mem_size,
+				 cfg->guest_page_size, vm->reserved_size);
+	}
 	rc = vm__set_slot(vm, 0, 0, vm->reserved_size, vm->reserved);
 	if (rc)
 		goto fail;
