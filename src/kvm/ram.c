@@ -93,17 +93,21 @@ int ram__create(struct lm_vm *vm)
 	if (cfg->delivery == LM_VM_LIMIT)
 		return ram__create_plain(ram, cfg->backing);
 
-	err = pattern_source__create(ram->size, cfg->gen, ram->page_size,
-				     cfg->code_source, &ram->source);
-	if (err)
-		return lm_vm_error(err, "pattern source: %s", strerror(-err));
+	if (!cfg->ram_source) {
+		err = pattern_source__create(ram->size, cfg->gen,
+					     ram->page_size, cfg->code_source,
+					     &ram->source);
+		if (err)
+			return lm_vm_error(err, "pattern source: %s",
+					   strerror(-err));
+	}
 
 	rc.name = "guest-ram";
 	rc.size = ram->size;
 	rc.backing = cfg->backing;
-	rc.source = ram->source;
+	rc.source = cfg->ram_source ? cfg->ram_source : ram->source;
 	if (cfg->fail_page) {
-		err = lm_source_failing_create(ram->source, cfg->fail_off, -EIO,
+		err = lm_source_failing_create(rc.source, cfg->fail_off, -EIO,
 					       &ram->failing);
 		if (err)
 			return lm_vm_error(err, "failing source: %s",
