@@ -22,6 +22,7 @@ int cmd_bench_fault(int argc, char **argv);
 int cmd_vm_run(int argc, char **argv);
 int cmd_bench_paging(int argc, char **argv);
 int cmd_snapshot_inspect(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_snapshot_verify(int argc, char **argv);
 int cmd_vm_restore(int argc, char **argv);
 int cmd_bench_restore(int argc, char **argv);

@@ -10,6 +10,8 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
+	{ NULL, "demo", cmd_demo,
+	  "save a test VM's memory, restore it lazily, refuse a corrupt page" },
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
 	{ "vm", "run", cmd_vm_run,

@@ -56,6 +56,10 @@ struct lm_vm_config {
 	bool pin_vcpus;			/* vCPU i on allowed CPU i % n */
 	uint64_t guest_page_size;	/* 4 KiB or 2 MiB guest page tables */
 	uint64_t gen;			/* source generation; 0 = zero source */
+	/* Borrowed: where guest RAM comes from instead of the pattern of
+	 * generation gen (a snapshot, a migration peer). gen still tells the
+	 * guest which content to expect. */
+	struct lm_source *ram_source;
 	bool code_source;		/* pages begin with fetch code */
 	/* false (default): guest code runs at CPL 3, natively. true: at
 	 * CPL 0, as the kernel's own KVM demand-paging test runs it, which
@@ -77,10 +81,6 @@ struct lm_vm_config {
 	/* The region's background fill streams every missing page in while
 	 * the guest runs (lazy restore, post-copy push). */
 	bool background;
-	/* Borrowed: where RAM's content comes from instead of the pattern
-	 * source (a restore: the snapshot). With limit the caller fills RAM
-	 * itself before the run (the eager restore). */
-	struct lm_source *source;
 	/* Stop each vCPU at the workload's save point (LM_CALL_SAVE) with its
 	 * state captured, so the VM can be saved (snapvm.c). */
 	bool save_point;

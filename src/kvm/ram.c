@@ -93,9 +93,10 @@ int ram__create(struct lm_vm *vm)
 	if (cfg->delivery == LM_VM_LIMIT)
 		return ram__create_plain(ram, cfg->backing);
 
-	if (!cfg->source) {
-		err = pattern_source__create(ram->size, cfg->gen, ram->page_size,
-					     cfg->code_source, &ram->source);
+	if (!cfg->ram_source) {
+		err = pattern_source__create(ram->size, cfg->gen,
+					     ram->page_size, cfg->code_source,
+					     &ram->source);
 		if (err)
 			return lm_vm_error(err, "pattern source: %s",
 					   strerror(-err));
@@ -104,7 +105,7 @@ int ram__create(struct lm_vm *vm)
 	rc.name = "guest-ram";
 	rc.size = ram->size;
 	rc.backing = cfg->backing;
-	rc.source = cfg->source ? cfg->source : ram->source;
+	rc.source = cfg->ram_source ? cfg->ram_source : ram->source;
 	if (cfg->fail_page) {
 		err = lm_source_failing_create(rc.source, cfg->fail_off, -EIO,
 					       &ram->failing);

@@ -672,15 +672,13 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 				goto out;
 			}
 		}
-		cfg.source = &r.ram->base;
+		cfg.ram_source = &r.ram->base;
 		cfg.delivery = o->delivery;
 		if (o->delivery == LM_VM_MINOR || o->delivery == LM_VM_HYBRID)
 			cfg.backing = LM_BACKING_MEMFD;
 		/* Recording wants first touches only, not the fill's pages. */
 		cfg.background = o->background && !o->record_ws;
-	} else {
-		cfg.source = r.snap;	/* marks limit RAM as restored */
-	}
+	}	/* else limit RAM, filled below */
 	rc = lm_vm_create(&cfg, &r.vm);
 	if (rc)
 		goto out;
