@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build lazymem and run its main job: a test VM's memory saved to a
-# snapshot and restored lazily into a new VM whose guest checks every word
+# Build lazymem and run its main job: a test VM saved whole at its save
+# point, restored lazily (then with its working set prefetched) into a new
+# VM that resumes after the save point and checks what it touches
 # (`lazymem demo`; pass its options through, e.g. --mem 1G --vcpus 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,19 +1,21 @@
 /*
  * cmd_demo.c - `lazymem demo`: the main job in one command, no arguments.
  *
- * 1. A test VM runs with its RAM filled lazily from an image; its guest
- *    reads and checks every word. Its memory is then saved to a snapshot
- *    (sparse raw image + one hash per page + metadata).
- * 2. A second VM is restored from that snapshot lazily: it starts at once,
- *    each page it touches is read from the snapshot, checked against its
- *    hash and installed by the vCPU that faulted on it; the guest checks
- *    every word again.
- * 3. One byte of the snapshot is flipped and the restore repeated: the
- *    corrupt page must be refused, naming it, never handed to the guest.
- *
- * What is restored is guest memory: the vCPUs of the second VM start the
- * workload afresh rather than resume mid-instruction (resuming saved vCPU
- * state is the snapshot/restore work still open).
+ * 1. A test VM runs its workload's fill phase (the guest writes every word
+ *    of its RAM) and stops at the workload's save point; the whole VM is
+ *    saved: RAM and the reserved area (code, page tables, stacks,
+ *    mailboxes) as a sparse raw image with one hash per page, and each
+ *    vCPU's registers, special registers, FPU, MSRs and CPUID.
+ * 2. A new VM is restored from it lazily: its vCPUs resume right after the
+ *    save point before any RAM is read; each page the guest touches is
+ *    read from the snapshot, checked against its hash and installed by the
+ *    vCPU that faulted on it. The guest checks every word of its working
+ *    set (10% of RAM, scattered). The pages it touched are recorded.
+ * 3. Restored again with that working set prefetched ahead of the vCPUs:
+ *    far fewer faults on the vCPUs, the guest checks again.
+ * 4. One bit of a RAM page in the snapshot is flipped and the restore
+ *    repeated: the corrupt page must be refused, naming it, never handed
+ *    to the guest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,107 +35,89 @@ struct demo {
 	uint64_t mem;
 	unsigned vcpus;
 	char dir[256];
+	char ws[300];
 	bool keep;
+	uint64_t ram_offset;	/* of RAM in memory.img */
 };
 
-static int run_vm(const struct demo *d, struct lm_source *src,
-		  struct lm_vm_result *res, struct lm_vm **keep_vm)
+static int step_boot_and_save(struct demo *d)
 {
 	struct lm_vm_config cfg = {
 		.mem_size = d->mem, .nr_vcpus = d->vcpus,
-		.backing = LM_BACKING_ANON, .delivery = LM_VM_EXIT,
-		.guest_page_size = 4096, .gen = GEN, .ram_source = src,
+		.backing = LM_BACKING_MEMFD, .delivery = LM_VM_LIMIT,
+		.guest_page_size = 4096, .gen = GEN, .save_point = true,
 	};
 	struct lm_vm_workload wl = {
-		.kind = LM_WL_VERIFY, .iterations = 1, .timeout_ms = 60000,
-		.seed = 1,
+		.kind = LM_WL_RESTORE, .timeout_ms = 60000, .seed = 1,
 	};
-	struct lm_vm *vm;
-	int err = lm_vm_create(&cfg, &vm);
-
-	if (err)
-		return err;
-	err = lm_vm_run(vm, &wl, res);
-	if (!err && keep_vm)
-		*keep_vm = vm;
-	else
-		lm_vm_destroy(vm);
-	return err;
-}
-
-static void print_run(const char *what, const struct lm_vm_result *r)
-{
-	printf("  %s: %.3f s, %llu pages faulted in by the vCPUs themselves "
-	       "(p50 %.1f us, p99 %.1f us), %llu words checked by the guest, "
-	       "%s\n", what, r->total_seconds,
-	       (unsigned long long)(r->stats.pages_demand +
-				    r->stats.pages_around),
-	       r->stats.lat_p50_ns / 1e3, r->stats.lat_p99_ns / 1e3,
-	       (unsigned long long)r->words_checked,
-	       r->verified ? "all correct" : "MISMATCH");
-}
-
-static int step_boot_and_save(const struct demo *d)
-{
 	struct lm_vm_result res;
-	struct lm_vm *vm = NULL;
-	struct lm_snap_vcpu *vcpus = calloc(d->vcpus, sizeof(*vcpus));
-	struct lm_snap_meta m = {
-		.page_size = 4096, .mem_size = d->mem, .nr_regions = 1,
-		.regions = { { LM_GPA_RAM, d->mem, 0 } },
-		.nr_vcpus = d->vcpus, .vcpus = vcpus,
-		.workload = (char *)"{\"workload\":\"verify\",\"gen\":7,"
-			    "\"restore\":\"memory only\"}",
-	};
+	struct lm_snap_meta m;
+	struct lm_vm *vm;
 	uint64_t t0;
 	int err;
 
-	printf("1. boot a test VM (%u vCPUs, %llu MiB) whose RAM fills "
-	       "lazily from its image; the guest checks every word\n",
+	wl.ws_pages = d->mem / 4096 / d->vcpus / 10;
+	printf("1. boot a test VM (%u vCPUs, %llu MiB); the guest fills its "
+	       "RAM and stops at its save point; save the whole VM\n",
 	       d->vcpus, (unsigned long long)(d->mem >> 20));
-	if (!vcpus)
-		return cli_fail("demo: out of memory");
-	for (unsigned i = 0; i < d->vcpus; i++)
-		vcpus[i].id = i;
-	err = run_vm(d, NULL, &res, &vm);
-	if (err || !res.verified) {
-		free(vcpus);
+	err = lm_vm_create(&cfg, &vm);
+	if (err)
+		return cli_fail("demo: %s", lm_vm_last_error());
+	t0 = lm_now_ns();
+	err = lm_vm_run(vm, &wl, &res);
+	if (err) {
+		lm_vm_destroy(vm);
 		return cli_fail("demo: first VM failed: %s", lm_vm_last_error());
 	}
-	print_run("ran", &res);
+	printf("  filled in %.3f s; every vCPU at the save point\n",
+	       (double)(lm_now_ns() - t0) / 1e9);
 	t0 = lm_now_ns();
-	err = lm_snap_save(d->dir, &m, vm->ram.vmm_view,
-			   cli_progress_enabled() ? cli_progress : NULL,
-			   (void *)"save");
+	err = lm_vm_save(vm, d->dir, cli_progress_enabled() ? cli_progress : NULL,
+			 (void *)"save");
 	lm_vm_destroy(vm);
-	free(vcpus);
 	if (err)
+		return cli_fail("demo: %s", lm_vm_last_error());
+	if (lm_snap_open(d->dir, &m))
 		return cli_fail("demo: %s", lm_last_error());
-	printf("  saved its memory to %s in %.3f s: %llu of %llu pages "
-	       "stored, each with an XXH3 hash\n", d->dir,
+	d->ram_offset = m.regions[1].offset;
+	printf("  saved to %s in %.3f s: %llu MiB (RAM + %llu MiB reserved "
+	       "area), %llu pages stored, each with an XXH3 hash; per vCPU: "
+	       "regs, sregs, fpu, msrs, cpuid\n", d->dir,
 	       (double)(lm_now_ns() - t0) / 1e9,
-	       (unsigned long long)m.nonzero_pages,
-	       (unsigned long long)(d->mem / 4096));
+	       (unsigned long long)(m.mem_size >> 20),
+	       (unsigned long long)(m.regions[0].size >> 20),
+	       (unsigned long long)m.nonzero_pages);
+	lm_snap_meta_free(&m);
 	return 0;
 }
 
-/* Restore from the snapshot. expect_fail: a corrupt page must stop it. */
-static int step_restore(const struct demo *d, bool expect_fail)
+static void print_restore(const struct lm_restore_result *r)
 {
-	struct lm_snap_meta m;
-	struct lm_source *src;
-	struct lm_vm_result res;
-	int err;
+	printf("  first guest instruction %.2f ms after the restore call; "
+	       "done at %.3f s; %llu pages faulted in by the vCPUs, %llu "
+	       "prefetched; %llu words checked by the guest: %s\n",
+	       r->first_instruction_ms, r->seconds,
+	       (unsigned long long)r->pages_faulted,
+	       (unsigned long long)r->pages_prefetched,
+	       (unsigned long long)r->run.words_checked,
+	       r->run.verified ? "all correct" : "MISMATCH");
+}
 
-	if (lm_snap_open(d->dir, &m))
-		return cli_fail("demo: %s", lm_last_error());
-	if (lm_snap_source_open(d->dir, &m, &src)) {
-		lm_snap_meta_free(&m);
-		return cli_fail("demo: %s", lm_last_error());
-	}
-	err = run_vm(d, src, &res, NULL);
-	lm_source_destroy(src);
-	lm_snap_meta_free(&m);
+/* Restore from the snapshot. expect_fail: a corrupt page must stop it. */
+static int step_restore(const struct demo *d, bool record, bool prefetch,
+			bool expect_fail)
+{
+	struct lm_restore_opts o = {
+		.dir = d->dir, .mode = LM_RESTORE_LAZY,
+		.delivery = LM_VM_EXIT, .timeout_ms = 60000,
+		.record_ws = record ? d->ws : NULL,
+		.prefetch = prefetch ? d->ws : NULL,
+		/* the corrupt run: the background fill reaches every page */
+		.background = expect_fail,
+	};
+	struct lm_restore_result res;
+	int err = lm_vm_restore(&o, &res);
+
 	if (expect_fail) {
 		if (!err)
 			return cli_fail("demo: a corrupt page reached the "
@@ -141,14 +125,14 @@ static int step_restore(const struct demo *d, bool expect_fail)
 		printf("  refused, as it must be: %s\n", lm_vm_last_error());
 		return 0;
 	}
-	if (err || !res.verified)
+	if (err || !res.run.verified)
 		return cli_fail("demo: restored VM failed: %s",
-				lm_vm_last_error());
-	print_run("restored and ran", &res);
-	printf("  the guest's first instruction ran before any of its "
-	       "memory was read; %llu MiB were read from the snapshot, "
-	       "each page checked\n",
-	       (unsigned long long)(res.stats.bytes_read >> 20));
+				err ? lm_vm_last_error() : "guest mismatch");
+	print_restore(&res);
+	if (record)
+		printf("  recorded its working set: %llu pages, first touch "
+		       "first, to %s\n", (unsigned long long)res.ws_recorded,
+		       d->ws);
 	return 0;
 }
 
@@ -178,10 +162,12 @@ static void usage(FILE *f)
 {
 	fputs("usage: lazymem demo [--mem SIZE] [--vcpus N] [--dir DIR] "
 	      "[--keep]\n\n"
-	      "Save a test VM's memory to a snapshot, restore it lazily into a\n"
-	      "new VM whose guest checks every word, then show that a corrupt\n"
-	      "page is refused. Needs /dev/kvm. Defaults: 256M, 2 vCPUs, a\n"
-	      "temporary directory removed afterwards (--keep keeps it).\n", f);
+	      "Save a test VM at its save point, restore it lazily (recording\n"
+	      "its working set), restore it again with that working set\n"
+	      "prefetched, the guest checking what it touches each time; then\n"
+	      "show that a corrupt page is refused. Needs /dev/kvm. Defaults:\n"
+	      "256M, 2 vCPUs, a temporary directory removed afterwards (--keep\n"
+	      "keeps it).\n", f);
 }
 
 int cmd_demo(int argc, char **argv)
@@ -234,17 +220,24 @@ int cmd_demo(int argc, char **argv)
 		if (!mkdtemp(d.dir))
 			return cli_fail("demo: mkdtemp: %s", strerror(errno));
 	}
+	snprintf(d.ws, sizeof(d.ws), "%s/ws.lmws", d.dir);
 	err = step_boot_and_save(&d);
 	if (!err) {
-		printf("2. restore a new VM from the snapshot, lazily\n");
-		err = step_restore(&d, false);
+		printf("2. restore a new VM from the snapshot, lazily; it resumes "
+		       "after the save point and checks its working set\n");
+		err = step_restore(&d, true, false, false);
 	}
 	if (!err) {
-		printf("3. flip one bit of page 1000 in the snapshot and "
+		printf("3. restore again, with the recorded working set "
+		       "prefetched\n");
+		err = step_restore(&d, false, true, false);
+	}
+	if (!err) {
+		printf("4. flip one bit of RAM page 1000 in the snapshot and "
 		       "restore again\n");
-		err = flip_byte(&d, 1000 * 4096 + 123);
+		err = flip_byte(&d, d.ram_offset + 1000 * 4096 + 123);
 		if (!err)
-			err = step_restore(&d, true);
+			err = step_restore(&d, false, false, true);
 	}
 	if (!d.keep) {
 		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", d.dir);

@@ -314,7 +314,15 @@ static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
 	if (!rc && vm->cfg.background && vm->ram.region) {
 		rc = lm_region_wait_complete(vm->ram.region,
 					     wl->timeout_ms ? (int)wl->timeout_ms : -1);
-		if (rc)
+		uint64_t off = 0;
+
+		if (rc && rc != -ETIMEDOUT && lm_region_error(vm->ram.region, &off))
+			rc = lm_vm_error(rc, "background fill: guest RAM page at offset 0x%llx (gpa 0x%llx) failed: %s",
+					 (unsigned long long)off,
+					 (unsigned long long)(LM_GPA_RAM + off),
+					 rc == -EBADMSG ? "its content fails the integrity check"
+							: strerror(-rc));
+		else if (rc)
 			rc = lm_vm_error(rc, "background fill did not complete: %s",
 					 strerror(-rc));
 	}
