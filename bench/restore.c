@@ -58,6 +58,7 @@ static void usage(FILE *f, const char *prog)
 		"                   under /var/tmp, removed afterwards); on disk, not\n"
 		"                   tmpfs, or cold means nothing\n"
 		"  --json           one JSON object on stdout\n"
+		"  --json-out FILE  the same JSON into FILE, with the table on stdout\n"
 		"  -h, --help       this text\n", prog);
 }
 
@@ -130,13 +131,14 @@ int cmd_bench_restore(int argc, char **argv)
 		{ "vcpus", required_argument, NULL, 'v' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "json-out", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t mem = 1ULL << 30;
 	double ws = 0.10;
 	unsigned vcpus = 1;
-	const char *dir = NULL;
+	const char *dir = NULL, *json_out = NULL;
 	char tmpdir[] = "/var/tmp/lazymem-bench-restore.XXXXXX";
 	char wsfile[4200], memimg[4200], why[512], cold_why[256] = "";
 	struct brun runs[2 * NR_MODES];
@@ -170,6 +172,9 @@ int cmd_bench_restore(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'J':
+			json_out = optarg;
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
@@ -245,7 +250,7 @@ int cmd_bench_restore(int argc, char **argv)
 		}
 	}
 
-	if (json) {
+	if (json || json_out) {
 		json_object *root = json_object_new_object(),
 			    *cfgj = json_object_new_object(),
 			    *arr = json_object_new_array();
@@ -275,9 +280,20 @@ int cmd_bench_restore(int argc, char **argv)
 			json_object_array_add(arr, o);
 		}
 		json_object_object_add(root, "results", arr);
-		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+		if (json)
+			puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+		if (json_out) {
+			FILE *f = fopen(json_out, "w");
+
+			if (!f || fprintf(f, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY)) < 0) {
+				status = cli_fail("bench restore: %s: %s", json_out, strerror(errno));
+			}
+			if (f)
+				fclose(f);
+		}
 		json_object_put(root);
-	} else {
+	}
+	if (!json) {
 		printf("restore of a %llu MiB VM, %u vCPU%s, working set %.0f%% of RAM touched after resume (scattered, every word checked), delivery exit, lazy modes with background fill\n",
 		       (unsigned long long)(mem >> 20), vcpus, vcpus == 1 ? "" : "s", ws * 100);
 		if (!can_cold)
