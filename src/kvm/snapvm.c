@@ -234,6 +234,12 @@ struct ram_source {
 	uint64_t *rec;			/* NULL: not recording */
 	uint64_t rec_cap;
 	atomic_uint_fast64_t rec_n;
+	/* The one page the prefetcher hands over from the working-set image
+	 * (already checked there): the page's RAM offset, or UINT64_MAX. Only
+	 * the thread that claimed that page reads it, and the prefetcher
+	 * waits for that claim before it moves on, so the data stays put. */
+	_Atomic uint64_t staged_off;
+	const uint8_t *_Atomic staged_data;
 };
 
 static void ram_source_note(struct ram_source *rs, uint64_t off, size_t len)
@@ -252,8 +258,14 @@ static int ram_source_read(struct lm_source *s, uint64_t off, void *dst,
 			   size_t len)
 {
 	struct ram_source *rs = (struct ram_source *)s;
-	int err = lm_source_read(rs->inner, rs->base_off + off, dst, len);
+	int err;
 
+	if (len == rs->page_size && atomic_load(&rs->staged_off) == off) {
+		memcpy(dst, atomic_load(&rs->staged_data), len);
+		ram_source_note(rs, off, len);
+		return 0;
+	}
+	err = lm_source_read(rs->inner, rs->base_off + off, dst, len);
 	if (!err)
 		ram_source_note(rs, off, len);
 	return err;
@@ -296,6 +308,8 @@ struct restore {
 	uint64_t gen, gps, reserved_size, ws_pages, seed;
 	/* prefetch */
 	struct lm_ws ws;
+	struct lm_snap_meta ws_meta;	/* the working-set image, if any */
+	struct lm_source *ws_img;
 	pthread_t pf_thread;
 	bool pf_running;
 	atomic_bool pf_stop;
@@ -541,30 +555,69 @@ static int restore__vcpu(struct restore *r, unsigned i)
  */
 #define PF_WINDOW 1024
 
+/* Install one working-set page; data: its checked content, or NULL to
+ * have it read from the snapshot like any fault. */
+static void prefetch__page(struct restore *r, uint64_t fo, const uint8_t *data)
+{
+	struct lm_region *region = r->vm->ram.region;
+	uint64_t base = r->rram->offset;
+	struct lm_fault f;
+
+	if (fo < base || fo - base >= r->rram->size)
+		return;		/* the reserved area: already in */
+	if (data) {
+		atomic_store(&r->ram->staged_data, data);
+		atomic_store(&r->ram->staged_off, fo - base);
+	}
+	if (lm_fault_begin(region, fo - base, LM_ORIGIN_BACKGROUND, &f) == 1 &&
+	    lm_fault_commit(region, &f) == 0)
+		atomic_fetch_add(&r->pf_pages, 1);
+	/* A failed page is failed in the region: a vCPU that needs it fails
+	 * visibly with its address. Nothing more to do here. */
+	if (data)
+		atomic_store(&r->ram->staged_off, UINT64_MAX);
+}
+
+/*
+ * With a working-set image (FILE.img, written by --record-ws): the pages'
+ * content in first-touch order, read in large sequential chunks, each page
+ * checked against the image's hashes, which were taken from pages checked
+ * against the snapshot's. A chunk that fails its check is fetched page by
+ * page from the snapshot instead.
+ */
+#define PF_CHUNK_PAGES 512
+
+static void *restore__prefetch_image(void *arg)
+{
+	struct restore *r = arg;
+	uint64_t ps = r->m.page_size;
+	uint8_t *buf = malloc(PF_CHUNK_PAGES * ps);
+
+	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop);
+	     i += PF_CHUNK_PAGES) {
+		size_t k = r->ws.n - i < PF_CHUNK_PAGES ? r->ws.n - i : PF_CHUNK_PAGES;
+		bool ok = buf && lm_source_read(r->ws_img, i * ps, buf, k * ps) == 0;
+
+		for (size_t j = 0; j < k && !atomic_load(&r->pf_stop); j++)
+			prefetch__page(r, r->ws.off[i + j], ok ? buf + j * ps : NULL);
+	}
+	free(buf);
+	return NULL;
+}
+
 static void *restore__prefetch(void *arg)
 {
 	struct restore *r = arg;
-	struct lm_region *region = r->vm->ram.region;
-	uint64_t base = r->rram->offset, size = r->rram->size;
 	uint64_t ps = r->m.page_size;
 	size_t hinted = 0;
 
 	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop); i++) {
-		uint64_t fo = r->ws.off[i];
-		struct lm_fault f;
-
 		if (r->pf_fd >= 0) {
 			for (; hinted < r->ws.n && hinted < i + PF_WINDOW; hinted++)
 				posix_fadvise(r->pf_fd, (off_t)r->ws.off[hinted],
 					      (off_t)ps, POSIX_FADV_WILLNEED);
 		}
-		if (fo < base || fo - base >= size)
-			continue;	/* the reserved area: already in */
-		if (lm_fault_begin(region, fo - base, LM_ORIGIN_BACKGROUND, &f) == 1 &&
-		    lm_fault_commit(region, &f) == 0)
-			atomic_fetch_add(&r->pf_pages, 1);
-		/* A failed page is failed in the region: a vCPU that needs it
-		 * fails visibly with its address. Nothing more to do here. */
+		prefetch__page(r, r->ws.off[i], NULL);
 	}
 	return NULL;
 }
@@ -577,9 +630,21 @@ static int restore__start_prefetch(struct restore *r)
 	err = lm_ws_load(r->o->prefetch, r->m.page_size, r->m.mem_size, &r->ws);
 	if (err)
 		return err;
+	/* The image is optional: without it (or if it does not match) the
+	 * pages are read from memory.img, with readahead hints. */
+	snprintf(path, sizeof(path), "%s.img", r->o->prefetch);
+	if (r->ws.n && access(path, F_OK) == 0) {
+		if (lm_snap_open(path, &r->ws_meta) == 0) {
+			if (r->ws_meta.mem_size == r->ws.n * r->m.page_size &&
+			    r->ws_meta.page_size == r->m.page_size)
+				lm_snap_source_open(path, &r->ws_meta, &r->ws_img);
+			lm_snap_meta_free(&r->ws_meta);
+		}
+	}
 	snprintf(path, sizeof(path), "%s/memory.img", r->o->dir);
 	r->pf_fd = open(path, O_RDONLY | O_CLOEXEC);
-	err = pthread_create(&r->pf_thread, NULL, restore__prefetch, r);
+	err = pthread_create(&r->pf_thread, NULL, r->ws_img ?
+			     restore__prefetch_image : restore__prefetch, r);
 	if (err)
 		return lm_vm_error(-err, "prefetch thread: %s", strerror(err));
 	r->pf_running = true;
@@ -597,6 +662,9 @@ static void restore__release(struct restore *r)
 		close(r->pf_fd);
 	r->pf_fd = -1;
 	lm_ws_free(&r->ws);
+	if (r->ws_img)
+		lm_source_destroy(r->ws_img);
+	r->ws_img = NULL;
 	lm_vm_destroy(r->vm);	/* before the sources it reads */
 	r->vm = NULL;
 	if (r->ram)
@@ -610,6 +678,12 @@ static void restore__release(struct restore *r)
 	r->have_meta = false;
 }
 
+/*
+ * FILE: the offsets (wsfile.c). FILE.img: the working-set image, the same
+ * pages' content in the same order, as a one-region snapshot of its own
+ * (so it is hashed and checked like one), read in one sequential pass by
+ * --prefetch. Its pages are read back through the checking source.
+ */
 static int restore__record(struct restore *r, uint64_t n)
 {
 	struct lm_ws ws = {
@@ -617,8 +691,39 @@ static int restore__record(struct restore *r, uint64_t n)
 		.off = r->ram->rec,
 		.n = n < r->ram->rec_cap ? n : r->ram->rec_cap,
 	};
+	uint64_t ps = r->m.page_size, len = ws.n * ps;
+	struct lm_snap_vcpu none = { 0 };
+	struct lm_snap_meta im = {
+		.version = LM_SNAP_VERSION, .page_size = ps, .mem_size = len,
+		.nr_regions = 1, .nr_vcpus = 1, .vcpus = &none,
+		.workload = (char *)"{\"kind\":\"working-set image\"}",
+	};
+	char path[4200];
+	uint8_t *buf;
+	int rc = lm_ws_write(r->o->record_ws, &ws);
 
-	return lm_ws_write(r->o->record_ws, &ws);
+	if (rc || !ws.n)
+		return rc;
+	im.regions[0] = (struct lm_snap_region){ 0, len, 0 };
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED)
+		return lm_vm_error(-errno, "working-set image: %s", strerror(errno));
+	for (size_t i = 0; i < ws.n && !rc; i++) {
+		rc = lm_source_read(r->snap, ws.off[i], buf + i * ps, ps);
+		if (rc)
+			rc = lm_vm_error(rc, "working-set image: memory.img page at offset 0x%llx: %s",
+					 (unsigned long long)ws.off[i], strerror(-rc));
+	}
+	snprintf(path, sizeof(path), "%s.img", r->o->record_ws);
+	if (!rc) {
+		rc = lm_snap_save(path, &im, buf, NULL, NULL);
+		if (rc)
+			rc = lm_vm_error(rc, "working-set image %s: %s", path,
+					 lm_last_error());
+	}
+	munmap(buf, len);
+	return rc;
 }
 
 int lm_vm_restore(const struct lm_restore_opts *o,
@@ -664,6 +769,7 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 		r.ram->inner = r.snap;
 		r.ram->base_off = r.rram->offset;
 		r.ram->page_size = r.m.page_size;
+		atomic_store(&r.ram->staged_off, UINT64_MAX);
 		if (o->record_ws) {
 			r.ram->rec_cap = r.rram->size / r.m.page_size;
 			r.ram->rec = malloc(r.ram->rec_cap * 8);
