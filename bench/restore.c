@@ -59,6 +59,8 @@ static void usage(FILE *f, const char *prog)
 		"                   tmpfs, or cold means nothing\n"
 		"  --json           one JSON object on stdout\n"
 		"  --json-out FILE  the same JSON into FILE, with the table on stdout\n"
+		"  --cache WHICH    both (default) or warm: warm only never drops the\n"
+		"                   machine's page cache (for tests on shared machines)\n"
 		"  -h, --help       this text\n", prog);
 }
 
@@ -132,6 +134,7 @@ int cmd_bench_restore(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-out", required_argument, NULL, 'J' },
+		{ "cache", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -143,7 +146,7 @@ int cmd_bench_restore(int argc, char **argv)
 	char wsfile[4200], memimg[4200], why[512], cold_why[256] = "";
 	struct brun runs[2 * NR_MODES];
 	int nruns = 0, c, status = 0;
-	bool json = false, all_verified = true, can_cold;
+	bool json = false, all_verified = true, can_cold, want_cold = true;
 	unsigned long val;
 
 	optind = 1;
@@ -175,6 +178,11 @@ int cmd_bench_restore(int argc, char **argv)
 			break;
 		case 'J':
 			json_out = optarg;
+			break;
+		case 'c':
+			if (strcmp(optarg, "both") && strcmp(optarg, "warm"))
+				return cli_usage_error("--cache '%s': expected both or warm", optarg);
+			want_cold = !strcmp(optarg, "both");
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
@@ -215,7 +223,10 @@ int cmd_bench_restore(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	can_cold = drop_caches(cold_why, sizeof(cold_why)) == 0;
+	if (want_cold)
+		can_cold = drop_caches(cold_why, sizeof(cold_why)) == 0;
+	else
+		can_cold = !snprintf(cold_why, sizeof(cold_why), "not asked for (--cache warm)");
 	for (int cache = 0; cache < 2; cache++) {
 		bool cold = cache == 0;
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# kvm_cli.sh - `lazymem vm run` and `lazymem bench paging` from the
+# kvm_cli.sh - `lazymem vm run`, `vm restore`, `bench paging` and
+# `bench restore` from the
 # outside: help, one-line errors naming the bad option value, a guest run
 # whose JSON says it verified, and the bench's JSON in the documented shape
 # with every run verified. Skips (exit 77) without /dev/kvm.
@@ -33,10 +34,52 @@ check "placement only with handlers" expect_error 2 "--placement applies" \
   vm run --delivery exit --placement same-cpu
 check "bench: bad --vcpus list named" expect_error 2 "--vcpus '1,,2'" bench paging --vcpus 1,,2
 check "bench: bad --delivery named" expect_error 2 "--delivery 'fast'" bench paging --delivery fast
+check "vm restore: no directory" expect_error 2 "expected one snapshot directory" vm restore
+check "vm restore: eager cannot prefetch" expect_error 2 "need --lazy" vm restore /nonexistent --eager --prefetch ws
+check "vm restore: bad --ws named" expect_error 2 "--ws '200%'" vm restore /nonexistent --ws 200%
+check "vm run --save: only the restore workload" expect_error 2 "has no save point" vm run --workload touch --save /nonexistent
+check "bench restore: bad --ws named" expect_error 2 "--ws 'lots'" bench restore --ws lots
 
 if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
   echo "SKIP: /dev/kvm unusable here; the guest runs were not tried"
-  [ $fails -eq 0 ] && exit 77 || exit 1
+  snap=$(mktemp -d /var/tmp/lazymem-kvm-cli.XXXXXX)
+check "vm restore: not a snapshot, named" expect_error 1 "$snap" vm restore "$snap"
+check "vm run --save" bash -c "'$LAZYMEM' vm run --mem 8M --vcpus 2 --save '$snap/s' --ws 50% | grep -q '^saved:'"
+json=$("$LAZYMEM" vm restore "$snap/s" --record-ws "$snap/ws" --json)
+check "vm restore --json: resumed, recorded, verified" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["mode"] == "lazy" and d["vcpus"] == 2 and d["ws_pages_per_vcpu"] == 512, d
+assert d["ws_recorded"] == 1024 and d["pages_faulted"] == 1024, d
+assert d["first_instruction_ms"] > 0 and d["seconds"] > 0, d
+assert d["verified"] is True, d
+' "$json"
+json=$("$LAZYMEM" vm restore "$snap/s" --prefetch "$snap/ws" --no-background --json)
+check "vm restore --prefetch --json: fewer demand faults, verified" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["mode"] == "prefetch" and d["pages_prefetched"] > 0, d
+assert d["pages_faulted"] < 1024 and d["verified"] is True, d
+' "$json"
+check "vm restore --eager" bash -c "'$LAZYMEM' vm restore '$snap/s' --eager | grep -q '^verify:   ok'"
+rm -rf -- "$snap"
+
+json=$("$LAZYMEM" bench restore --mem 8M --cache warm --json)
+check "bench restore --json shape and verification" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["benchmark"] == "restore" and d["config"]["mem"] == 8 << 20, d
+res = d["results"]
+caches = ["cold", "warm"] if d["config"]["cold_cache"] else ["warm"]
+assert [(r["mode"], r["cache"]) for r in res] == [
+    (m, c) for c in caches for m in ("eager", "lazy", "prefetch", "limit")], res
+for r in res:
+    assert set(r) == {"mode", "cache", "first_instruction_ms", "seconds",
+                      "pages_faulted", "verified"}, r
+    assert r["verified"] is True and r["seconds"] > 0, r
+' "$json"
+
+[ $fails -eq 0 ] && exit 77 || exit 1
 fi
 
 check "minor on anon refused at run time, with the reason" expect_error 1 "needs shared memory" \
@@ -68,6 +111,43 @@ for r in res:
                       "pages_per_sec", "verified"}, r
     assert r["verified"] is True, r
     assert r["pages"] == 1024 * r["vcpus"] and r["pages_per_sec"] > 0, r
+' "$json"
+
+snap=$(mktemp -d /var/tmp/lazymem-kvm-cli.XXXXXX)
+check "vm restore: not a snapshot, named" expect_error 1 "$snap" vm restore "$snap"
+check "vm run --save" bash -c "'$LAZYMEM' vm run --mem 8M --vcpus 2 --save '$snap/s' --ws 50% | grep -q '^saved:'"
+json=$("$LAZYMEM" vm restore "$snap/s" --record-ws "$snap/ws" --json)
+check "vm restore --json: resumed, recorded, verified" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["mode"] == "lazy" and d["vcpus"] == 2 and d["ws_pages_per_vcpu"] == 512, d
+assert d["ws_recorded"] == 1024 and d["pages_faulted"] == 1024, d
+assert d["first_instruction_ms"] > 0 and d["seconds"] > 0, d
+assert d["verified"] is True, d
+' "$json"
+json=$("$LAZYMEM" vm restore "$snap/s" --prefetch "$snap/ws" --no-background --json)
+check "vm restore --prefetch --json: fewer demand faults, verified" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["mode"] == "prefetch" and d["pages_prefetched"] > 0, d
+assert d["pages_faulted"] < 1024 and d["verified"] is True, d
+' "$json"
+check "vm restore --eager" bash -c "'$LAZYMEM' vm restore '$snap/s' --eager | grep -q '^verify:   ok'"
+rm -rf -- "$snap"
+
+json=$("$LAZYMEM" bench restore --mem 8M --cache warm --json)
+check "bench restore --json shape and verification" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["benchmark"] == "restore" and d["config"]["mem"] == 8 << 20, d
+res = d["results"]
+caches = ["cold", "warm"] if d["config"]["cold_cache"] else ["warm"]
+assert [(r["mode"], r["cache"]) for r in res] == [
+    (m, c) for c in caches for m in ("eager", "lazy", "prefetch", "limit")], res
+for r in res:
+    assert set(r) == {"mode", "cache", "first_instruction_ms", "seconds",
+                      "pages_faulted", "verified"}, r
+    assert r["verified"] is True and r["seconds"] > 0, r
 ' "$json"
 
 [ $fails -eq 0 ]
