@@ -107,6 +107,12 @@ struct lm_vcpu_state {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
+	/* saved only where KVM supports them (have_*): XSAVE area, XCRs,
+	 * pending events (exception, interrupt shadow, NMI) */
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu_events events;
+	bool have_xsave, have_xcrs, have_events;
 	struct kvm_msrs *msrs;		/* with its entries */
 	size_t msrs_len;
 	struct kvm_cpuid2 *cpuid;	/* with its entries */

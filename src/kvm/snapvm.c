@@ -80,6 +80,9 @@ int vcpu__capture(struct lm_vcpu *v)
 	    ioctl(v->fd, KVM_GET_FPU, &st->fpu) < 0)
 		return vcpu__fail(v, -errno, "save point: reading registers: %s",
 				  strerror(errno));
+	st->have_xsave = ioctl(v->fd, KVM_GET_XSAVE, &st->xsave) == 0;
+	st->have_xcrs = ioctl(v->fd, KVM_GET_XCRS, &st->xcrs) == 0;
+	st->have_events = ioctl(v->fd, KVM_GET_VCPU_EVENTS, &st->events) == 0;
 	st->msrs_len = sizeof(struct kvm_msrs) +
 		       NR_SAVE_MSRS * sizeof(struct kvm_msr_entry);
 	st->msrs = calloc(1, st->msrs_len);
@@ -181,7 +184,13 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 		    lm_snap_vcpu_add_blob(sv, "sregs", &st->sregs, sizeof(st->sregs)) ||
 		    lm_snap_vcpu_add_blob(sv, "fpu", &st->fpu, sizeof(st->fpu)) ||
 		    lm_snap_vcpu_add_blob(sv, "msrs", st->msrs, st->msrs_len) ||
-		    lm_snap_vcpu_add_blob(sv, "cpuid", st->cpuid, st->cpuid_len))
+		    lm_snap_vcpu_add_blob(sv, "cpuid", st->cpuid, st->cpuid_len) ||
+		    (st->have_xsave &&
+		     lm_snap_vcpu_add_blob(sv, "xsave", &st->xsave, sizeof(st->xsave))) ||
+		    (st->have_xcrs &&
+		     lm_snap_vcpu_add_blob(sv, "xcrs", &st->xcrs, sizeof(st->xcrs))) ||
+		    (st->have_events &&
+		     lm_snap_vcpu_add_blob(sv, "events", &st->events, sizeof(st->events))))
 			rc = lm_vm_error(-EINVAL, "save: vcpu %u: %s", i, lm_last_error());
 	}
 	if (rc)
@@ -390,10 +399,17 @@ static int restore__check(struct restore *r)
 		goto out;
 	}
 	for (unsigned i = 0; i < m->nr_vcpus; i++) {
-		static const struct { const char *name; size_t len; } fixed[] = {
-			{ "regs", sizeof(struct kvm_regs) },
-			{ "sregs", sizeof(struct kvm_sregs) },
-			{ "fpu", sizeof(struct kvm_fpu) },
+		static const struct {
+			const char *name;
+			size_t len;
+			bool optional;	/* saved where KVM supports it */
+		} fixed[] = {
+			{ "regs", sizeof(struct kvm_regs), false },
+			{ "sregs", sizeof(struct kvm_sregs), false },
+			{ "fpu", sizeof(struct kvm_fpu), false },
+			{ "xsave", sizeof(struct kvm_xsave), true },
+			{ "xcrs", sizeof(struct kvm_xcrs), true },
+			{ "events", sizeof(struct kvm_vcpu_events), true },
 		};
 		const struct lm_snap_vcpu *sv = &m->vcpus[i];
 		const struct lm_snap_blob *b;
@@ -402,8 +418,10 @@ static int restore__check(struct restore *r)
 			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpus[%u] has id %u", dir, i, sv->id);
 			goto out;
 		}
-		for (unsigned k = 0; k < 3; k++) {
+		for (unsigned k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++) {
 			b = lm_snap_vcpu_blob(sv, fixed[k].name);
+			if (!b && fixed[k].optional)
+				continue;
 			if (!b || b->len != fixed[k].len) {
 				rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state '%s' %s (expected %zu bytes)",
 						 dir, i, fixed[k].name,
@@ -540,8 +558,18 @@ static int restore__vcpu(struct restore *r, unsigned i)
 				   i, rc, ((const struct kvm_msrs *)(const void *)b->data)->nmsrs);
 	if (ioctl(v->fd, KVM_SET_FPU, lm_snap_vcpu_blob(sv, "fpu")->data) < 0)
 		return lm_vm_error(-errno, "vcpu %u: KVM_SET_FPU: %s", i, strerror(errno));
+	/* XCRs before the XSAVE area they enable; both after CPUID */
+	if ((b = lm_snap_vcpu_blob(sv, "xcrs")) &&
+	    ioctl(v->fd, KVM_SET_XCRS, b->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_XCRS: %s", i, strerror(errno));
+	if ((b = lm_snap_vcpu_blob(sv, "xsave")) &&
+	    ioctl(v->fd, KVM_SET_XSAVE, b->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_XSAVE: %s", i, strerror(errno));
 	if (ioctl(v->fd, KVM_SET_REGS, lm_snap_vcpu_blob(sv, "regs")->data) < 0)
 		return lm_vm_error(-errno, "vcpu %u: KVM_SET_REGS: %s", i, strerror(errno));
+	if ((b = lm_snap_vcpu_blob(sv, "events")) &&
+	    ioctl(v->fd, KVM_SET_VCPU_EVENTS, b->data) < 0)
+		return lm_vm_error(-errno, "vcpu %u: KVM_SET_VCPU_EVENTS: %s", i, strerror(errno));
 	return 0;
 }
 
