@@ -161,6 +161,12 @@ int cmd_vm_restore(int argc, char **argv)
 		       (unsigned long long)res.pages_prefetched,
 		       (unsigned long long)res.ws_loaded,
 		       (unsigned long long)res.run.stats.pages_background);
+		if (res.run.have_stats)
+			printf("faults:   vCPU faults %llu: installed the page %llu, waited for another thread's install %llu, found it present %llu\n",
+			       (unsigned long long)res.run.stats.faults[LM_ORIGIN_VCPU],
+			       (unsigned long long)res.pages_faulted,
+			       (unsigned long long)res.run.stats.faults_waited,
+			       (unsigned long long)res.run.stats.faults_present);
 		if (o.record_ws)
 			printf("recorded: %llu pages to %s\n",
 			       (unsigned long long)res.ws_recorded, o.record_ws);

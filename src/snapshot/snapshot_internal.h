@@ -25,7 +25,8 @@ struct lm_snap_hash_header {
 
 /* meta.json text of m (malloc'd), or NULL. */
 char *lm__snap_meta_format(const struct lm_snap_meta *m);
-/* Load and check pages.xxh of DIR against m: a malloc'd array. */
+/* Load and check pages.xxh of DIR against m: a malloc'd array; with
+ * hashes NULL, only check its header and size. */
 int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
 			 uint64_t **hashes);
 /* "DIR/NAME" into buf; -ENAMETOOLONG if it does not fit. */
