@@ -9,5 +9,6 @@
 #include <lazymem/region.h>
 #include <lazymem/fault.h>
 #include <lazymem/stats.h>
+#include <lazymem/foreign.h>
 
 #endif

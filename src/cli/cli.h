@@ -19,6 +19,8 @@ struct cli_command {
 
 /* Implemented in one file per subcommand. */
 int cmd_bench_fault(int argc, char **argv);
+int cmd_fc_handler(int argc, char **argv);
+int cmd_bench_fc_handler(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);

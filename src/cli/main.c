@@ -12,6 +12,8 @@
 static const struct cli_command commands[] = {
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
+	{ NULL, "fc-handler", cmd_fc_handler,
+	  "Firecracker-compatible page-fault handler daemon" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
