@@ -60,11 +60,12 @@ static int serve_fault(struct lm_foreign *f, uint64_t addr)
 	int rc;
 
 	if (k < 0) {
-		/* Registered but not announced to us: poison it so that
+		/* Registered but not announced to us: say so first (the
+		 * owner may kill the faulter), then poison the page so that
 		 * the access fails instead of hanging forever. */
+		report_fail(f, addr, -EFAULT);
 		lm_uffd_poison(f->uffd, (void *)(uintptr_t)(addr & ~4095ull),
 			       4096, true);
-		report_fail(f, addr, -EFAULT);
 		return -EFAULT;
 	}
 	r = f->region[k];
