@@ -15,7 +15,7 @@ static void test_serve_4k(void **state)
 	struct fc_guest g;
 	const char *extra[] = { "--json", NULL };
 	int64_t bad;
-	char *out;
+	char *out, *p, *q;
 
 	(void)state;
 	LM_REQUIRE_UFFD();
@@ -33,10 +33,16 @@ static void test_serve_4k(void **state)
 	LM_ASSERT(t_wait_for(d.out, "\"event\":\"disconnected\"", 5000),
 		  "no statistics on disconnect");
 	out = t_slurp(d.out);
-	/* Every 4 KiB page was faulted once: 4096 pages, 1/8 of them holes
-	 * installed as zero pages. */
-	LM_ASSERT(strstr(out, "\"pages_demand\":4096"), "stats: %s", out);
-	LM_ASSERT(strstr(out, "\"pages_zero\":512"), "stats: %s", out);
+	/* Every 4 KiB page was installed once, by its fault or by the
+	 * fault-around of a sequential neighbour; holes (1/8) mostly as
+	 * zero pages (a hole inside a fault-around run is read instead). */
+	p = strstr(out, "\"pages_demand\":");
+	q = strstr(out, "\"pages_prefetch\":");
+	LM_ASSERT(p && q && atol(p + 15) + atol(q + 17) == 4096, "stats: %s",
+		  out);
+	p = strstr(out, "\"pages_zero\":");
+	LM_ASSERT(p && atol(p + 13) > 256 && atol(p + 13) <= 512, "stats: %s",
+		  out);
 	LM_ASSERT(strstr(out, "\"fault_p99_us\""), "stats: %s", out);
 	free(out);
 

@@ -66,6 +66,11 @@ struct lm_foreign_config {
 	unsigned nr_ranges;		/* 1 .. LM_FOREIGN_MAX_RANGES */
 	struct lm_source *source;	/* borrowed; may serve many spaces */
 	bool background;		/* stream every page in, demand first */
+	/* A demand fault that continues a sequential stream installs up to
+	 * 16 pages (64 KiB) at once; exact turns that off, so that every
+	 * page the other process touches faults and is reported (for
+	 * recording a working set). */
+	bool exact;
 	const struct lm_foreign_ops *ops;	/* optional */
 	void *arg;
 };

@@ -14,6 +14,8 @@ static const struct cli_command commands[] = {
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
 	{ NULL, "fc-handler", cmd_fc_handler,
 	  "Firecracker-compatible page-fault handler daemon" },
+	{ "bench", "fc-handler", cmd_bench_fc_handler,
+	  "fc-handler vs copy-per-fault: fault-in and working-set times" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

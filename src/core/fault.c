@@ -239,7 +239,12 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	}
 	if (origin != LM_ORIGIN_BACKGROUND) {
 		atomic_fetch_add_explicit(&r->demand_active, 1, RELAXED);
-		f->npages += claim_around(r, idx);
+		if (!r->around_adaptive ||
+		    atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx)
+			f->npages += claim_around(r, idx);
+		if (r->around_adaptive)
+			atomic_store_explicit(&r->next_seq_idx,
+					      idx + f->npages, RELAXED);
 	}
 	err = fetch(r, f, want_page);
 	if (err) {

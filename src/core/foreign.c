@@ -292,6 +292,10 @@ int lm_foreign_create(const struct lm_foreign_config *c,
 			f->slice[i] = NULL;
 			goto fail;
 		}
+		if (c->exact) {
+			f->region[i]->fault_around = 1;
+			f->region[i]->around_adaptive = false;
+		}
 		f->src_off[i] = a->src_off;
 		f->nr++;
 	}

@@ -309,7 +309,11 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
 	r->page_size = page_size;
 	r->page_shift = (unsigned)__builtin_ctzll(page_size);
 	r->nr_pages = size >> r->page_shift;
-	r->fault_around = 1;
+	/* A sequential stream (a guest reading its memory in order) gets
+	 * 16 pages per fault, up to 64 KiB; random access one page. */
+	r->fault_around = page_size == 4096 ? 16 : 1;
+	r->around_adaptive = true;
+	atomic_init(&r->next_seq_idx, UINT64_MAX);
 	/* Only the zero-page choice depends on it: hugetlbfs has no
 	 * UFFDIO_ZEROPAGE. The other process's memory is anonymous or
 	 * shared; a MISSING registration serves both with UFFDIO_COPY. */
@@ -325,7 +329,7 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
 	r->view[0].uffd = uffd;
 	r->view[1].uffd = -1;
 	r->nr_views = 1;
-	lm_staging_init(&r->staging, page_size);
+	lm_staging_init(&r->staging, page_size * r->fault_around);
 	err = lm_pagemap_init(&r->map, r->nr_pages);
 	if (err) {
 		lm_error(err, "region '%s': page-state map for %llu pages: %s",

@@ -91,6 +91,10 @@ struct lm_region {
 	 * can be removed (LM_PS_REMOVED).
 	 */
 	bool foreign;
+	/* Foreign regions: fault-around only for a sequential stream, i.e.
+	 * when a demand fault lands where the previous one's run ended. */
+	bool around_adaptive;
+	_Atomic uint64_t next_seq_idx;
 };
 
 /* fault.c: the fault path proper, used by every delivery. */

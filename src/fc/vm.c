@@ -225,6 +225,7 @@ static int start_serving(struct fc_vm *vm)
 	}
 	snprintf(name, sizeof(name), "vm%u", vm->id);
 	c.name = name;
+	c.exact = vm->recording;
 	c.uffd = vm->fds[0];
 	vm->fds[0] = -1;
 	vm->nfds = 0;
