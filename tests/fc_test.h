@@ -169,11 +169,20 @@ static inline bool t_wait_for(const char *path, const char *needle, int ms)
 	return false;
 }
 
+/* Stop the daemon, which must exit 0 (a sanitizer report or a leak in
+ * it fails the test, with its log), and remove the files. */
 static inline void t_cleanup(struct t_daemon *d)
 {
 	char cmd[256];
+	bool running = d->pid > 0;
+	int st = t_daemon_stop(d);
 
-	t_daemon_stop(d);
+	if (running && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+		char *err = t_slurp(d->err);
+
+		fail_msg("fc-handler exited with status 0x%x; its log:\n%s", st,
+			 err);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
 	if (system(cmd) != 0)
 		print_message("cannot remove %s\n", d->dir);
