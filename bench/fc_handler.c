@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -50,6 +51,7 @@
 #define HUGE (2ull << 20)
 #define FAULT_IN (128ull << 20)
 #define MAX_THREADS 16
+#define MAX_REPEAT 9
 
 enum mode { M_COPY, M_DEMAND, M_PREFETCH, M_LIMIT, NMODES };
 static const char *const mode_name[] = { "copy-per-fault", "on-demand",
@@ -60,8 +62,9 @@ struct cfg {
 	uint64_t mem;
 	double ws_frac;
 	unsigned threads;
+	int repeat;
 	bool json;
-	char dir[64], file[96], sock[96], stats[96], wsf[NWORK][96];
+	char dir[64], file[96], sock[96], stats[96], wsf[2][NWORK][96];
 	uint64_t *ws;		/* 4 KiB block numbers, random order */
 	size_t nws;
 	uint64_t page_sizes[2];
@@ -71,8 +74,10 @@ struct cfg {
 };
 
 struct result {
-	double secs[NWORK];
-	long faults[NWORK];
+	double secs[NWORK];		/* median over the repeats */
+	long faults[NWORK];		/* of the median run */
+	double s[NWORK][MAX_REPEAT];
+	long f[NWORK][MAX_REPEAT];
 	uint64_t bad;		/* blocks that failed verification */
 	bool ran;
 };
@@ -269,8 +274,8 @@ static int copy_handler_main(const struct cfg *c, int ready)
 
 /* ---- running one measured restore ---- */
 
-static pid_t start_handler(const struct cfg *c, enum mode m, enum work w,
-			   bool record)
+static pid_t start_handler(const struct cfg *c, int pi, enum mode m,
+			   enum work w, bool record)
 {
 	int p[2];
 	char r;
@@ -293,10 +298,10 @@ static pid_t start_handler(const struct cfg *c, enum mode m, enum work w,
 		out = open(c->stats, O_CREAT | O_WRONLY | O_TRUNC, 0600);
 		dup2(out, 1);
 		if (record)
-			o.record_path = c->wsf[w];
+			o.record_path = c->wsf[pi][w];
 		if (m == M_PREFETCH) {
 			o.prefetch = FC_PREFETCH_WS;
-			o.ws_path = c->wsf[w];
+			o.ws_path = c->wsf[pi][w];
 		}
 		_exit(fc_server_run(&o));
 	}
@@ -348,14 +353,15 @@ static int map_present(const struct cfg *c, uint64_t ps, uint8_t **out)
 }
 
 /* One restore of a fresh VM running workload w; fills res. */
-static int run_one(const struct cfg *c, uint64_t ps, enum mode m, enum work w,
-		   bool record, struct result *res)
+static int run_one(const struct cfg *c, int pi, enum mode m, enum work w,
+		   bool record, int rep, struct result *res)
 {
 	static uint64_t *seq;
 	const uint64_t *blocks = w == W_WS ? c->ws : NULL;
 	size_t n = w == W_WS ? c->nws : FAULT_IN / 4096;
 	unsigned nt = w == W_WS ? c->threads : 1;
 	struct fc_guest g = { .uffd = -1, .sock = -1 };
+	uint64_t ps = c->page_sizes[pi];
 	pid_t pid = -1;
 	double secs;
 	int err, st;
@@ -375,7 +381,7 @@ static int run_one(const struct cfg *c, uint64_t ps, enum mode m, enum work w,
 			return err;
 		g.size = c->mem;
 	} else {
-		pid = start_handler(c, m, w, record);
+		pid = start_handler(c, pi, m, w, record);
 		if (pid < 0)
 			return -ECHILD;
 		err = fc_guest_start(&g, c->sock, c->mem, ps, 1);
@@ -388,16 +394,19 @@ static int run_one(const struct cfg *c, uint64_t ps, enum mode m, enum work w,
 	}
 	secs = run_touch(g.mem, blocks, n, nt);
 	if (!record) {
-		res->secs[w] = secs;
+		res->s[w][rep] = secs;
 		res->bad += verify_blocks(g.mem, blocks, n);
 		res->ran = true;
 	}
 	fc_guest_stop(&g);
 	if (pid > 0) {
-		kill(pid, SIGTERM);
+		/* The copy-per-fault handler exits when the VMM goes away,
+		 * after writing its count; lazymem's is told to stop. */
+		if (m != M_COPY)
+			kill(pid, SIGTERM);
 		waitpid(pid, &st, 0);
 		if (!record)
-			res->faults[w] = faults_of(c);
+			res->f[w][rep] = faults_of(c);
 	}
 	return 0;
 }
@@ -420,6 +429,7 @@ static void usage(FILE *f)
 	      "(default 2)\n"
 	      "  -p, --page-sizes L    4k,2m (default both; 2m needs hugetlb "
 	      "pages)\n"
+	      "  -r, --repeat N        runs per cell, median kept (default 1)\n"
 	      "  -j, --json            JSON on stdout instead of the table\n"
 	      "  -h, --help\n", f);
 }
@@ -431,13 +441,14 @@ static int parse(int argc, char **argv, struct cfg *c)
 		{ "ws", required_argument, NULL, 'w' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "page-sizes", required_argument, NULL, 'p' },
+		{ "repeat", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "m:w:t:p:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "m:w:t:p:r:jh", opts, NULL)) != -1) {
 		char *end;
 
 		switch (o) {
@@ -470,6 +481,12 @@ static int parse(int argc, char **argv, struct cfg *c)
 			if (!c->npage_sizes)
 				return cli_usage_error("--page-sizes '%s': "
 					"expected 4k, 2m or 4k,2m", optarg);
+			break;
+		case 'r':
+			c->repeat = atoi(optarg);
+			if (c->repeat < 1 || c->repeat > MAX_REPEAT)
+				return cli_usage_error("--repeat '%s': expected "
+					"1..%d", optarg, MAX_REPEAT);
 			break;
 		case 'j':
 			c->json = true;
@@ -509,6 +526,21 @@ static void make_ws(struct cfg *c)
 	free(taken);
 }
 
+/* The median run's time and its fault count. */
+static void median_of(struct result *r, int w, int n)
+{
+	int best = 0;
+	double sorted[MAX_REPEAT], med;
+
+	memcpy(sorted, r->s[w], sizeof(double) * (size_t)n);
+	med = bench_median(sorted, n);
+	for (int i = 1; i < n; i++)
+		if (fabs(r->s[w][i] - med) < fabs(r->s[w][best] - med))
+			best = i;
+	r->secs[w] = r->s[w][best];
+	r->faults[w] = r->f[w][best];
+}
+
 static const char *ps_name(uint64_t ps)
 {
 	return ps == HUGE ? "2M" : "4K";
@@ -520,12 +552,13 @@ static void print_table(const struct cfg *c, struct result res[][NMODES])
 	       "(plain threads in the VMM-side\nprocess touching memory "
 	       "registered and handed over exactly as Firecracker does; not a\n"
 	       "KVM guest). Handler in a child process. Memory file %llu MiB "
-	       "(page cache warm); %d CPUs;\none run per cell, every touched "
-	       "block verified against the file.\n"
+	       "(page cache warm); %d CPUs;\nmedian of %d run(s) per cell, "
+	       "every touched block of every run verified against the file.\n"
 	       "  fault-128M: 1 thread reads the first 128 MiB in order.\n"
 	       "  ws: %u threads read %zu scattered 4 KiB blocks (%.0f%% of "
 	       "memory) in random order.\n\n",
-	       (unsigned long long)(c->mem >> 20), bench_ncpus(), c->threads,
+	       (unsigned long long)(c->mem >> 20), bench_ncpus(), c->repeat,
+	       c->threads,
 	       c->nws, c->ws_frac * 100);
 	printf("%-4s %-15s %12s %9s %10s %9s %9s %9s %s\n", "page", "mode",
 	       "fault-128M s", "faults", "ws s", "faults", "xcopy-ws",
@@ -581,6 +614,7 @@ static void print_json(const struct cfg *c, struct result res[][NMODES])
 	json_object_object_add(cfg, "threads", json_object_new_int((int)c->threads));
 	json_object_object_add(cfg, "fault_in_bytes", json_object_new_int64((int64_t)FAULT_IN));
 	json_object_object_add(cfg, "cpus", json_object_new_int(bench_ncpus()));
+	json_object_object_add(cfg, "repeat", json_object_new_int(c->repeat));
 	json_object_object_add(cfg, "guest", json_object_new_string(
 		"thread-based stand-in (plain threads, not a KVM guest)"));
 	for (int p = 0; p < c->npage_sizes; p++)
@@ -621,8 +655,9 @@ static void cleanup(struct cfg *c)
 	unlink(c->file);
 	unlink(c->sock);
 	unlink(c->stats);
-	for (int w = 0; w < NWORK; w++)
-		unlink(c->wsf[w]);
+	for (int p = 0; p < 2; p++)
+		for (int w = 0; w < NWORK; w++)
+			unlink(c->wsf[p][w]);
 	rmdir(c->dir);
 	free(c->ws);
 	if (c->huge_prev >= 0) {
@@ -668,6 +703,7 @@ int cmd_bench_fc_handler(int argc, char **argv)
 {
 	static struct result res[2][NMODES];
 	struct cfg c = { .mem = 1ull << 30, .ws_frac = 0.10, .threads = 2,
+			 .repeat = 1,
 			 .page_sizes = { 4096, HUGE }, .npage_sizes = 2,
 			 .huge_prev = -1 };
 	bool progress = cli_progress_enabled();
@@ -683,8 +719,10 @@ int cmd_bench_fc_handler(int argc, char **argv)
 	snprintf(c.file, sizeof(c.file), "%s/mem", c.dir);
 	snprintf(c.sock, sizeof(c.sock), "%s/fc.sock", c.dir);
 	snprintf(c.stats, sizeof(c.stats), "%s/stats", c.dir);
-	snprintf(c.wsf[W_FAULT_IN], sizeof(c.wsf[0]), "%s/ws-fault-in", c.dir);
-	snprintf(c.wsf[W_WS], sizeof(c.wsf[0]), "%s/ws-ws", c.dir);
+	for (int p = 0; p < 2; p++)
+		for (int w = 0; w < NWORK; w++)
+			snprintf(c.wsf[p][w], sizeof(c.wsf[p][w]), "%s/ws-%d-%d",
+				 c.dir, p, w);
 	make_ws(&c);
 	if (progress)
 		fprintf(stderr, "writing the %llu MiB memory file...\r",
@@ -696,38 +734,51 @@ int cmd_bench_fc_handler(int argc, char **argv)
 				strerror(-err));
 	}
 	for (int p = 0; p < c.npage_sizes; p++) {
-		uint64_t ps = c.page_sizes[p];
-
-		if (ps == HUGE) {
-			c.huge_prev = reserve_huge(c.mem / HUGE + 2);
-			if (c.huge_prev < 0) {
-				fprintf(stderr, "bench fc-handler: cannot reserve "
-					"%llu 2 MiB hugetlb pages; 2M rows not "
-					"run\n",
-					(unsigned long long)(c.mem / HUGE + 2));
-				continue;
-			}
-		}
-		for (int w = 0; w < NWORK && !err; w++) {
-			/* The working set of this workload, recorded by an
-			 * untimed on-demand run. */
-			err = run_one(&c, ps, M_DEMAND, (enum work)w, true,
-				      &res[p][M_DEMAND]);
-			for (int m = 0; m < NMODES && !err; m++) {
-				if (progress)
-					fprintf(stderr, "\r%s %-15s %-10s     ",
-						ps_name(ps), mode_name[m],
-						w ? "ws" : "fault-128M");
-				err = run_one(&c, ps, (enum mode)m, (enum work)w,
-					      false, &res[p][m]);
-			}
-		}
-		if (err) {
-			cleanup(&c);
-			return cli_fail("bench fc-handler: %s pages: %s",
-					ps_name(ps), strerror(-err));
+		if (c.page_sizes[p] != HUGE)
+			continue;
+		c.huge_prev = reserve_huge(c.mem / HUGE + 2);
+		if (c.huge_prev < 0) {
+			fprintf(stderr, "bench fc-handler: cannot reserve %llu "
+				"2 MiB hugetlb pages; 2M rows not run\n",
+				(unsigned long long)(c.mem / HUGE + 2));
+			c.npage_sizes = p;	/* 2M is listed last */
 		}
 	}
+	/* Round-robin: every cell once per round, so drift on a shared
+	 * machine spreads over all of them. */
+	for (int r = 0; r < c.repeat && !err; r++)
+		for (int p = 0; p < c.npage_sizes && !err; p++) {
+			uint64_t ps = c.page_sizes[p];
+
+			for (int w = 0; w < NWORK && !err; w++) {
+				/* The working set of this workload, recorded
+				 * by an untimed on-demand run (once). */
+				if (r == 0)
+					err = run_one(&c, p, M_DEMAND,
+						      (enum work)w, true, 0,
+						      &res[p][M_DEMAND]);
+				for (int m = 0; m < NMODES && !err; m++) {
+					if (progress)
+						fprintf(stderr, "\rround %d/%d %s "
+							"%-15s %-10s   ", r + 1,
+							c.repeat, ps_name(ps),
+							mode_name[m], w ? "ws"
+							: "fault-128M");
+					err = run_one(&c, p, (enum mode)m,
+						      (enum work)w, false, r,
+						      &res[p][m]);
+				}
+			}
+			if (err) {
+				cleanup(&c);
+				return cli_fail("bench fc-handler: %s pages: %s",
+						ps_name(ps), strerror(-err));
+			}
+		}
+	for (int p = 0; p < c.npage_sizes; p++)
+		for (int m = 0; m < NMODES; m++)
+			for (int w = 0; w < NWORK; w++)
+				median_of(&res[p][m], w, c.repeat);
 	if (progress)
 		fprintf(stderr, "\r%60s\r", "");
 	for (int p = 0; p < c.npage_sizes; p++)

@@ -65,6 +65,11 @@ struct lm_foreign_config {
 	const struct lm_foreign_range *ranges;
 	unsigned nr_ranges;		/* 1 .. LM_FOREIGN_MAX_RANGES */
 	struct lm_source *source;	/* borrowed; may serve many spaces */
+	/* Optional: the source's bytes mapped read-only in this process
+	 * (a MAP_SHARED mapping of the memory file). Installs then copy
+	 * straight from it, one copy instead of a read and a copy; the
+	 * source is still asked about holes and used on errors. */
+	const void *image;
 	bool background;		/* stream every page in, demand first */
 	/* A demand fault that continues a sequential stream installs up to
 	 * 16 pages (64 KiB) at once; exact turns that off, so that every

@@ -186,6 +186,11 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 
 	if (r->install == LM_INSTALL_CONTINUE) {
 		f->page = r->alias + f->off;
+	} else if (r->image && !zero && !want_page) {
+		/* Foreign, source mapped: install straight from it. */
+		f->page = (void *)(uintptr_t)(r->image + f->off);
+		count(&r->stats.bytes_read, len);
+		return 0;
 	} else if (zero && !want_page && r->backing != LM_BACKING_HUGETLB) {
 		/* f->page stays NULL: commit installs UFFDIO_ZEROPAGE,
 		 * which hugetlbfs does not support. */
@@ -254,6 +259,25 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	return 1;
 }
 
+/* The mapped image could not be read (the file shrank under it): read
+ * through the source, whose error says why, and install from staging. */
+static int install_read(struct lm_region *r, struct lm_view *v, uint64_t off,
+			uint64_t len)
+{
+	uint64_t done;
+	void *buf;
+	int slot = lm_staging_get(&r->staging, &buf), err;
+
+	if (slot < 0)
+		return slot;
+	err = lm_source_read(r->src, off, buf, len);
+	if (!err)
+		err = lm_uffd_copy_try(v->uffd, v->addr + off, buf, len, true,
+				       &done);
+	lm_staging_put(&r->staging, slot);
+	return err;
+}
+
 /* Install [off, off+len) from buf (NULL: zero pages) in the fault's view. */
 static int install_run(struct lm_region *r, const struct lm_fault *f,
 		       uint64_t off, const uint8_t *buf, uint64_t len)
@@ -272,6 +296,8 @@ static int install_run(struct lm_region *r, const struct lm_fault *f,
 		/* No retry here: -EAGAIN goes up to the reader of events. */
 		err = buf ? lm_uffd_copy_try(v->uffd, dst, buf, len, true, &done)
 			  : lm_uffd_zeropage_try(v->uffd, dst, len, true, &done);
+		if (err == -EFAULT && r->image && buf == r->image + off)
+			err = install_read(r, v, off, len);
 		return err == -EEXIST ? lm_uffd_wake(v->uffd, dst, len) : err;
 	}
 	if (buf)

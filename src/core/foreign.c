@@ -292,6 +292,9 @@ int lm_foreign_create(const struct lm_foreign_config *c,
 			f->slice[i] = NULL;
 			goto fail;
 		}
+		if (c->image)
+			f->region[i]->image = (const uint8_t *)c->image +
+					      a->src_off;
 		if (c->exact) {
 			f->region[i]->fault_around = 1;
 			f->region[i]->around_adaptive = false;

@@ -121,6 +121,10 @@ int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
 	}
 	if (zero && r->backing != LM_BACKING_HUGETLB) {
 		err = install(r, first, n, NULL, true, &done);
+	} else if (r->image && !zero) {
+		/* Straight from the mapped source; an error (the file shrank)
+		 * goes page by page through source reads, which say why. */
+		err = install(r, first, n, r->image + off, false, &done);
 	} else {
 		if (zero)
 			memset(buf, 0, len);

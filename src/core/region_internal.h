@@ -94,6 +94,7 @@ struct lm_region {
 	/* Foreign regions: fault-around only for a sequential stream, i.e.
 	 * when a demand fault lands where the previous one's run ended. */
 	bool around_adaptive;
+	const uint8_t *image;		/* foreign: the source mapped, or NULL */
 	_Atomic uint64_t next_seq_idx;
 };
 

@@ -128,6 +128,7 @@ struct fc_server {
 	struct fc_options o;
 	struct lm_source *mem;
 	uint64_t mem_size;
+	void *image;		/* mem mapped read-only and shared, or NULL */
 	struct fc_ws ws;
 	bool record_taken;
 	int listen_fd, epoll_fd, sig_fd;

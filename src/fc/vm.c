@@ -188,6 +188,7 @@ static int start_serving(struct fc_vm *vm)
 		.ranges = ranges,
 		.nr_ranges = vm->layout.n,
 		.source = s->mem,
+		.image = s->image,
 		.background = s->o.prefetch == FC_PREFETCH_ALL,
 		.ops = &fc_ops,
 		.arg = vm,
