@@ -407,6 +407,14 @@ static int run_one(const struct cfg *c, int pi, enum mode m, enum work w,
 		waitpid(pid, &st, 0);
 		if (!record)
 			res->f[w][rep] = faults_of(c);
+		if (getenv("LM_BENCH_FC_DEBUG")) {
+			char cmd[200];
+
+			snprintf(cmd, sizeof(cmd), "cat %s >&2", c->stats);
+			if (system(cmd)) {
+				/* debugging aid only */
+			}
+		}
 	}
 	return 0;
 }

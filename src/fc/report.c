@@ -12,6 +12,7 @@ void fc_report(const struct fc_vm *vm, const char *event)
 {
 	struct lm_stats st;
 	uint64_t msgs, events, prefetch, ff = atomic_load(&vm->t_first_fault_ns);
+	uint64_t wsd = atomic_load(&vm->ws_done_ns);
 	double up = (double)(fc_now_ns() - vm->t_connect_ns) / 1e9;
 
 	if (!vm->f)
@@ -54,6 +55,11 @@ void fc_report(const struct fc_vm *vm, const char *event)
 		json_object_object_add(o, "first_fault_after_s", ff
 			? json_object_new_double((double)(ff - vm->t_connect_ns) / 1e9)
 			: NULL);
+		json_object_object_add(o, "ws_pages",
+			json_object_new_int64((int64_t)atomic_load(&vm->ws_pages)));
+		json_object_object_add(o, "ws_seconds", wsd && ff
+			? json_object_new_double((double)(wsd - ff) / 1e9)
+			: NULL);
 		printf("%s\n", json_object_to_json_string_ext(o,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -61,7 +67,7 @@ void fc_report(const struct fc_vm *vm, const char *event)
 		printf("vm %u (pid %d) %s after %.2f s: %llu faults, pages "
 		       "%llu demand / %llu prefetch / %llu zero / %llu removed "
 		       "/ %llu failed, %llu retried, %llu events, fault latency "
-		       "p50 %.1f us p99 %.1f us max %.1f us\n", vm->id,
+		       "p50 %.1f us p99 %.1f us max %.1f us", vm->id,
 		       (int)vm->pid, event, up, (unsigned long long)msgs,
 		       (unsigned long long)st.pages_demand,
 		       (unsigned long long)prefetch,
@@ -71,6 +77,12 @@ void fc_report(const struct fc_vm *vm, const char *event)
 		       (unsigned long long)st.faults_retried,
 		       (unsigned long long)events, st.lat_p50_ns / 1e3,
 		       st.lat_p99_ns / 1e3, st.lat_max_ns / 1e3);
+		if (wsd && ff)
+			printf(", working set %llu pages in %.3f s from the "
+			       "first fault",
+			       (unsigned long long)atomic_load(&vm->ws_pages),
+			       (double)(wsd - ff) / 1e9);
+		printf("\n");
 	}
 	fflush(stdout);
 }

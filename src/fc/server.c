@@ -138,7 +138,10 @@ static void map_image(struct fc_server *s)
 
 	if (fd < 0 || !s->mem_size)
 		goto out;
-	p = mmap(NULL, s->mem_size, PROT_READ, MAP_SHARED, fd, 0);
+	/* Populated now, before any VM: an install then finds the source
+	 * page mapped instead of taking a page fault on it. */
+	p = mmap(NULL, s->mem_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
+		 0);
 	if (p != MAP_FAILED)
 		s->image = p;
 out:
