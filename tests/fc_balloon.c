@@ -4,6 +4,8 @@
  * zero, whether they had been faulted in before or never; pages outside
  * keep the memory file's content; removed pages are not prefetched again.
  */
+#include <stdatomic.h>
+
 #include "fc_test.h"
 
 #define SIZE (16ull << 20)
@@ -74,12 +76,98 @@ static void test_balloon_with_prefetch_all(void **state)
 	balloon_case("all", false);
 }
 
+/* ---- a balloon storm: REMOVE events racing faults ---- */
+
+struct storm {
+	struct fc_guest *g;
+	_Atomic bool stop;
+	_Atomic uint64_t bad_at;	/* offset + 1 of a wrong byte */
+	unsigned seed;
+};
+
+static void *storm_balloon(void *arg)
+{
+	struct storm *st = arg;
+
+	while (!atomic_load(&st->stop))
+		if (fc_guest_balloon(st->g, HOLE_OFF, HOLE_LEN))
+			break;
+	return NULL;
+}
+
+/* Read pages all over memory: outside the balloon they must hold the
+ * file's content, inside it zero, whatever the removals in between. */
+static void *storm_touch(void *arg)
+{
+	struct storm *st = arg;
+	uint64_t x = st->seed * 0x9e3779b97f4a7c15ull + 1;
+
+	while (!atomic_load(&st->stop)) {
+		uint64_t off, w;
+		bool in;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		off = (x % (SIZE / 8)) * 8;
+		in = off >= HOLE_OFF && off < HOLE_OFF + HOLE_LEN;
+		w = *(volatile uint64_t *)(st->g->mem + off);
+		if (w != (in ? 0 : t_word(off, 4096)))
+			atomic_store(&st->bad_at, off + 1);
+	}
+	return NULL;
+}
+
+static void test_balloon_storm(void **state)
+{
+	struct t_daemon d = { 0 };
+	struct fc_guest g;
+	const char *extra[] = { "--json", NULL };
+	struct storm st = { .g = &g };
+	struct storm t[3];
+	pthread_t tid[4];
+	char *out, *p;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	t_make_mem(&d, SIZE);
+	t_daemon_start(&d, extra);
+	LM_OK(fc_guest_start(&g, d.sock, SIZE, 4096, 2));
+	LM_OK(fc_guest_balloon(&g, HOLE_OFF, HOLE_LEN));
+	pthread_create(&tid[0], NULL, storm_balloon, &st);
+	for (unsigned i = 0; i < 3; i++) {
+		t[i] = (struct storm){ .g = &g, .seed = i + 1 };
+		pthread_create(&tid[1 + i], NULL, storm_touch, &t[i]);
+	}
+	usleep(1000000);
+	atomic_store(&st.stop, true);
+	for (unsigned i = 0; i < 3; i++)
+		atomic_store(&t[i].stop, true);
+	for (unsigned i = 0; i < 4; i++)
+		pthread_join(tid[i], NULL);
+	for (unsigned i = 0; i < 3; i++)
+		LM_ASSERT(!atomic_load(&t[i].bad_at), "wrong word at %llu",
+			  (unsigned long long)atomic_load(&t[i].bad_at) - 1);
+	LM_ASSERT(t_verify(&g, 0, HOLE_OFF, false) < 0, "before the balloon");
+	LM_ASSERT(t_verify(&g, HOLE_OFF, HOLE_LEN, true) < 0, "in the balloon");
+	fc_guest_stop(&g);
+	LM_ASSERT(t_wait_for(d.out, "\"event\":\"disconnected\"", 5000),
+		  "no statistics on disconnect");
+	out = t_slurp(d.out);
+	p = strstr(out, "\"events\":");
+	LM_ASSERT(p && atol(p + 9) > 10, "REMOVE events seen: %s", out);
+	print_message("storm: %s", out);
+	free(out);
+	t_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_balloon_after_touch),
 		cmocka_unit_test(test_balloon_untouched),
 		cmocka_unit_test(test_balloon_with_prefetch_all),
+		cmocka_unit_test(test_balloon_storm),
 	};
 
 	LM_ASSERT(argc > 1, "usage: fc_balloon PATH_TO_LAZYMEM");

@@ -184,6 +184,7 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 		    src_is_zero(r, f->off, len);
 	int err;
 
+	f->zero = zero;
 	if (r->install == LM_INSTALL_CONTINUE) {
 		f->page = r->alias + f->off;
 	} else if (r->image && !zero && !want_page) {
@@ -369,6 +370,14 @@ static int commit_later(struct lm_region *r, struct lm_fault *f)
 	f->slot = -1;
 	for (unsigned i = 0; i < f->npages; i++)
 		lm_pagemap_publish(&r->map, idx + i, LM_PS_MISSING);
+	/* Not installed after all: the retry counts it again. */
+	if (f->zero)
+		atomic_fetch_sub_explicit(&r->stats.pages_zero, f->npages,
+					  RELAXED);
+	else
+		atomic_fetch_sub_explicit(&r->stats.bytes_read,
+					  (uint64_t)f->npages << r->page_shift,
+					  RELAXED);
 	count(&r->stats.faults_retried, 1);
 	demand_end(r, f);
 	return -EAGAIN;
