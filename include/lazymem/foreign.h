@@ -13,7 +13,8 @@
  *   REMOVE, UNMAP   the pages of the range go back to missing and read as
  *                   zero from then on (a balloon gave them back); they are
  *                   never prefetched again;
- *   FORK            the child's new userfaultfd is handed to ops->fork;
+ *   FORK            the child's new userfaultfd is handed to ops->fork,
+ *                   which can serve it with lm_foreign_fork;
  *   REMAP           not supported: reported through ops->fail.
  *
  * While such an event is pending the kernel refuses installs with EAGAIN;
@@ -102,6 +103,17 @@ void lm_foreign_destroy(struct lm_foreign *f);
  */
 int lm_foreign_prefetch(struct lm_foreign *f, const uint64_t *src_offs,
 			size_t n);
+
+/*
+ * For ops->fork: a space serving the forked child's userfaultfd with the
+ * parent's ranges, source and options (ops and arg given anew). Pages the
+ * parent's owner had removed read as zero in the child too; pages present
+ * in the parent are the child's copies and do not fault. Start it from
+ * the fork callback: the child's faults wait until it runs.
+ */
+int lm_foreign_fork(const struct lm_foreign *parent, int child_uffd,
+		    const struct lm_foreign_ops *ops, void *arg,
+		    struct lm_foreign **out);
 
 /* The statistics of all ranges merged (lm_stats_merge). */
 void lm_foreign_stats(const struct lm_foreign *f, struct lm_stats *out);

@@ -250,8 +250,8 @@ static int check_ranges(const struct lm_foreign_config *c, const char *name)
 	return 0;
 }
 
-int lm_foreign_create(const struct lm_foreign_config *c,
-		      struct lm_foreign **out)
+/* The space, its regions and slices; no thread yet. */
+static int build(const struct lm_foreign_config *c, struct lm_foreign **out)
 {
 	const char *name = c->name ? c->name : "foreign";
 	struct lm_foreign *f;
@@ -267,6 +267,10 @@ int lm_foreign_create(const struct lm_foreign_config *c,
 		return lm_error(-ENOMEM, "foreign '%s': out of memory", name);
 	}
 	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->cfg = *c;
+	memcpy(f->range, c->ranges, c->nr_ranges * sizeof(*c->ranges));
+	f->cfg.ranges = f->range;
+	f->cfg.name = f->name;
 	f->uffd = c->uffd;
 	f->ops = c->ops;
 	f->arg = c->arg;
@@ -302,22 +306,80 @@ int lm_foreign_create(const struct lm_foreign_config *c,
 		f->src_off[i] = a->src_off;
 		f->nr++;
 	}
-	err = pthread_create(&f->thread, NULL, foreign_main, f);
-	if (err) {
-		err = lm_error(-err, "foreign '%s': handler thread: %s", name,
-			       strerror(err));
-		goto fail;
-	}
-	f->running = true;
-	for (unsigned i = 0; c->background && i < f->nr; i++) {
-		err = lm__background_start(f->region[i]);
-		if (err)
-			goto fail;
-	}
 	*out = f;
 	return 0;
 fail:
 	lm_foreign_destroy(f);
+	return err;
+}
+
+/* Start the handler thread and background fill. */
+static int start(struct lm_foreign *f)
+{
+	int err = pthread_create(&f->thread, NULL, foreign_main, f);
+
+	if (err)
+		return lm_error(-err, "foreign '%s': handler thread: %s",
+				f->name, strerror(err));
+	f->running = true;
+	for (unsigned i = 0; f->cfg.background && i < f->nr; i++) {
+		err = lm__background_start(f->region[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int lm_foreign_create(const struct lm_foreign_config *c,
+		      struct lm_foreign **out)
+{
+	int err = build(c, out);
+
+	if (err)
+		return err;
+	err = start(*out);
+	if (err) {
+		lm_foreign_destroy(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+int lm_foreign_fork(const struct lm_foreign *parent, int child_uffd,
+		    const struct lm_foreign_ops *ops, void *arg,
+		    struct lm_foreign **out)
+{
+	struct lm_foreign_config c = parent->cfg;
+	char name[64];
+	int err;
+
+	snprintf(name, sizeof(name), "%.50s-child", parent->name);
+	c.name = name;
+	c.uffd = child_uffd;
+	c.ops = ops;
+	c.arg = arg;
+	/* No background fill of the child: it shares nothing with the
+	 * parent's progress, and its pages are the parent's copies. */
+	c.background = false;
+	err = build(&c, out);
+	if (err)
+		return err;
+	/* What the parent's owner removed is zero in the child as well;
+	 * marked before the child's handler thread reads any fault (the
+	 * child may run as soon as the fork event was read). */
+	for (unsigned k = 0; k < parent->nr; k++) {
+		const struct lm_region *pr = parent->region[k];
+		struct lm_region *cr = (*out)->region[k];
+
+		for (uint64_t i = 0; i < pr->nr_pages; i++)
+			if (lm_pagemap_removed(&pr->map, i))
+				atomic_fetch_or(&cr->map.w[i], LM_PS_REMOVED);
+	}
+	err = start(*out);
+	if (err) {
+		lm_foreign_destroy(*out);
+		*out = NULL;
+	}
 	return err;
 }
 

@@ -18,6 +18,8 @@ struct lm_foreign {
 	struct lm_region *region[LM_FOREIGN_MAX_RANGES];
 	struct lm_source *slice[LM_FOREIGN_MAX_RANGES];
 	uint64_t src_off[LM_FOREIGN_MAX_RANGES];
+	struct lm_foreign_config cfg;	/* as created, for lm_foreign_fork */
+	struct lm_foreign_range range[LM_FOREIGN_MAX_RANGES];
 	const struct lm_foreign_ops *ops;
 	void *arg;
 	pthread_t thread;

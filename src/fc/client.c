@@ -50,7 +50,8 @@ int fc_guest_map(struct fc_guest *g, uint64_t size, uint64_t page_size,
 int fc_guest_register(struct fc_guest *g)
 {
 	struct uffdio_api api = {
-		.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE,
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_EVENT_REMOVE | g->extra_features,
 	};
 	uint64_t part = g->size / g->nregions;
 

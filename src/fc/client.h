@@ -20,6 +20,10 @@ struct fc_guest {
 	unsigned nregions;	/* equal parts of mem, cumulative offsets */
 	int uffd;		/* kept open, as Firecracker does */
 	int sock;		/* kept open: closing it says "gone" */
+	/* Userfaultfd features beyond EVENT_REMOVE, for a VMM that enables
+	 * more events (UNMAP, REMAP, FORK); Firecracker asks for none. Set
+	 * between fc_guest_map (which clears it) and fc_guest_register. */
+	uint64_t extra_features;
 };
 
 /* Map size bytes of 4096- or 2 MiB-page guest memory, unpopulated. */

@@ -95,7 +95,8 @@ struct fc_vm {
 	struct fc_vm *next;
 	struct fc_server *srv;
 	unsigned id;
-	int sock;
+	unsigned parent_id;		/* a forked child's VM: its parent's */
+	int sock;			/* -1 for a forked child */
 	pid_t pid;
 	bool serving;
 	uint64_t t_connect_ns;
@@ -132,8 +133,9 @@ struct fc_server {
 	struct fc_ws ws;
 	bool record_taken;
 	int listen_fd, epoll_fd, sig_fd;
+	int fork_pipe[2];	/* handler threads hand forked children over */
 	struct fc_vm *vms;
-	unsigned next_id;
+	_Atomic unsigned next_id;
 };
 
 /* Run the daemon until SIGINT/SIGTERM. Returns the exit code. */

@@ -80,10 +80,36 @@ static void drop_vm(struct fc_server *s, struct fc_vm *vm, const char *why)
 			*p = vm->next;
 			break;
 		}
-	epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, vm->sock, NULL);
+	if (vm->sock >= 0)
+		epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, vm->sock, NULL);
 	if (vm->serving)
 		fc_log(s, "vm %u (pid %d): %s", vm->id, (int)vm->pid, why);
+	/* A forked child has no connection of its own: it goes with its
+	 * parent's (children of children too, by recursion). */
+	for (struct fc_vm *c = s->vms, *next; c; c = next) {
+		next = c->next;
+		if (c->parent_id == vm->id) {
+			drop_vm(s, c, "parent disconnected");
+			next = s->vms;	/* the list changed */
+		}
+	}
 	fc_vm_close(vm, why);
+}
+
+static void adopt_children(struct fc_server *s)
+{
+	struct fc_vm *child;
+
+	while (read(s->fork_pipe[0], &child, sizeof(child)) == sizeof(child)) {
+		bool parent_alive = false;
+
+		for (struct fc_vm *v = s->vms; v; v = v->next)
+			parent_alive |= v->id == child->parent_id;
+		child->next = s->vms;
+		s->vms = child;
+		if (!parent_alive)
+			drop_vm(s, child, "parent disconnected");
+	}
 }
 
 static void accept_all(struct fc_server *s)
@@ -179,8 +205,11 @@ static int setup(struct fc_server *s)
 	signal(SIGPIPE, SIG_IGN);
 	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (s->sig_fd < 0 || s->epoll_fd < 0 || listen_on(s) < 0)
+	if (s->sig_fd < 0 || s->epoll_fd < 0 || listen_on(s) < 0 ||
+	    pipe2(s->fork_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
+	ev.data.ptr = &s->fork_pipe[0];
+	epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->fork_pipe[0], &ev);
 	ev.data.ptr = &s->listen_fd;
 	epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->listen_fd, &ev);
 	ev.data.ptr = &s->sig_fd;
@@ -201,6 +230,8 @@ static void loop(struct fc_server *s)
 
 			if (ev[i].data.ptr == &s->listen_fd)
 				accept_all(s);
+			else if (ev[i].data.ptr == &s->fork_pipe[0])
+				adopt_children(s);
 			else if (ev[i].data.ptr == &s->sig_fd) {
 				if (on_signal(s))
 					return;
@@ -224,6 +255,7 @@ int fc_server_run(const struct fc_options *o)
 {
 	struct fc_server s = {
 		.o = *o, .listen_fd = -1, .epoll_fd = -1, .sig_fd = -1,
+		.fork_pipe = { -1, -1 },
 	};
 	sigset_t old;
 	int rc = 1;
@@ -246,6 +278,14 @@ int fc_server_run(const struct fc_options *o)
 	}
 	while (s.vms)
 		drop_vm(&s, s.vms, "handler stopping");
+	if (s.fork_pipe[0] >= 0) {
+		/* Children forked after the loop stopped. */
+		adopt_children(&s);
+		while (s.vms)
+			drop_vm(&s, s.vms, "handler stopping");
+		close(s.fork_pipe[0]);
+		close(s.fork_pipe[1]);
+	}
 	if (s.listen_fd >= 0) {
 		close(s.listen_fd);
 		unlink(o->socket_path);

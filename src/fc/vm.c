@@ -32,7 +32,7 @@ struct fc_vm *fc_vm_new(struct fc_server *s, int sock)
 		return NULL;
 	}
 	vm->srv = s;
-	vm->id = ++s->next_id;
+	vm->id = atomic_fetch_add(&s->next_id, 1) + 1;
 	vm->sock = sock;
 	vm->t_connect_ns = fc_now_ns();
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
@@ -147,23 +147,52 @@ static void on_fault(struct lm_foreign *f, uint64_t src_off, void *arg)
 		record(vm, src_off);
 }
 
-static void on_fork(struct lm_foreign *f, int child_uffd, void *arg)
-{
-	struct fc_vm *vm = arg;
-
-	(void)f;
-	fc_log(vm->srv, "vm %u (pid %d): the VMM forked; the child's copy of "
-	       "guest memory is not served (lazymem does not adopt a forked "
-	       "userfaultfd), its missing pages will fault in the child",
-	       vm->id, (int)vm->pid);
-	close(child_uffd);
-}
+static void on_fork(struct lm_foreign *f, int child_uffd, void *arg);
 
 static const struct lm_foreign_ops fc_ops = {
 	.fault = on_fault,
 	.fail = on_fail,
 	.fork = on_fork,
 };
+
+/*
+ * The VMM forked with UFFD_FEATURE_EVENT_FORK: serve the child's copy of
+ * guest memory as a VM of its own (same regions and file, the parent's
+ * removed pages zero). It has no socket, so it lives as long as its
+ * parent's connection. Runs on the parent's handler thread; the loop
+ * thread gets the new VM through the fork pipe.
+ */
+static void on_fork(struct lm_foreign *f, int child_uffd, void *arg)
+{
+	struct fc_vm *vm = arg, *child = calloc(1, sizeof(*child));
+	struct fc_server *s = vm->srv;
+
+	if (!child) {
+		close(child_uffd);
+		fc_log(s, "vm %u: out of memory for its forked child", vm->id);
+		return;
+	}
+	child->srv = s;
+	child->id = atomic_fetch_add(&s->next_id, 1) + 1;
+	child->parent_id = vm->id;
+	child->sock = -1;
+	child->t_connect_ns = fc_now_ns();
+	child->layout = vm->layout;
+	child->serving = true;
+	if (lm_foreign_fork(f, child_uffd, &fc_ops, child, &child->f)) {
+		fc_log(s, "vm %u: cannot serve its forked child: %s", vm->id,
+		       lm_last_error());
+		free(child);
+		return;
+	}
+	fc_log(s, "vm %u (pid %d): the VMM forked; its child's memory is "
+	       "served as vm %u", vm->id, (int)vm->pid, child->id);
+	if (write(s->fork_pipe[1], &child, sizeof(child)) != sizeof(child)) {
+		fc_log(s, "vm %u: fork pipe: %s", vm->id, strerror(errno));
+		lm_foreign_destroy(child->f);
+		free(child);
+	}
+}
 
 static bool is_userfaultfd(int fd, char *what, size_t n)
 {
@@ -364,7 +393,8 @@ void fc_vm_close(struct fc_vm *vm, const char *why)
 	}
 	for (unsigned i = 0; i < vm->nfds; i++)
 		close(vm->fds[i]);
-	close(vm->sock);
+	if (vm->sock >= 0)
+		close(vm->sock);
 	free(vm->rec);
 	free(vm->rec_seen);
 	free(vm->buf);
