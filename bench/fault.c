@@ -86,7 +86,8 @@ static void *toucher_main(void *arg)
 	bench_pin_self(t->cpu);
 	pthread_barrier_wait(t->start);
 	for (uint64_t p = t->first; p < t->first + t->n; p++)
-		*(volatile uint64_t *)(t->base + p * t->page_size) = p + 1;
+		*(volatile uint64_t *)(void *)(t->base + p * t->page_size) =
+			p + 1;
 	t->t_end = bench_now_ns();
 	return NULL;
 }

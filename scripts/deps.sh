@@ -5,10 +5,12 @@ set -euo pipefail
 
 pkgs=(
   gcc                # the compiler (gnu11), with its ASan/UBSan/TSan runtimes
+  clang libclang-rt-14-dev  # libFuzzer for the fuzz targets; a second compiler's warnings
   binutils           # objcopy, for the guest images
   meson ninja-build pkg-config
   libjson-c-dev      # JSON output of every benchmark and command
   libcmocka-dev      # the unit and integration tests
+  libxxhash-dev      # per-page integrity hashes of snapshots
   gnuplot-nox        # the plots in docs/
   python3            # meson itself; the test summary
   iproute2           # network namespaces for the two-host tests

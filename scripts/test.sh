@@ -4,6 +4,7 @@
 #   build-asan/   AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-tsan/   ThreadSanitizer, for the threaded core and the fc-handler
 #                 daemon (suites "core" and "fc")
+#   build-fuzz/   clang + libFuzzer, a short campaign per parser
 # Tests needing /dev/kvm, hugetlb pages or root skip with a reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,11 @@ setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=fal
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run build-asan
 setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite core --suite fc
+
+# A short libFuzzer campaign on the parsers (clang, ASan+UBSan): it also
+# builds the whole tree with a second compiler's warnings as errors.
+echo "== fuzzing (20 s per target)"
+./scripts/fuzz.sh 20 || status=1
 
 python3 scripts/test_summary.py build build-asan build-tsan || status=1
 exit $status

@@ -65,10 +65,10 @@ static void run_commit(enum lm_backing b, enum lm_install ins)
 	pthread_join(tid, NULL);
 	LM_ASSERT(w.rc == 0, "waiter sees the page present: %d", w.rc);
 
-	const uint64_t *p = (const uint64_t *)((uint8_t *)lm_region_addr(r) +
-					       5 * 4096);
+	const uint64_t *p = (const uint64_t *)lm_region_addr(r) + 5 * 512;
 	LM_ASSERT(p[3] == 0xfeedface, "the owner's write landed");
-	LM_ASSERT(p[4] == ((const uint64_t *)(img + 5 * 4096))[4], "the rest");
+	LM_ASSERT(p[4] == ((const uint64_t *)(const void *)img)[5 * 512 + 4],
+		  "the rest");
 	LM_ASSERT(lm_fault_begin(r, 5 * 4096, LM_ORIGIN_VCPU, &f) == 0,
 		  "present afterwards");
 	lm_region_destroy(r);

@@ -16,7 +16,7 @@ static void *read_main(void *arg)
 	const uint8_t *p = lm_region_addr(r);
 
 	for (uint64_t off = 0; off < SIZE; off += 4096)
-		LM_ASSERT(((const uint64_t *)(p + off))[1] ==
+		LM_ASSERT(((const uint64_t *)(const void *)(p + off))[1] ==
 			  t_pattern(off / 8 + 1, 5), "main view at 0x%llx",
 			  (unsigned long long)off);
 	return NULL;

@@ -10,5 +10,6 @@
 #include <lazymem/fault.h>
 #include <lazymem/stats.h>
 #include <lazymem/foreign.h>
+#include <lazymem/snapshot.h>
 
 #endif

@@ -21,6 +21,8 @@ struct cli_command {
 int cmd_bench_fault(int argc, char **argv);
 int cmd_fc_handler(int argc, char **argv);
 int cmd_bench_fc_handler(int argc, char **argv);
+int cmd_snapshot_inspect(int argc, char **argv);
+int cmd_snapshot_verify(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);
@@ -33,5 +35,7 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when stderr is a terminal and CI is not set: draw progress lines. */
 bool cli_progress_enabled(void);
+/* A progress callback: arg is what is being done ("save", ...). */
+void cli_progress(uint64_t done, uint64_t total, void *arg);
 
 #endif

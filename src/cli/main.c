@@ -16,6 +16,10 @@ static const struct cli_command commands[] = {
 	  "Firecracker-compatible page-fault handler daemon" },
 	{ "bench", "fc-handler", cmd_bench_fc_handler,
 	  "fc-handler vs copy-per-fault: fault-in and working-set times" },
+	{ "snapshot", "inspect", cmd_snapshot_inspect,
+	  "print a snapshot's layout, vCPU and workload state" },
+	{ "snapshot", "verify", cmd_snapshot_verify,
+	  "check every page of a snapshot against its hash" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

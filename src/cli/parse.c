@@ -68,6 +68,7 @@ int cli_parse_uint_list(const char *s, unsigned *vals, int max, unsigned limit)
 	return n;
 }
 
+__attribute__((format(printf, 1, 0)))
 static void vmsg(const char *fmt, va_list ap)
 {
 	fputs("lazymem: ", stderr);

@@ -1,0 +1,34 @@
+/*
+ * snapshot_internal.h - what the snapshot files share: file names and the
+ * pages.xxh layout.
+ */
+#ifndef LAZYMEM_SNAPSHOT_INTERNAL_H
+#define LAZYMEM_SNAPSHOT_INTERNAL_H
+
+#include <stdint.h>
+
+#include <lazymem/snapshot.h>
+
+#define LM_SNAP_META_FILE "meta.json"
+#define LM_SNAP_MEM_FILE "memory.img"
+#define LM_SNAP_HASH_FILE "pages.xxh"
+
+/* pages.xxh: this header, then one little-endian XXH3-64 per page. */
+struct lm_snap_hash_header {
+	char magic[8];		/* "LMPGXXH3" */
+	uint32_t version;	/* 1 */
+	uint32_t reserved;
+	uint64_t page_size;
+	uint64_t nr_pages;
+};
+#define LM_SNAP_HASH_MAGIC "LMPGXXH3"
+
+/* meta.json text of m (malloc'd), or NULL. */
+char *lm__snap_meta_format(const struct lm_snap_meta *m);
+/* Load and check pages.xxh of DIR against m: a malloc'd array. */
+int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
+			 uint64_t **hashes);
+/* "DIR/NAME" into buf; -ENAMETOOLONG if it does not fit. */
+int lm__snap_path(char *buf, size_t len, const char *dir, const char *name);
+
+#endif
