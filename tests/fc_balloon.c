@@ -111,7 +111,7 @@ static void *storm_touch(void *arg)
 		x ^= x << 17;
 		off = (x % (SIZE / 8)) * 8;
 		in = off >= HOLE_OFF && off < HOLE_OFF + HOLE_LEN;
-		w = *(volatile uint64_t *)(st->g->mem + off);
+		w = *(volatile uint64_t *)(volatile void *)(st->g->mem + off);
 		if (w != (in ? 0 : t_word(off, 4096)))
 			atomic_store(&st->bad_at, off + 1);
 	}

@@ -209,7 +209,7 @@ static inline void *t_touch_main(void *arg)
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t p = (i * s + t->seed) % n;
 
-		t->sum += *(volatile uint64_t *)(t->g->mem + t->first + p * 4096
+		t->sum += *(volatile uint64_t *)(volatile void *)(t->g->mem + t->first + p * 4096
 						 + (i % 512) * 8);
 	}
 	return NULL;

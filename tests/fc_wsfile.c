@@ -51,7 +51,7 @@ static size_t first_touch(uint64_t *uniq)
 static void touch_in_order(const struct fc_guest *g, size_t from)
 {
 	for (size_t i = from; i < norder; i++)
-		(void)*(volatile uint64_t *)(g->mem + order[i] * 4096 + 8);
+		(void)*(volatile uint64_t *)(volatile void *)(g->mem + order[i] * 4096 + 8);
 }
 
 static long stat_of(const char *out, const char *key)
@@ -123,7 +123,7 @@ static void test_record_then_prefetch(void **state)
 
 	t_daemon_start(&d, pre);
 	LM_OK(fc_guest_start(&g, d.sock, SIZE, 4096, 2));
-	(void)*(volatile uint64_t *)(g.mem + order[0] * 4096);
+	(void)*(volatile uint64_t *)(volatile void *)(g.mem + order[0] * 4096);
 	usleep(300000);		/* the prefetch runs from the first fault */
 	touch_in_order(&g, 1);
 	for (size_t i = 0; i < n; i++)
