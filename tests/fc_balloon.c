@@ -161,6 +161,76 @@ static void test_balloon_storm(void **state)
 	t_cleanup(&d);
 }
 
+/*
+ * Removals racing the background fill all over memory: a page the
+ * balloon removed (flagged after its madvise returned) must read zero
+ * ever after, even if the filler was installing it at that moment.
+ */
+#define BIG (256ull << 20)
+#define CHUNK (64ull << 10)
+
+struct race {
+	struct fc_guest *g;
+	_Atomic uint8_t *removed;	/* per chunk */
+	_Atomic bool stop;
+};
+
+static void *race_balloon(void *arg)
+{
+	struct race *rc = arg;
+	uint64_t x = 88172645463325252ull;
+
+	while (!atomic_load(&rc->stop)) {
+		uint64_t c;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		c = x % (BIG / CHUNK);
+		if (fc_guest_balloon(rc->g, c * CHUNK, CHUNK))
+			break;
+		atomic_store(&rc->removed[c], 1);
+		usleep(20);
+	}
+	return NULL;
+}
+
+static void test_balloon_races_prefetch_all(void **state)
+{
+	struct t_daemon d = { 0 };
+	struct fc_guest g;
+	const char *extra[] = { "--json", "--prefetch", "all", NULL };
+	struct race rc = { .g = &g };
+	pthread_t tid;
+	uint64_t flagged = 0;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	rc.removed = calloc(BIG / CHUNK, 1);
+	t_make_mem(&d, BIG);
+	t_daemon_start(&d, extra);
+	LM_OK(fc_guest_start(&g, d.sock, BIG, 4096, 2));
+	(void)*(volatile uint8_t *)g.mem;	/* the first fault */
+	pthread_create(&tid, NULL, race_balloon, &rc);
+	usleep(400000);
+	atomic_store(&rc.stop, true);
+	pthread_join(tid, NULL);
+	for (uint64_t c = 0; c < BIG / CHUNK; c++) {
+		bool rm = atomic_load(&rc.removed[c]);
+		int64_t bad = t_verify(&g, c * CHUNK, CHUNK, rm);
+
+		flagged += rm;
+		LM_ASSERT(bad < 0, "byte %lld in a %s chunk is wrong",
+			  (long long)bad, rm ? "removed" : "kept");
+	}
+	print_message("race: %llu of %llu chunks removed during the fill\n",
+		      (unsigned long long)flagged,
+		      (unsigned long long)(BIG / CHUNK));
+	fc_guest_stop(&g);
+	free((void *)rc.removed);
+	t_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +238,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_balloon_untouched),
 		cmocka_unit_test(test_balloon_with_prefetch_all),
 		cmocka_unit_test(test_balloon_storm),
+		cmocka_unit_test(test_balloon_races_prefetch_all),
 	};
 
 	LM_ASSERT(argc > 1, "usage: fc_balloon PATH_TO_LAZYMEM");

@@ -125,14 +125,24 @@ static void remove_range(struct lm_foreign *f, uint64_t start, uint64_t end)
 	}
 }
 
+/* Under the write lock, right after the read that returned them. */
+static void apply_removals(struct lm_foreign *f, const struct uffd_msg *m,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m[i].event == UFFD_EVENT_REMOVE ||
+		    m[i].event == UFFD_EVENT_UNMAP)
+			remove_range(f, m[i].arg.remove.start,
+				     m[i].arg.remove.end);
+}
+
 static void handle_event(struct lm_foreign *f, const struct uffd_msg *m)
 {
 	atomic_fetch_add(&f->events, 1);
 	switch (m->event) {
 	case UFFD_EVENT_REMOVE:
 	case UFFD_EVENT_UNMAP:
-		remove_range(f, m->arg.remove.start, m->arg.remove.end);
-		break;
+		break;		/* applied by apply_removals */
 	case UFFD_EVENT_FORK:
 		if (f->ops && f->ops->fork)
 			f->ops->fork(f, (int)m->arg.fork.ufd, f->arg);
@@ -186,8 +196,15 @@ static void *foreign_main(void *arg)
 	struct retry_queue q = { 0 };
 
 	for (;;) {
-		ssize_t n = read(f->uffd, msg, sizeof(msg));
+		ssize_t n;
 
+		/* Reading completes the events read; the removals they carry
+		 * are applied before any batched install may look again. */
+		pthread_rwlock_wrlock(&f->events_lock);
+		n = read(f->uffd, msg, sizeof(msg));
+		if (n > 0)
+			apply_removals(f, msg, (size_t)n / sizeof(msg[0]));
+		pthread_rwlock_unlock(&f->events_lock);
 		if (n > 0)
 			handle_messages(f, msg, (size_t)n / sizeof(msg[0]), &q);
 		if (q.n)
@@ -274,6 +291,18 @@ static int build(const struct lm_foreign_config *c, struct lm_foreign **out)
 	f->uffd = c->uffd;
 	f->ops = c->ops;
 	f->arg = c->arg;
+	{
+		pthread_rwlockattr_t a;
+
+		/* Writer first: the handler thread must not starve behind
+		 * a stream of prefetch installs. */
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&f->events_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+		f->lock_ready = true;
+	}
 	f->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (f->stop_fd < 0) {
 		err = lm_error(-errno, "foreign '%s': eventfd: %s", name,
@@ -296,6 +325,7 @@ static int build(const struct lm_foreign_config *c, struct lm_foreign **out)
 			f->slice[i] = NULL;
 			goto fail;
 		}
+		f->region[i]->events_lock = &f->events_lock;
 		if (c->image)
 			f->region[i]->image = (const uint8_t *)c->image +
 					      a->src_off;
@@ -404,6 +434,8 @@ void lm_foreign_destroy(struct lm_foreign *f)
 	}
 	if (f->stop_fd >= 0)
 		close(f->stop_fd);
+	if (f->lock_ready)
+		pthread_rwlock_destroy(&f->events_lock);
 	close(f->uffd);
 	free(f);
 }

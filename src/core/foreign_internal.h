@@ -22,6 +22,8 @@ struct lm_foreign {
 	struct lm_foreign_range range[LM_FOREIGN_MAX_RANGES];
 	const struct lm_foreign_ops *ops;
 	void *arg;
+	pthread_rwlock_t events_lock;	/* see prefetch.c */
+	bool lock_ready;
 	pthread_t thread;
 	bool running;
 	int stop_fd;

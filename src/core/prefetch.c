@@ -103,38 +103,59 @@ static int one_by_one(struct lm_region *r, uint64_t first, uint64_t n,
 	return first_err;
 }
 
+/*
+ * From the removed check to the end of the copy no REMOVE/UNMAP event may
+ * complete: an event is completed by the read that returns it, and the
+ * kernel zaps the range right after, so a copy issued after that read but
+ * landing after the zap would leave the file's content in a page the
+ * balloon removed. The handler thread reads and applies events under the
+ * write side of this lock (foreign.c); a copy that meets a pending event
+ * gets EAGAIN rather than waiting, so neither side waits on the other for
+ * long. Demand faults need no lock: the thread that reads events serves
+ * them.
+ */
+static void events_rdlock(struct lm_region *r)
+{
+	if (r->events_lock)
+		pthread_rwlock_rdlock(r->events_lock);
+}
+
+static void events_unlock(struct lm_region *r)
+{
+	if (r->events_lock)
+		pthread_rwlock_unlock(r->events_lock);
+}
+
 int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
 			void *buf, bool wake)
 {
 	struct lm_view *v = &r->view[0];
 	uint64_t off = first << r->page_shift, len = n << r->page_shift;
 	uint64_t done = 0;
-	bool removed = false, zero;
-	int err;
+	bool removed = false, zero = is_zero(r, off, len);
+	const void *from = NULL;	/* NULL: UFFDIO_ZEROPAGE */
+	int err = 0;
 
+	/* The data first, outside the lock the handler thread waits on. */
+	if (!zero && r->image) {
+		from = r->image + off;
+	} else if (!zero) {
+		err = lm_source_read(r->src, off, buf, len);
+		from = buf;
+	} else if (r->backing == LM_BACKING_HUGETLB) {
+		memset(buf, 0, len);	/* hugetlbfs has no zero page */
+		from = buf;
+	}
+	events_rdlock(r);
 	for (uint64_t i = first; i < first + n && !removed; i++)
 		removed = lm_pagemap_removed(&r->map, i);
-	zero = removed || is_zero(r, off, len);
-	if (removed && n > 1) {
+	if (removed || err) {
+		/* A page removed meanwhile, or a read error to pin on its
+		 * page: each page its own outcome. */
 		err = one_by_one(r, first, n, buf);
 		goto out;
 	}
-	if (zero && r->backing != LM_BACKING_HUGETLB) {
-		err = install(r, first, n, NULL, true, &done);
-	} else if (r->image && !zero) {
-		/* Straight from the mapped source; an error (the file shrank)
-		 * goes page by page through source reads, which say why. */
-		err = install(r, first, n, r->image + off, false, &done);
-	} else {
-		if (zero)
-			memset(buf, 0, len);
-		err = zero ? 0 : lm_source_read(r->src, off, buf, len);
-		if (err) {
-			err = one_by_one(r, first, n, buf);
-			goto out;
-		}
-		err = install(r, first, n, buf, false, &done);
-	}
+	err = install(r, first, n, from, from == NULL, &done);
 	if (done)
 		lm__pages_done(r, first, done, LM_PS_PRESENT,
 			       LM_ORIGIN_BACKGROUND, zero);
@@ -144,11 +165,13 @@ int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
 		release(r, first + done, n - done);
 		count(&r->stats.faults_retried, 1);
 	} else if (err) {
-		/* EEXIST part-way or a real error: page by page. */
+		/* EEXIST part-way, the mapped file shrank, or a real error:
+		 * page by page through source reads, which say why. */
 		err = one_by_one(r, first + done, n - done,
 				 (uint8_t *)buf + (done << r->page_shift));
 	}
 out:
+	events_unlock(r);
 	if (wake)
 		lm_uffd_wake(v->uffd, v->addr + off, len);
 	return err;

@@ -95,6 +95,9 @@ struct lm_region {
 	 * when a demand fault lands where the previous one's run ended. */
 	bool around_adaptive;
 	const uint8_t *image;		/* foreign: the source mapped, or NULL */
+	/* Foreign: held for reading by batched installs, for writing while
+	 * events are read and applied (prefetch.c says why). */
+	pthread_rwlock_t *events_lock;
 	_Atomic uint64_t next_seq_idx;
 };
 
