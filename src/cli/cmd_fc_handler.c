@@ -91,5 +91,10 @@ int cmd_fc_handler(int argc, char **argv)
 	if (!o.socket_path || !o.mem_path)
 		return cli_usage_error("fc-handler: --socket and --mem-file are "
 				       "required");
+	if (o.record_path && o.prefetch != FC_PREFETCH_NONE)
+		fprintf(stderr, "lazymem fc-handler: warning: --record-ws "
+			"records the pages that fault; with --prefetch the "
+			"prefetched ones never do and will be missing from "
+			"%s\n", o.record_path);
 	return fc_server_run(&o);
 }

@@ -263,6 +263,8 @@ static int start_serving(struct fc_vm *vm)
 	err = lm_foreign_create(&c, &vm->f);
 	if (err) {
 		vm->serving = false;
+		if (vm->recording)	/* the next VM records instead */
+			s->record_taken = vm->recording = false;
 		fc_vm_refuse(vm, "%s", lm_last_error());
 		return -1;
 	}
