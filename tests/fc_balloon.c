@@ -69,6 +69,35 @@ static void test_balloon_untouched(void **state)
 	balloon_case("none", false);
 }
 
+/* A guest reading in order: faults become sequential and install 16
+ * pages at once, but never across the balloon's edges. */
+static void test_balloon_sequential(void **state)
+{
+	struct t_daemon d = { 0 };
+	struct fc_guest g;
+	uint64_t sum = 0;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	t_make_mem(&d, SIZE);
+	t_daemon_start(&d, NULL);
+	LM_OK(fc_guest_start(&g, d.sock, SIZE, 4096, 1));
+	LM_OK(fc_guest_balloon(&g, HOLE_OFF + 4096, HOLE_LEN - 8192));
+	for (uint64_t off = 0; off < SIZE; off += 4096)
+		sum += *(volatile uint8_t *)(g.mem + off);
+	(void)sum;
+	LM_ASSERT(t_verify(&g, 0, HOLE_OFF + 4096, false) < 0, "before");
+	LM_ASSERT(t_verify(&g, HOLE_OFF + 4096, HOLE_LEN - 8192, true) < 0,
+		  "in the balloon");
+	LM_ASSERT(t_verify(&g, HOLE_OFF + HOLE_LEN - 4096,
+			   SIZE - HOLE_OFF - HOLE_LEN + 4096, false) < 0,
+		  "after the balloon: %lld",
+		  (long long)t_verify(&g, HOLE_OFF + HOLE_LEN - 4096,
+				      SIZE - HOLE_OFF - HOLE_LEN + 4096, false));
+	fc_guest_stop(&g);
+	t_cleanup(&d);
+}
+
 static void test_balloon_with_prefetch_all(void **state)
 {
 	(void)state;
@@ -236,6 +265,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_balloon_after_touch),
 		cmocka_unit_test(test_balloon_untouched),
+		cmocka_unit_test(test_balloon_sequential),
 		cmocka_unit_test(test_balloon_with_prefetch_all),
 		cmocka_unit_test(test_balloon_storm),
 		cmocka_unit_test(test_balloon_races_prefetch_all),

@@ -245,8 +245,11 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	}
 	if (origin != LM_ORIGIN_BACKGROUND) {
 		atomic_fetch_add_explicit(&r->demand_active, 1, RELAXED);
-		if (!r->around_adaptive ||
-		    atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx)
+		/* A removed page is installed as zeroes: no neighbours
+		 * (which still hold the source's content) in its run. */
+		if ((!r->around_adaptive ||
+		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
+		    !(r->foreign && lm_pagemap_removed(&r->map, idx)))
 			f->npages += claim_around(r, idx);
 		if (r->around_adaptive)
 			atomic_store_explicit(&r->next_seq_idx,
