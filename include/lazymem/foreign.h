@@ -89,8 +89,11 @@ struct lm_foreign_config {
 int lm_foreign_create(const struct lm_foreign_config *c,
 		      struct lm_foreign **out);
 
-/* Stop serving and close the userfaultfd. Faults then pending are left to
- * the other process (which has usually exited). */
+/* Stop the handler thread and background fill; the statistics are final
+ * and stay readable. Faults then pending are left unserved. */
+void lm_foreign_stop(struct lm_foreign *f);
+
+/* Stop (if not yet), free the regions and close the userfaultfd. */
 void lm_foreign_destroy(struct lm_foreign *f);
 
 /*

@@ -413,12 +413,10 @@ int lm_foreign_fork(const struct lm_foreign *parent, int child_uffd,
 	return err;
 }
 
-void lm_foreign_destroy(struct lm_foreign *f)
+void lm_foreign_stop(struct lm_foreign *f)
 {
 	uint64_t one = 1;
 
-	if (!f)
-		return;
 	for (unsigned i = 0; i < f->nr; i++)
 		lm__background_stop(f->region[i]);
 	if (f->running) {
@@ -427,7 +425,15 @@ void lm_foreign_destroy(struct lm_foreign *f)
 				"the handler thread: %s\n", f->name,
 				strerror(errno));
 		pthread_join(f->thread, NULL);
+		f->running = false;
 	}
+}
+
+void lm_foreign_destroy(struct lm_foreign *f)
+{
+	if (!f)
+		return;
+	lm_foreign_stop(f);
 	for (unsigned i = 0; i < f->nr; i++) {
 		lm_region_destroy(f->region[i]);
 		lm_source_destroy(f->slice[i]);

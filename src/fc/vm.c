@@ -386,7 +386,8 @@ void fc_vm_close(struct fc_vm *vm, const char *why)
 {
 	if (vm->serving) {
 		fc_prefetch_stop(vm);
-		/* The peer is gone (or going): the figures are final. */
+		lm_foreign_stop(vm->f);
+		/* Every thread that counts has stopped: final figures. */
 		fc_report(vm, why);
 		lm_foreign_destroy(vm->f);
 		vm->f = NULL;
