@@ -139,6 +139,45 @@ static void test_file_shrank(void **state)
 	t_cleanup(&d);
 }
 
+/* With --kill-peer-on-error a refused VMM is killed rather than left to
+ * hang on its first fault. */
+static void test_refused_peer_killed(void **state)
+{
+	struct t_daemon d = { 0 };
+	const char *extra[] = { "--kill-peer-on-error", NULL };
+	pid_t pid;
+	int st;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	t_make_mem(&d, SIZE);
+	t_daemon_start(&d, extra);
+	pid = fork();
+	LM_ASSERT(pid >= 0, "fork");
+	if (pid == 0) {
+		struct fc_guest g;
+		char *json;
+
+		if (fc_guest_map(&g, SIZE, 4096, 1) || fc_guest_register(&g))
+			_exit(2);
+		g.size = 2 * SIZE;	/* larger than the memory file */
+		json = fc_guest_json(&g);
+		if (fc_client_send(d.sock, json, strlen(json), &g.uffd, 1,
+				   &g.sock))
+			_exit(3);
+		for (;;)	/* would hang here */
+			(void)*(volatile uint8_t *)g.mem;
+	}
+	LM_ASSERT(waitpid(pid, &st, 0) == pid, "waitpid");
+	LM_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+		  "refused peer not killed (status 0x%x)", st);
+	LM_ASSERT(t_wait_for(d.err, "does not fit the memory file", 5000),
+		  "no reason given");
+	LM_ASSERT(t_wait_for(d.err, "its guest would hang", 5000),
+		  "kill not said");
+	t_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +185,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_unserved_fault_kills_peer),
 		cmocka_unit_test(test_unserved_fault_sigbus),
 		cmocka_unit_test(test_file_shrank),
+		cmocka_unit_test(test_refused_peer_killed),
 	};
 
 	LM_ASSERT(argc > 1, "usage: fc_peer PATH_TO_LAZYMEM");

@@ -63,6 +63,13 @@ void fc_vm_refuse(struct fc_vm *vm, const char *fmt, ...)
 		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* The peer may be gone already; the log has the reason. */
 	}
+	/* A VMM whose memory nobody serves hangs on its first fault. */
+	if (vm->srv->o.kill_peer && vm->pid > 0 && vm->pid != getpid()) {
+		fc_log(vm->srv, "vm %u (pid %d): killing the peer "
+		       "(--kill-peer-on-error): its guest would hang on its "
+		       "first fault", vm->id, (int)vm->pid);
+		kill(vm->pid, SIGKILL);
+	}
 }
 
 /* "region 1, file offset 0x..." for the page at addr, or "no region". */
