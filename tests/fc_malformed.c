@@ -134,6 +134,23 @@ static void test_malformed(void **state)
 	}
 	LM_ASSERT(t_wait_for(d.err, "closed before sending its message", 5000),
 		  "half-sent message not reported");
+	{
+		/* Longer than any VMM sends: refused, not buffered for ever. */
+		size_t big = 80 << 10;
+		char *json = malloc(big), reply[256] = "";
+		int s;
+		ssize_t n;
+
+		memset(json, ' ', big);
+		json[0] = '[';
+		LM_OK(fc_client_send(d.sock, json, big, &g.uffd, 1, &s));
+		n = read(s, reply, sizeof(reply) - 1);
+		reply[n > 0 ? n : 0] = '\0';
+		LM_ASSERT(strstr(reply, "message longer than 65536 bytes"),
+			  "oversized message: reply '%s'", reply);
+		close(s);
+		free(json);
+	}
 	fc_guest_stop(&g);
 
 	/* A good VM is still served, announced with page_size_kib only. */
