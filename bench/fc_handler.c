@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -292,6 +293,8 @@ static pid_t start_handler(const struct cfg *c, int pi, enum mode m,
 		};
 		int out;
 
+		/* An interrupted benchmark takes its handler along. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(p[0]);
 		if (m == M_COPY)
 			_exit(copy_handler_main(c, p[1]));

@@ -3,6 +3,8 @@
  * with a line back to the peer and in the log that names what is wrong,
  * and the handler goes on serving a good VM afterwards.
  */
+#include <sys/syscall.h>
+
 #include "fc_test.h"
 
 #define SIZE (4ull << 20)
@@ -135,6 +137,25 @@ static void test_malformed(void **state)
 	LM_ASSERT(t_wait_for(d.err, "closed before sending its message", 5000),
 		  "half-sent message not reported");
 	{
+		/* A userfaultfd its VMM never initialized (no UFFDIO_API). */
+		int raw = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		char json[256], reply[512] = "";
+		int s;
+		ssize_t n;
+
+		LM_ASSERT(raw >= 0, "userfaultfd");
+		snprintf(json, sizeof(json), "[{\"base_host_virt_addr\":%llu,"
+			 "\"size\":4096,\"offset\":0,\"page_size\":4096}]",
+			 (unsigned long long)(uintptr_t)g.mem);
+		LM_OK(fc_client_send(d.sock, json, strlen(json), &raw, 1, &s));
+		n = read(s, reply, sizeof(reply) - 1);
+		reply[n > 0 ? n : 0] = '\0';
+		LM_ASSERT(strstr(reply, "never initialized (no UFFDIO_API"),
+			  "uninitialized uffd: reply '%s'", reply);
+		close(s);
+		close(raw);
+	}
+	{
 		/* Longer than any VMM sends: refused, not buffered for ever. */
 		size_t big = 80 << 10;
 		char *json = malloc(big), reply[256] = "";
@@ -153,9 +174,13 @@ static void test_malformed(void **state)
 	}
 	fc_guest_stop(&g);
 
-	/* A good VM is still served, announced with page_size_kib only. */
+	/* A good VM is still served, announced with page_size_kib only,
+	 * its userfaultfd in blocking mode (the handler switches it, or its
+	 * thread could not be stopped: t_cleanup wants a clean exit). */
 	LM_OK(fc_guest_map(&g, SIZE, 4096, 1));
 	LM_OK(fc_guest_register(&g));
+	LM_ASSERT(fcntl(g.uffd, F_SETFL,
+			fcntl(g.uffd, F_GETFL) & ~O_NONBLOCK) == 0, "fcntl");
 	{
 		char json[256];
 

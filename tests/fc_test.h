@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -108,6 +109,9 @@ static inline void t_daemon_start(struct t_daemon *d, const char *const *extra)
 	if (d->pid == 0) {
 		int o = open(d->out, O_CREAT | O_WRONLY | O_TRUNC, 0600);
 		int e = open(d->err, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+
+		/* A test killed by its timeout takes its daemon along. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 
 		dup2(o, 1);
 		dup2(e, 2);

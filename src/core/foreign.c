@@ -13,6 +13,7 @@
  * must read it, so the fault path never spins on EAGAIN for these regions.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,33 @@ static void *foreign_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The descriptor must be a userfaultfd its owner initialized (UFFDIO_API:
+ * until then poll says POLLERR and read fails) and non-blocking: the
+ * handler thread reads it until empty and must never sleep in read(), or
+ * it could not be stopped. A blocking one is switched (the flag is shared
+ * with the owner's descriptor, which only we read).
+ */
+static int check_uffd(int uffd, const char *name)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+	int fl = fcntl(uffd, F_GETFL);
+
+	if (fl < 0)
+		return lm_error(-errno, "foreign '%s': userfaultfd %d: %s",
+				name, uffd, strerror(errno));
+	/* First: the kernel's poll says POLLERR for a blocking one too. */
+	if (!(fl & O_NONBLOCK) && fcntl(uffd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return lm_error(-errno, "foreign '%s': cannot make the "
+				"userfaultfd non-blocking: %s", name,
+				strerror(errno));
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLNVAL)))
+		return lm_error(-EINVAL, "foreign '%s': the userfaultfd was "
+				"never initialized (no UFFDIO_API by its "
+				"owner)", name);
+	return 0;
+}
+
 static int check_ranges(const struct lm_foreign_config *c, const char *name)
 {
 	if (!c->nr_ranges || c->nr_ranges > LM_FOREIGN_MAX_RANGES)
@@ -273,6 +301,9 @@ static int build(const struct lm_foreign_config *c, struct lm_foreign **out)
 	const char *name = c->name ? c->name : "foreign";
 	struct lm_foreign *f;
 	int err = check_ranges(c, name);
+
+	if (!err)
+		err = check_uffd(c->uffd, name);
 
 	if (err) {
 		close(c->uffd);
