@@ -21,7 +21,10 @@ struct cli_command {
 int cmd_bench_fault(int argc, char **argv);
 int cmd_fc_handler(int argc, char **argv);
 int cmd_bench_fc_handler(int argc, char **argv);
+int cmd_vm_run(int argc, char **argv);
+int cmd_bench_paging(int argc, char **argv);
 int cmd_snapshot_inspect(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_snapshot_verify(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */

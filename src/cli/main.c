@@ -10,12 +10,18 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
+	{ NULL, "demo", cmd_demo,
+	  "save a test VM's memory, restore it lazily, refuse a corrupt page" },
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
 	{ NULL, "fc-handler", cmd_fc_handler,
 	  "Firecracker-compatible page-fault handler daemon" },
 	{ "bench", "fc-handler", cmd_bench_fc_handler,
 	  "fc-handler vs copy-per-fault: fault-in and working-set times" },
+	{ "vm", "run", cmd_vm_run,
+	  "boot a guest workload with lazily filled RAM on /dev/kvm" },
+	{ "bench", "paging", cmd_bench_paging,
+	  "guest demand-paging rate per delivery and vCPU count" },
 	{ "snapshot", "inspect", cmd_snapshot_inspect,
 	  "print a snapshot's layout, vCPU and workload state" },
 	{ "snapshot", "verify", cmd_snapshot_verify,
