@@ -113,6 +113,9 @@ static void print_text(const struct lm_vm_config *cfg,
 		       (double)s->lat_p50_ns / 1e3, (double)s->lat_p99_ns / 1e3,
 		       (double)s->lat_max_ns / 1e3,
 		       (unsigned long long)s->lat_count);
+	} else if (cfg->fc_socket) {
+		printf("faults:   served by the page-fault handler at %s (its "
+		       "report has the figures)\n", cfg->fc_socket);
 	} else {
 		printf("faults:   no userfaultfd (the kernel filled RAM)\n");
 	}
