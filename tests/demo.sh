@@ -25,7 +25,11 @@ assert d["regions"] == [{"gpa": 1 << 32, "size": 32 << 20, "offset": 0}], d["reg
 assert d["workload"]["gen"] == 7, d
 ' || fail "inspect --json"
 
-printf '\x55' | dd of="$dir/snap/memory.img" bs=1 seek=$((77 * 4096 + 9)) conv=notrunc status=none
+python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(77 * 4096 + 9); b = f.read(1); f.seek(77 * 4096 + 9); f.write(bytes([b[0] ^ 0x55]))
+' "$dir/snap/memory.img"
 msg=$("$LAZYMEM" snapshot verify "$dir/snap" 2>&1) && fail "a corrupt snapshot verified"
 grep -q "1 pages do not match their hash, the first at offset 0x4d000" <<<"$msg" || fail "verify message: $msg"
 
