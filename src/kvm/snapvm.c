@@ -32,7 +32,7 @@
 #include <lazymem/snapshot.h>
 
 #include "kvm/kvm.h"
-#include "kvm/wsfile.h"
+#include "fc/fc.h"
 
 /* The MSRs a resumed guest could depend on; EFER is in sregs. */
 static const uint32_t save_msrs[] = {
@@ -316,7 +316,7 @@ struct restore {
 	const struct lm_snap_region *rreg, *rram;
 	uint64_t gen, gps, reserved_size, ws_pages, seed;
 	/* prefetch */
-	struct lm_ws ws;
+	struct fc_ws ws;
 	struct lm_snap_meta ws_meta;	/* the working-set image, if any */
 	struct lm_source *ws_img;
 	pthread_t pf_thread;
@@ -655,9 +655,15 @@ static int restore__start_prefetch(struct restore *r)
 	char path[4096];
 	int err;
 
-	err = lm_ws_load(r->o->prefetch, r->m.page_size, r->m.mem_size, &r->ws);
+	char why[512];
+
+	err = fc_ws_load(r->o->prefetch, r->m.mem_size, &r->ws, why, sizeof(why));
 	if (err)
-		return err;
+		return lm_vm_error(err, "%s", why);
+	if (r->ws.page_size != r->m.page_size)
+		return lm_vm_error(-EINVAL, "working-set file %s: page size %llu, the snapshot's is %llu",
+				   r->o->prefetch, (unsigned long long)r->ws.page_size,
+				   (unsigned long long)r->m.page_size);
 	/* The image is optional: without it (or if it does not match) the
 	 * pages are read from memory.img, with readahead hints. */
 	snprintf(path, sizeof(path), "%s.img", r->o->prefetch);
@@ -689,7 +695,7 @@ static void restore__release(struct restore *r)
 	if (r->pf_fd >= 0)
 		close(r->pf_fd);
 	r->pf_fd = -1;
-	lm_ws_free(&r->ws);
+	fc_ws_free(&r->ws);
 	if (r->ws_img)
 		lm_source_destroy(r->ws_img);
 	r->ws_img = NULL;
@@ -707,14 +713,14 @@ static void restore__release(struct restore *r)
 }
 
 /*
- * FILE: the offsets (wsfile.c). FILE.img: the working-set image, the same
+ * FILE: the offsets (src/fc/wsfile.c). FILE.img: the working-set image, the same
  * pages' content in the same order, as a one-region snapshot of its own
  * (so it is hashed and checked like one), read in one sequential pass by
  * --prefetch. Its pages are read back through the checking source.
  */
 static int restore__record(struct restore *r, uint64_t n)
 {
-	struct lm_ws ws = {
+	struct fc_ws ws = {
 		.page_size = r->m.page_size,
 		.off = r->ram->rec,
 		.n = n < r->ram->rec_cap ? n : r->ram->rec_cap,
@@ -726,12 +732,14 @@ static int restore__record(struct restore *r, uint64_t n)
 		.nr_regions = 1, .nr_vcpus = 1, .vcpus = &none,
 		.workload = (char *)"{\"kind\":\"working-set image\"}",
 	};
-	char path[4200];
+	char path[4200], why[512];
 	uint8_t *buf;
-	int rc = lm_ws_write(r->o->record_ws, &ws);
+	int rc = fc_ws_write(r->o->record_ws, &ws, why, sizeof(why));
 
-	if (rc || !ws.n)
-		return rc;
+	if (rc)
+		return lm_vm_error(rc, "%s", why);
+	if (!ws.n)
+		return 0;
 	im.regions[0] = (struct lm_snap_region){ 0, len, 0 };
 	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
