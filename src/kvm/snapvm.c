@@ -141,6 +141,23 @@ static char *workload_json(const struct lm_vm *vm)
 	ADD("reserved_size", I64(vm->reserved_size));
 	ADD("ws_pages", I64(vm->vcpus[0].mb->ws_pages));
 	ADD("seed", I64(vm->vcpus[0].mb->seed));
+	/* The mailboxes travel in region 0; their gist is repeated here so
+	 * that inspect shows it and restore can cross-check the two. */
+	json_object *mbs = json_object_new_array();
+
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		const struct lm_mailbox *mb = vm->vcpus[i].mb;
+		json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "vcpu", I64(mb->vcpu));
+		json_object_object_add(e, "slice_off", I64(mb->slice_off));
+		json_object_object_add(e, "slice_size", I64(mb->slice_size));
+		json_object_object_add(e, "phase", json_object_new_string(
+			mb->phase == LM_PHASE_SAVED ? "saved" : "other"));
+		json_object_object_add(e, "ws_pages", I64(mb->ws_pages));
+		json_object_array_add(mbs, e);
+	}
+	ADD("mailboxes", mbs);
 #undef ADD
 #undef I64
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -537,6 +554,31 @@ static int restore__reserved(struct restore *r)
 	return rc;
 }
 
+/* The mailboxes as restored (region 0) must be those of vCPUs stopped at
+ * the save point, with the slices the workload state describes. */
+static int restore__check_mailboxes(struct restore *r)
+{
+	uint64_t slice = r->rram->size / r->m.nr_vcpus;
+
+	for (unsigned i = 0; i < r->m.nr_vcpus; i++) {
+		const struct lm_mailbox *mb = r->vm->vcpus[i].mb;
+
+		if (mb->phase != LM_PHASE_SAVED || mb->vcpu != i ||
+		    mb->nr_vcpus != r->m.nr_vcpus || mb->slice_off != slice * i ||
+		    mb->slice_size != slice || mb->ram_size != r->rram->size ||
+		    mb->workload != LM_WL_RESTORE)
+			return lm_vm_error(-EINVAL, "snapshot %s: vcpu %u's mailbox in the reserved area (phase %llu, vcpu %llu of %llu, slice 0x%llx+0x%llx) is not one stopped at the save point of this %u-vCPU, %llu-byte VM",
+					   r->o->dir, i, (unsigned long long)mb->phase,
+					   (unsigned long long)mb->vcpu,
+					   (unsigned long long)mb->nr_vcpus,
+					   (unsigned long long)mb->slice_off,
+					   (unsigned long long)mb->slice_size,
+					   r->m.nr_vcpus,
+					   (unsigned long long)r->rram->size);
+	}
+	return 0;
+}
+
 static int restore__vcpu(struct restore *r, unsigned i)
 {
 	struct lm_vcpu *v = &r->vm->vcpus[i];
@@ -834,6 +876,8 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 	}
 	/* The reserved area, eagerly: code, tables, stacks, mailboxes. */
 	rc = restore__reserved(&r);
+	if (!rc)
+		rc = restore__check_mailboxes(&r);
 	if (rc)
 		goto out;
 	if (o->mode != LM_RESTORE_LAZY) {
