@@ -116,7 +116,8 @@ struct lm_vcpu_state {
 	struct kvm_fpu fpu;
 	/* saved only where KVM supports them (have_*): XSAVE area, XCRs,
 	 * pending events (exception, interrupt shadow, NMI) */
-	struct kvm_xsave xsave;
+	struct kvm_xsave *xsave;	/* allocated: the struct ends in a
+					 * flexible array in newer headers */
 	struct kvm_xcrs xcrs;
 	struct kvm_vcpu_events events;
 	bool have_xsave, have_xcrs, have_events;

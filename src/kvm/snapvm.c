@@ -48,8 +48,10 @@ void vcpu__state_free(struct lm_vcpu_state *st)
 {
 	free(st->msrs);
 	free(st->cpuid);
+	free(st->xsave);
 	st->msrs = NULL;
 	st->cpuid = NULL;
+	st->xsave = NULL;
 }
 
 /*
@@ -80,7 +82,9 @@ int vcpu__capture(struct lm_vcpu *v)
 	    ioctl(v->fd, KVM_GET_FPU, &st->fpu) < 0)
 		return vcpu__fail(v, -errno, "save point: reading registers: %s",
 				  strerror(errno));
-	st->have_xsave = ioctl(v->fd, KVM_GET_XSAVE, &st->xsave) == 0;
+	st->xsave = calloc(1, sizeof(*st->xsave));
+	st->have_xsave = st->xsave &&
+			 ioctl(v->fd, KVM_GET_XSAVE, st->xsave) == 0;
 	st->have_xcrs = ioctl(v->fd, KVM_GET_XCRS, &st->xcrs) == 0;
 	st->have_events = ioctl(v->fd, KVM_GET_VCPU_EVENTS, &st->events) == 0;
 	st->msrs_len = sizeof(struct kvm_msrs) +
@@ -203,7 +207,7 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 		    lm_snap_vcpu_add_blob(sv, "msrs", st->msrs, st->msrs_len) ||
 		    lm_snap_vcpu_add_blob(sv, "cpuid", st->cpuid, st->cpuid_len) ||
 		    (st->have_xsave &&
-		     lm_snap_vcpu_add_blob(sv, "xsave", &st->xsave, sizeof(st->xsave))) ||
+		     lm_snap_vcpu_add_blob(sv, "xsave", st->xsave, sizeof(*st->xsave))) ||
 		    (st->have_xcrs &&
 		     lm_snap_vcpu_add_blob(sv, "xcrs", &st->xcrs, sizeof(st->xcrs))) ||
 		    (st->have_events &&
