@@ -11,7 +11,7 @@
 
 static const struct cli_command commands[] = {
 	{ NULL, "demo", cmd_demo,
-	  "save a test VM's memory, restore it lazily, refuse a corrupt page" },
+	  "save a test VM at its save point, restore it lazily with prefetch, refuse a corrupt page" },
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
 	{ NULL, "fc-handler", cmd_fc_handler,

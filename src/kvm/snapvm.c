@@ -365,7 +365,7 @@ static int restore__check(struct restore *r)
 {
 	const char *dir = r->o->dir;
 	struct lm_snap_meta *m = &r->m;
-	json_object *w = NULL, *v;
+	json_object *w = NULL, *v = NULL;
 	uint64_t vcpus, mem;
 	int rc = 0;
 
