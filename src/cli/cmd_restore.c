@@ -161,6 +161,12 @@ int cmd_vm_restore(int argc, char **argv)
 		       (unsigned long long)res.pages_prefetched,
 		       (unsigned long long)res.ws_loaded,
 		       (unsigned long long)res.run.stats.pages_background);
+		if (o.prefetch)
+			printf("prefetch: %llu pages installed in a %.3f s pass over %llu listed (%s)\n",
+			       (unsigned long long)res.pages_prefetched,
+			       res.prefetch_seconds, (unsigned long long)res.ws_loaded,
+			       res.prefetch_image ? "from the working-set image" :
+			       "from memory.img");
 		if (res.run.have_stats)
 			printf("faults:   vCPU faults %llu: installed the page %llu, waited for another thread's install %llu, found it present %llu\n",
 			       (unsigned long long)res.run.stats.faults[LM_ORIGIN_VCPU],

@@ -342,6 +342,8 @@ struct lm_restore_result {
 	double seconds;			/* restore call -> last vCPU done */
 	uint64_t pages_faulted;		/* installed on a vCPU's demand */
 	uint64_t pages_prefetched;
+	double prefetch_seconds;	/* the prefetch thread's whole pass */
+	bool prefetch_image;		/* it read the working-set image */
 	uint64_t ws_recorded;
 	uint64_t ws_loaded;
 };

@@ -344,6 +344,7 @@ struct restore {
 	bool pf_running;
 	atomic_bool pf_stop;
 	atomic_uint_fast64_t pf_pages;
+	uint64_t pf_t0, pf_t1;		/* prefetch thread start, end (ns) */
 	int pf_fd;
 };
 
@@ -667,6 +668,7 @@ static void *restore__prefetch_image(void *arg)
 	uint64_t ps = r->m.page_size;
 	uint8_t *buf = malloc(PF_CHUNK_PAGES * ps);
 
+	r->pf_t0 = lm_now_ns();
 	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop);
 	     i += PF_CHUNK_PAGES) {
 		size_t k = r->ws.n - i < PF_CHUNK_PAGES ? r->ws.n - i : PF_CHUNK_PAGES;
@@ -676,6 +678,7 @@ static void *restore__prefetch_image(void *arg)
 			prefetch__page(r, r->ws.off[i + j], ok ? buf + j * ps : NULL);
 	}
 	free(buf);
+	r->pf_t1 = lm_now_ns();
 	return NULL;
 }
 
@@ -685,6 +688,7 @@ static void *restore__prefetch(void *arg)
 	uint64_t ps = r->m.page_size;
 	size_t hinted = 0;
 
+	r->pf_t0 = lm_now_ns();
 	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop); i++) {
 		if (r->pf_fd >= 0) {
 			for (; hinted < r->ws.n && hinted < i + PF_WINDOW; hinted++)
@@ -693,6 +697,7 @@ static void *restore__prefetch(void *arg)
 		}
 		prefetch__page(r, r->ws.off[i], NULL);
 	}
+	r->pf_t1 = lm_now_ns();
 	return NULL;
 }
 
@@ -946,6 +951,9 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 		pthread_join(r.pf_thread, NULL);
 		r.pf_running = false;
 		res->pages_prefetched = atomic_load(&r.pf_pages);
+		res->prefetch_seconds = r.pf_t1 > r.pf_t0 ?
+					(double)(r.pf_t1 - r.pf_t0) / 1e9 : 0;
+		res->prefetch_image = r.ws_img != NULL;
 	}
 	lm_vm_host_check(r.vm, &res->run);
 	res->run.verified = res->run.words_checked > 0 &&
