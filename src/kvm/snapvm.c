@@ -669,9 +669,13 @@ static void *restore__prefetch_image(void *arg)
 	uint8_t *buf = malloc(PF_CHUNK_PAGES * ps);
 
 	r->pf_t0 = lm_now_ns();
-	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop);
-	     i += PF_CHUNK_PAGES) {
-		size_t k = r->ws.n - i < PF_CHUNK_PAGES ? r->ws.n - i : PF_CHUNK_PAGES;
+	/* The first reads are short, so the first pages are in before the
+	 * vCPUs reach them; then 16, 64, 256, 512 pages per read. */
+	size_t want = 16, k;
+
+	for (size_t i = 0; i < r->ws.n && !atomic_load(&r->pf_stop); i += k) {
+		k = r->ws.n - i < want ? r->ws.n - i : want;
+		want = want * 4 < PF_CHUNK_PAGES ? want * 4 : PF_CHUNK_PAGES;
 		bool ok = buf && lm_source_read(r->ws_img, i * ps, buf, k * ps) == 0;
 
 		for (size_t j = 0; j < k && !atomic_load(&r->pf_stop); j++)
