@@ -1,0 +1,230 @@
+/*
+ * receive.c - the destination's receiver thread: everything the source
+ * sends on the control connection.
+ *
+ * Pushed pages are installed through the region's ordinary fault path
+ * (lm_region_fault with the background origin), so the page-state map
+ * decides, exactly as for any fault: a page already present is skipped, a
+ * page a faulting thread is fetching is waited for and then skipped (never
+ * installed twice), and a missing one is claimed and read back from the
+ * frame by fetch.c. Pre-copy pages go to the pre-copy store and are valid
+ * until a DIRTY bitmap says otherwise; both are refused after SWITCHOVER,
+ * when the destination's copy has become the live one.
+ *
+ * This thread never has to be waited for by the accept thread: during a
+ * break it may sit in the fault path behind a held faulting thread, which
+ * itself waits for the accept thread to bring the link back.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/dest_internal.h"
+#include "net/why.h"
+
+extern __thread struct lm_net_dest *lm__rx_self
+	__attribute__((tls_model("initial-exec")));
+
+static int install_push(struct lm_net_dest *d, struct lm_region *r,
+			const struct lm_net_msg *m)
+{
+	uint64_t ps = d->layout.page_size;
+	size_t cursor = 0;
+
+	for (unsigned i = 0; i < m->u.pages.npages; i++) {
+		uint64_t off = m->u.pages.off + (uint64_t)i * ps;
+		const uint8_t *rec = m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC;
+		size_t at = cursor;
+		int rc;
+
+		cursor += lm_get32(rec + 4);
+		if (lm__bit(d->have, off / ps)) {
+			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
+						  memory_order_relaxed);
+			continue;
+		}
+		/* Expand before claiming: a bad LZ4 block is the peer's
+		 * fault and must not fail (poison) the page. */
+		d->rx_zero = rec[0] == LM_NET_ENC_ZERO;
+		d->rx_src = m->u.pages.data + at;
+		if (rec[0] == LM_NET_ENC_LZ4) {
+			rc = lm_net_page_expand(&d->layout, m, i, &at,
+						d->rx_page, d->rx_why, WHY_LEN);
+			if (rc)
+				return rc;
+			d->rx_src = d->rx_page;
+		}
+		d->rx_off = off;
+		d->rx_used = false;
+		d->rx_active = true;
+		rc = lm_region_fault(r, off, LM_ORIGIN_BACKGROUND);
+		d->rx_active = false;
+		/* A page that failed earlier stays failed: not the link's
+		 * business. */
+		if (rc < 0)
+			atomic_fetch_add_explicit(&d->st.push_failed, 1,
+						  memory_order_relaxed);
+		else if (d->rx_used)
+			atomic_fetch_add_explicit(&d->st.push_pages, 1,
+						  memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
+						  memory_order_relaxed);
+	}
+	return 0;
+}
+
+static int store_precopy(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	uint64_t ps = d->layout.page_size;
+	size_t cursor = 0;
+
+	if (!d->store)
+		return lm_net_why(d->rx_why, WHY_LEN, "PRECOPY pages, but this "
+				  "destination has no pre-copy store");
+	for (unsigned i = 0; i < m->u.pages.npages; i++) {
+		uint64_t off = m->u.pages.off + (uint64_t)i * ps;
+		int err = lm_net_page_expand(&d->layout, m, i, &cursor,
+					     d->store + off, d->rx_why,
+					     WHY_LEN);
+
+		if (err)
+			return err;
+		lm__bit_set(d->valid, off / ps);
+	}
+	atomic_fetch_add_explicit(&d->st.precopy_pages, m->u.pages.npages,
+				  memory_order_relaxed);
+	return 0;
+}
+
+static void apply_dirty(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	for (uint64_t i = 0; i < m->u.bitmap.nbits; i++) {
+		if (!(m->u.bitmap.bits[i / 8] >> (i % 8) & 1))
+			continue;
+		if (d->store)
+			lm__bit_clear(d->valid, m->u.bitmap.first + i);
+		atomic_fetch_add_explicit(&d->st.dirty_pages, 1,
+					  memory_order_relaxed);
+	}
+}
+
+static int handle(struct lm_net_dest *d, struct lm_region *r,
+		  const struct lm_net_msg *m)
+{
+	bool after = atomic_load(&d->switched);
+	uint8_t *blob;
+
+	atomic_fetch_add_explicit(&d->st.bytes_in, m->h.length,
+				  memory_order_relaxed);
+	switch (m->h.type) {
+	case LM_NET_PUSH:
+		return install_push(d, r, m);
+	case LM_NET_PRECOPY:
+		if (after)
+			break;
+		return store_precopy(d, m);
+	case LM_NET_DIRTY:
+		if (after)
+			break;
+		apply_dirty(d, m);
+		return 0;
+	case LM_NET_VCPU:
+		if (after)
+			break;
+		blob = malloc(m->u.vcpu.len ? m->u.vcpu.len : 1);
+		if (!blob)
+			return lm_net_why(d->rx_why, WHY_LEN, "out of memory "
+					  "for vCPU %u state", m->u.vcpu.id),
+			       -ENOMEM;
+		memcpy(blob, m->u.vcpu.data, m->u.vcpu.len);
+		free(d->vcpu[m->u.vcpu.id]);
+		d->vcpu[m->u.vcpu.id] = blob;
+		d->vcpu_len[m->u.vcpu.id] = m->u.vcpu.len;
+		return 0;
+	case LM_NET_SWITCHOVER:
+		atomic_store(&d->switched, 1);
+		lm_futex_wake_all(&d->switched);
+		return 0;
+	case LM_NET_LIST_DONE:
+		if (m->u.done.phase == LM_NET_PHASE_PUSH)
+			atomic_store(&d->push_done, true);
+		return 0;
+	case LM_NET_ERROR:
+		lm_net_whyf(d->rx_why, WHY_LEN, "the source reports: %s",
+			    m->u.error.text);
+		return -ECONNABORTED;
+	default:
+		return lm_net_why(d->rx_why, WHY_LEN, "unexpected %s on the "
+				  "control connection",
+				  lm_net_type_name(m->h.type));
+	}
+	return lm_net_why(d->rx_why, WHY_LEN, "%s after SWITCHOVER: the "
+			  "destination's memory is live now",
+			  lm_net_type_name(m->h.type));
+}
+
+/* Wait up to 100 ms for the control connection to have a frame. */
+static int readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 100);
+}
+
+void *lm__dest_rx_main(void *arg)
+{
+	struct lm_net_dest *d = arg;
+	struct lm_region *r = atomic_load(&d->region);
+
+	lm__rx_self = d;
+	while (!atomic_load(&d->stop)) {
+		struct lm_net_msg m;
+		char msg[WHY_LEN + 32];
+		uint32_t v;
+		int fd, err;
+
+		if (lm__dest_wait_link(d, lm_net_deadline_ms(200), &v))
+			continue;
+		fd = atomic_load(&d->ctl_fd);
+		if (fd != d->rx_fd) {
+			pthread_mutex_lock(&d->send_lock);
+			if (d->rx_fd >= 0)
+				close(d->rx_fd);
+			d->rx_fd = fd;
+			pthread_mutex_unlock(&d->send_lock);
+		}
+		err = readable(fd);
+		if (err == 0 || atomic_load(&d->link) != v)
+			continue;
+		err = lm_net_recv_frame(fd, d->rx_buf, LM_NET_BUF, &d->layout,
+					&m, lm_net_deadline_ms(d->req_timeout_ms),
+					d->rx_why, WHY_LEN);
+		if (err == -ECONNRESET)
+			snprintf(d->rx_why, WHY_LEN, "the source closed the "
+				 "control connection");
+		else if (err == -ETIMEDOUT)
+			snprintf(d->rx_why, WHY_LEN, "a frame on the control "
+				 "connection stalled for %d ms",
+				 d->req_timeout_ms);
+		else if (err && err != -EPROTO)
+			snprintf(d->rx_why, WHY_LEN, "control connection: %s",
+				 strerror(-err));
+		if (!err)
+			err = handle(d, r, &m);
+		if (!err)
+			continue;
+		if (err == -EPROTO && atomic_load(&d->link) == v) {
+			pthread_mutex_lock(&d->send_lock);
+			lm_net_send_error(fd, EPROTO, d->rx_why);
+			pthread_mutex_unlock(&d->send_lock);
+		}
+		snprintf(msg, sizeof(msg), "link down: %s", d->rx_why);
+		lm__dest_set_error(d, msg);
+		lm__dest_link_down(d, v, d->rx_why);
+	}
+	return NULL;
+}
