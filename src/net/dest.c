@@ -386,6 +386,15 @@ const char *lm_net_dest_address(const struct lm_net_dest *d)
 	return d->addr.text;
 }
 
+int lm_net_dest_set_store(struct lm_net_dest *d, uint8_t *store)
+{
+	if (d->rx_running)
+		return lm_error(-EBUSY, "net dest: the pre-copy store is set "
+				"before attach");
+	d->store = store;
+	return 0;
+}
+
 int lm_net_dest_attach(struct lm_net_dest *d, struct lm_region *r)
 {
 	int err;

@@ -69,6 +69,9 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 struct lm_source *lm_net_dest_source(struct lm_net_dest *d);
 /* The address actually listened on (port filled in). */
 const char *lm_net_dest_address(const struct lm_net_dest *d);
+/* Set the pre-copy store after create (the region's alias, once the
+ * region exists over our source); before attach only. */
+int lm_net_dest_set_store(struct lm_net_dest *d, uint8_t *store);
 /* Start installing pushed pages into r (created over the source above). */
 int lm_net_dest_attach(struct lm_net_dest *d, struct lm_region *r);
 /* Wait for the session to be up (0), or -ETIMEDOUT. */

@@ -1,0 +1,126 @@
+/*
+ * net_util.h - what the network tests share: a source (page server) run in
+ * a thread or a forked process, toucher threads standing in for vCPUs, and
+ * a destination region over the network page source.
+ */
+#ifndef LAZYMEM_TEST_NET_UTIL_H
+#define LAZYMEM_TEST_NET_UTIL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "lm_test.h"
+#include "net/net.h"
+
+struct t_src {
+	struct lm_net_server_config cfg;
+	struct lm_net_server *s;
+	pthread_t thread;
+	int rc;
+	_Atomic int connected;
+	pid_t pid;
+};
+
+static void *t_src_main(void *arg)
+{
+	struct t_src *t = arg;
+
+	t->rc = lm_net_server_create(&t->cfg, &t->s);
+	if (!t->rc)
+		t->rc = lm_net_server_connect(t->s);
+	atomic_store(&t->connected, t->rc ? -1 : 1);
+	if (!t->rc)
+		t->rc = lm_net_server_serve(t->s);
+	if (t->rc)
+		print_message("source: %s\n", lm_last_error());
+	return NULL;
+}
+
+/* The source in a thread of this process. */
+static inline void t_src_thread(struct t_src *t)
+{
+	atomic_store(&t->connected, 0);
+	t->pid = 0;
+	pthread_create(&t->thread, NULL, t_src_main, t);
+}
+
+/* The source in a child process: exits 0 when the destination said DONE. */
+static inline void t_src_fork(struct t_src *t)
+{
+	t->pid = fork();
+	if (t->pid == 0) {
+		t_src_main(t);
+		_exit(t->rc ? 1 : 0);
+	}
+}
+
+/* 0 when the source finished well. */
+static inline int t_src_join(struct t_src *t)
+{
+	int st = 0;
+
+	if (t->pid > 0) {
+		waitpid(t->pid, &st, 0);
+		return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	}
+	pthread_join(t->thread, NULL);
+	lm_net_server_destroy(t->s);
+	return t->rc;
+}
+
+struct t_toucher {
+	uint8_t *base;
+	uint64_t first, n, page_size, seed;
+	pthread_t thread;
+};
+
+/* Read one word of each page of [first, first + n) in a scrambled order. */
+static void *t_touch_main(void *arg)
+{
+	struct t_toucher *t = arg;
+	uint64_t step = 7919 % t->n ? 7919 : 7927;
+
+	for (uint64_t k = 0; k < t->n; k++) {
+		uint64_t p = t->first + (k * step + t->seed) % t->n;
+
+		(void)*(volatile uint64_t *)(t->base + p * t->page_size);
+	}
+	return NULL;
+}
+
+static inline void t_touch(uint8_t *base, uint64_t pages, uint64_t ps,
+			   unsigned nthreads)
+{
+	struct t_toucher t[8];
+
+	for (unsigned i = 0; i < nthreads; i++) {
+		t[i] = (struct t_toucher){ .base = base,
+					   .first = pages / nthreads * i,
+					   .n = pages / nthreads,
+					   .page_size = ps, .seed = i * 13 };
+		pthread_create(&t[i].thread, NULL, t_touch_main, &t[i]);
+	}
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(t[i].thread, NULL);
+}
+
+static inline void *t_map(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static inline void t_layout(struct lm_net_layout *l, uint64_t size)
+{
+	char why[256];
+
+	LM_ASSERT(lm_net_layout_init(l, 4096, &size, 1, why, sizeof(why)) == 0,
+		  "%s", why);
+}
+
+#endif
