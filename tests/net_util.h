@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "lm_test.h"
+#include "core/util.h"
 #include "net/net.h"
 
 struct t_src {
