@@ -23,6 +23,7 @@ struct t_src {
 	int rc;
 	_Atomic int connected;
 	pid_t pid;
+	char msg[512];		/* the source thread's lm_last_error() */
 };
 
 static void *t_src_main(void *arg)
@@ -35,8 +36,10 @@ static void *t_src_main(void *arg)
 	atomic_store(&t->connected, t->rc ? -1 : 1);
 	if (!t->rc)
 		t->rc = lm_net_server_serve(t->s);
-	if (t->rc)
-		print_message("source: %s\n", lm_last_error());
+	if (t->rc) {
+		snprintf(t->msg, sizeof(t->msg), "%s", lm_last_error());
+		print_message("source: %s\n", t->msg);
+	}
 	return NULL;
 }
 
