@@ -90,7 +90,7 @@ static void *t_touch_main(void *arg)
 	for (uint64_t k = 0; k < t->n; k++) {
 		uint64_t p = t->first + (k * step + t->seed) % t->n;
 
-		(void)*(volatile uint64_t *)(t->base + p * t->page_size);
+		(void)*(volatile uint64_t *)(void *)(t->base + p * t->page_size);
 	}
 	return NULL;
 }
