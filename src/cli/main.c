@@ -16,6 +16,14 @@ static const struct cli_command commands[] = {
 	  "print a snapshot's layout, vCPU and workload state" },
 	{ "snapshot", "verify", cmd_snapshot_verify,
 	  "check every page of a snapshot against its hash" },
+	{ "bench", "postcopy", cmd_bench_postcopy,
+	  "post-copy over TCP at injected RTTs vs local memory" },
+	{ NULL, "page-server", cmd_page_server,
+	  "serve a file or test image to a page-fetch peer over TCP" },
+	{ NULL, "page-fetch", cmd_page_fetch,
+	  "fill a region from a page-server peer: demand + push" },
+	{ NULL, "proxy", cmd_proxy,
+	  "TCP proxy adding a round-trip time (no netem here)" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -54,7 +54,8 @@ void lm__dest_link_down(struct lm_net_dest *d, uint32_t v, const char *why)
 	if (!(v & 1) || !atomic_compare_exchange_strong(&d->link, &v, v + 1))
 		return;		/* already down, or someone else said so */
 	atomic_store(&d->down_since_ns, lm_now_ns());
-	atomic_fetch_add(&d->st.link_downs, 1);
+	if (!atomic_load(&d->finished))	/* after DONE, a close is normal */
+		atomic_fetch_add(&d->st.link_downs, 1);
 	shut(atomic_load(&d->ctl_fd));
 	for (unsigned i = 0; i < d->nr_urgent; i++)
 		shut(atomic_load(&d->slot[i].fd));
@@ -456,6 +457,7 @@ int lm_net_dest_finish(struct lm_net_dest *d)
 
 	if (!(atomic_load(&d->link) & 1))
 		return -ENOTCONN;
+	atomic_store(&d->finished, true);
 	pthread_mutex_lock(&d->send_lock);
 	fd = atomic_load(&d->ctl_fd);
 	err = lm_net_send_all(fd, buf, lm_net_enc_simple(buf, LM_NET_DONE),

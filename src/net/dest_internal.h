@@ -83,6 +83,7 @@ struct lm_net_dest {
 	_Atomic uint32_t switched;	/* futex word: SWITCHOVER seen */
 	_Atomic bool push_done;
 	_Atomic bool failed;		/* session can never complete */
+	_Atomic bool finished;		/* DONE sent: the end is normal */
 	uint8_t *vcpu[4096];
 	uint32_t vcpu_len[4096];
 

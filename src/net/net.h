@@ -148,4 +148,17 @@ void lm_net_proxy_cut(struct lm_net_proxy *p);
 uint64_t lm_net_proxy_bytes(const struct lm_net_proxy *p);
 void lm_net_proxy_destroy(struct lm_net_proxy *p);
 
+/* ---- helpers (util.c) ---- */
+
+/* "200us", "1ms", "0.5ms", "2s", "150" (us) -> ns. -EINVAL on junk. */
+int lm_net_parse_duration(const char *s, uint64_t *ns);
+/* The deterministic image served by `page-server --pattern` and checked by
+ * `page-fetch --verify`: per page, distinct, with zero and compressible
+ * pages among them. check returns the pages that differ. */
+void lm_net_pattern_fill(void *buf, uint64_t size, uint64_t page_size,
+			 uint64_t seed);
+uint64_t lm_net_pattern_check(const void *buf, uint64_t size,
+			      uint64_t page_size, uint64_t seed,
+			      uint64_t *first_bad);
+
 #endif

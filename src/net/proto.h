@@ -215,11 +215,12 @@ size_t lm_net_enc_error(uint8_t *buf, int code, const char *text);
  * Pages [off, off + npages * page_size) of mem, as one PAGES frame of the
  * given type: zero pages as a flag, LZ4 where it saves at least an eighth,
  * raw otherwise. buf holds LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD bytes.
- * *try_lz4 is an adaptive hint: cleared after pages that did not compress,
- * so incompressible memory is not compressed in vain (pass NULL: never).
+ * hint makes LZ4 adaptive: when fewer than a quarter of a window of
+ * attempts paid, the next pages go raw without trying, so incompressible
+ * memory is not compressed in vain (NULL: never compress).
  */
 struct lm_net_lz4_hint {
-	unsigned misses;	/* consecutive pages LZ4 did not pay for */
+	unsigned tries, wins;	/* in the current window of attempts */
 	unsigned skip;		/* pages left to send raw without trying */
 };
 size_t lm_net_enc_pages(uint8_t *buf, unsigned type, uint32_t seq,
