@@ -138,8 +138,8 @@ void lm_net_server_destroy(struct lm_net_server *s);
 
 struct lm_net_proxy;
 
-/* Forward every connection to listen to connect, each direction delayed
- * by rtt_ns / 2. Threads run until destroyed. */
+/* Forward every connection to listen to connect, adding rtt_ns to each
+ * round trip (on the way back). Threads run until destroyed. */
 int lm_net_proxy_create(const char *listen, const char *connect,
 			uint64_t rtt_ns, struct lm_net_proxy **out);
 const char *lm_net_proxy_address(const struct lm_net_proxy *p);

@@ -4,8 +4,13 @@
  *
  * Each accepted connection gets a connection to the target and two pump
  * threads, one per direction. A pump reads whatever arrives, stamps it with
- * the time it may leave (now + rtt/2) and sends it when that time comes;
- * bytes keep their order and arrive in the pieces they were read in. The
+ * the time it may leave and sends it when that time comes; bytes keep their
+ * order and arrive in the pieces they were read in. The whole round trip
+ * is added on the way back (target to client): for request and reply, and
+ * for a stream and its acknowledgements, only the sum matters, and a pump
+ * with no delay forwards on the wake-up that brought the data instead of
+ * sleeping again, which on two busy CPUs saved tens of microseconds per
+ * round trip (bench postcopy, demand at 200 us). The
  * timer slack of pump threads is set to 1 us, since the default 50 us would
  * be a quarter of a 200 us round trip. At most QUEUE_MAX bytes wait in one
  * direction; beyond that the pump stops reading and TCP flow control pushes
@@ -40,6 +45,7 @@ struct chunk {
 
 struct pump {
 	struct lm_net_proxy *p;
+	uint64_t delay_ns;
 	_Atomic int *finished;
 	int in, out;
 	pthread_t thread;
@@ -54,7 +60,7 @@ struct conn {
 
 struct lm_net_proxy {
 	struct lm_net_addr listen, target;
-	uint64_t delay_ns;	/* one way */
+	uint64_t rtt_ns;	/* added target -> client */
 	int lfd;
 	pthread_t accept_thread;
 	_Atomic bool stop;
@@ -106,7 +112,7 @@ static void *pump_main(void *arg)
 				c->next = NULL;
 				c->len = (size_t)n;
 				c->off = 0;
-				c->due = lm_now_ns() + p->delay_ns;
+				c->due = lm_now_ns() + pu->delay_ns;
 				if (tail)
 					tail->next = c;
 				else
@@ -195,6 +201,7 @@ static void *accept_main(void *arg)
 			c->up = (struct pump){ .p = p, .in = a, .out = b,
 					       .finished = &c->finished };
 			c->down = (struct pump){ .p = p, .in = b, .out = a,
+						 .delay_ns = p->rtt_ns,
 						 .finished = &c->finished };
 			pthread_create(&c->up.thread, NULL, pump_main, &c->up);
 			pthread_create(&c->down.thread, NULL, pump_main,
@@ -217,7 +224,7 @@ int lm_net_proxy_create(const char *listen, const char *connect,
 
 	if (!p)
 		return lm_error(-ENOMEM, "proxy: out of memory");
-	p->delay_ns = rtt_ns / 2;
+	p->rtt_ns = rtt_ns;
 	p->lfd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	err = lm_net_addr_parse(listen, &p->listen);

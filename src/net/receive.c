@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "net/dest_internal.h"
@@ -181,6 +182,8 @@ void *lm__dest_rx_main(void *arg)
 	struct lm_region *r = atomic_load(&d->region);
 
 	lm__rx_self = d;
+	/* Below the faulting threads, which may share our CPUs. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	while (!atomic_load(&d->stop)) {
 		struct lm_net_msg m;
 		char msg[WHY_LEN + 32];

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #define BUF_BYTES (LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD)
 #define BATCH_BYTES (256u << 10)
 #define WHY_LEN 256
+#define PUSH_NICE 10
 
 struct urgent {
 	struct lm_net_server *s;
@@ -466,6 +468,8 @@ static void *push_main(void *arg)
 	uint8_t done[LM_NET_HDR_SIZE + 16];
 	int err = 0;
 
+	/* Below the urgent threads: demand first on our CPUs too. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PUSH_NICE);
 	for (uint64_t p = 0; p < np && !err && !atomic_load(&s->broken);) {
 		uint64_t n = 0;
 
