@@ -245,9 +245,9 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 		res->push_mib_s = (double)sr.st.push_pages * PAGE / 1048576.0 /
 				  ((double)sr.st.push_ns / 1e9);
 out:
-	lm_region_destroy(r);
-	lm_net_proxy_destroy(px);
 	lm_net_dest_destroy(d);
+	lm_net_proxy_destroy(px);
+	lm_region_destroy(r);
 	return err;
 }
 

@@ -38,8 +38,8 @@ static void fx_setup(struct fixture *f)
 
 static void fx_teardown(struct fixture *f)
 {
-	lm_region_destroy(f->r);
 	lm_net_dest_destroy(f->d);
+	lm_region_destroy(f->r);
 	munmap(f->mem, SIZE);
 }
 

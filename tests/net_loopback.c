@@ -81,8 +81,8 @@ static void run_postcopy(uint64_t size, bool push, unsigned touchers,
 		LM_ASSERT(st.pages_background == 0, "pushed without push");
 	LM_ASSERT(st.pages_failed == 0, "%llu pages failed",
 		  (unsigned long long)st.pages_failed);
-	lm_region_destroy(r);
 	lm_net_dest_destroy(d);
+	lm_region_destroy(r);
 	munmap(mem, size);
 }
 
@@ -200,8 +200,8 @@ static void t_precopy_hybrid(void **state)
 		  (unsigned long long)ndirty);
 	LM_ASSERT(ds.precopy_hits == np - ndirty, "hits %llu",
 		  (unsigned long long)ds.precopy_hits);
-	lm_region_destroy(r);
 	lm_net_dest_destroy(d);
+	lm_region_destroy(r);
 	lm_net_server_destroy(s);
 	munmap(mem, size);
 	munmap(expect, size);
@@ -263,8 +263,8 @@ static void t_zero_and_lz4(void **state)
 	LM_ASSERT(ss.bytes_out < size / 2, "sent %llu bytes",
 		  (unsigned long long)ss.bytes_out);
 	lm_net_server_destroy(src.s);
-	lm_region_destroy(r);
 	lm_net_dest_destroy(d);
+	lm_region_destroy(r);
 	munmap(mem, size);
 }
 

@@ -116,9 +116,9 @@ static void cut_resume(bool via_proxy)
 		  "no resume happened (resumes %llu)",
 		  (unsigned long long)ss.resumes);
 	lm_net_server_destroy(src.s);
-	lm_region_destroy(r);
-	lm_net_proxy_destroy(px);
 	lm_net_dest_destroy(d);
+	lm_net_proxy_destroy(px);
+	lm_region_destroy(r);
 	munmap(mem, size);
 }
 
@@ -175,8 +175,8 @@ static void gone_setup(struct gone *g, bool hold, int hold_ms)
 
 static void gone_teardown(struct gone *g)
 {
-	lm_region_destroy(g->r);
 	lm_net_dest_destroy(g->d);
+	lm_region_destroy(g->r);
 	munmap(g->mem, g->l.size);
 }
 

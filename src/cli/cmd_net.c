@@ -534,8 +534,8 @@ int cmd_page_fetch(int argc, char **argv)
 			       "offset 0x%llx", (unsigned long long)bad,
 			       (unsigned long long)first_bad);
 out:
-	lm_region_destroy(r);
 	lm_net_dest_destroy(d);
+	lm_region_destroy(r);
 	return ret;
 }
 
