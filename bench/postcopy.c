@@ -43,6 +43,7 @@ static const char *const mode_name[M_COUNT] = { "local", "demand", "push",
 						"push-only" };
 
 struct pc_config {
+	double load[2];		/* 1-minute load average, start and end */
 	uint64_t mem, demand_mem;
 	uint64_t rtt_ns[MAX_RTTS];
 	int nrtt;
@@ -251,6 +252,19 @@ out:
 	return err;
 }
 
+static double loadavg(void)
+{
+	double v = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
 static const char help[] =
 "usage: lazymem bench postcopy [--mem SIZE] [--rtt LIST] [options]\n"
 "\n"
@@ -380,10 +394,12 @@ static void print_table(const struct pc_config *c, const struct pc_result *res,
 	       "guest: threads standing in for vCPUs (no VM), each reading "
 	       "every page of its slice once, scrambled;\n"
 	       "source: page server threads in this process; RTT added by "
-	       "lazymem's proxy on loopback (0: direct)\n\n",
+	       "lazymem's proxy on loopback (0: direct)\n"
+	       "load average (1 min) at start %.2f, at end %.2f: other work "
+	       "on these CPUs shows in the latencies\n\n",
 	       (unsigned long long)(c->mem >> 20),
 	       (unsigned long long)(c->demand_mem >> 20), c->threads,
-	       bench_ncpus());
+	       bench_ncpus(), c->load[0], c->load[1]);
 	printf("%-9s %7s %6s %8s %9s %8s %8s %8s %8s %9s %9s %8s\n", "mode",
 	       "rtt us", "MiB", "seconds", "MiB/s", "xlocal", "p50 us",
 	       "p99 us", "max us", "demand", "pushed", "verified");
@@ -425,6 +441,8 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 	json_object_object_add(cfg, "page_size", json_object_new_int(PAGE));
 	json_object_object_add(cfg, "threads", json_object_new_int((int)c->threads));
 	json_object_object_add(cfg, "cpus", json_object_new_int(bench_ncpus()));
+	json_object_object_add(cfg, "loadavg_start", json_object_new_double(c->load[0]));
+	json_object_object_add(cfg, "loadavg_end", json_object_new_double(c->load[1]));
 	json_object_object_add(cfg, "guest", json_object_new_string(
 		"threads standing in for vCPUs, no VM"));
 	json_object_object_add(cfg, "transport", json_object_new_string(
@@ -486,6 +504,7 @@ int cmd_bench_postcopy(int argc, char **argv)
 	if (c.image == MAP_FAILED)
 		return cli_fail("bench postcopy: cannot map the image");
 	lm_net_pattern_fill(c.image, BENCH_MAX(c.mem, c.demand_mem), PAGE, SEED);
+	c.load[0] = loadavg();
 	res[n] = (struct pc_result){ .mode = M_LOCAL, .mem = c.mem,
 				     .threads = c.threads };
 	if (run_local(&c, &res[n++]))
@@ -506,6 +525,7 @@ int cmd_bench_postcopy(int argc, char **argv)
 			n++;
 		}
 	}
+	c.load[1] = loadavg();
 	if (!c.json)
 		fprintf(stderr, "\r%40s\r", "");
 	for (int i = 0; i < n; i++)

@@ -500,6 +500,14 @@ int cmd_page_fetch(int argc, char **argv)
 		json_object_object_add(j, "bytes_in", json_object_new_int64((int64_t)ds.bytes_in));
 		json_object_object_add(j, "link_downs", json_object_new_int64((int64_t)ds.link_downs));
 		json_object_object_add(j, "sessions", json_object_new_int64((int64_t)ds.sessions));
+		{
+			json_object *bl = json_object_new_array();
+
+			for (unsigned i = 0; i < ds.nr_slots; i++)
+				json_object_array_add(bl, json_object_new_double(
+					(double)ds.slot_blocked_ns[i] / 1e6));
+			json_object_object_add(j, "blocked_ms_per_thread", bl);
+		}
 		json_object_object_add(j, "verified", o.verify ? json_object_new_boolean(bad == 0) : NULL);
 		puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
 		json_object_put(j);
@@ -526,6 +534,10 @@ int cmd_page_fetch(int argc, char **argv)
 		       (unsigned long long)(ds.bytes_in >> 20),
 		       (unsigned long long)ds.link_downs,
 		       (unsigned long long)ds.sessions);
+		printf("  blocked in demand, per faulting thread (urgent slot):");
+		for (unsigned i = 0; i < ds.nr_slots; i++)
+			printf(" %.1f ms", (double)ds.slot_blocked_ns[i] / 1e6);
+		printf("\n");
 		if (o.verify)
 			printf("  verified: %s\n", bad ? "NO" : "yes, every page");
 	}

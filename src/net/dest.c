@@ -483,6 +483,9 @@ void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s)
 	s->link_downs = atomic_load(&d->st.link_downs);
 	s->req_max_ns = atomic_load(&d->st.req_max_ns);
 	lm__dest_req_percentiles(d, &s->req_p50_ns, &s->req_p99_ns);
+	s->nr_slots = d->nr_urgent;
+	for (unsigned i = 0; i < d->nr_urgent; i++)
+		s->slot_blocked_ns[i] = atomic_load(&d->slot[i].blocked_ns);
 	s->push_done = atomic_load(&d->push_done);
 	s->switched_over = atomic_load(&d->switched);
 }

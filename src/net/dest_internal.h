@@ -32,6 +32,7 @@ struct dest_slot {
 	_Atomic int busy;		/* a faulting thread is using it */
 	uint32_t seq;
 	uint8_t *buf;			/* LM_NET_BUF bytes, mmap'd */
+	_Atomic uint64_t blocked_ns;	/* time its threads spent in demand */
 	char why[WHY_LEN];		/* last failure, read by the dest */
 };
 

@@ -156,8 +156,19 @@ static int ask(struct lm_net_dest *d, struct dest_slot *s, uint64_t off,
 	return 0;
 }
 
+/* Per slot, so per vCPU when each owns one: time spent blocked. */
+static int blocked(struct lm_net_dest *d, uint64_t t_in, int err)
+{
+	if (slot_hint >= 0)
+		atomic_fetch_add_explicit(&d->slot[slot_hint].blocked_ns,
+					  lm_now_ns() - t_in,
+					  memory_order_relaxed);
+	return err;
+}
+
 static int demand(struct lm_net_dest *d, uint64_t off, void *dst, size_t len)
 {
+	uint64_t t_in = lm_now_ns();
 	struct dest_slot *s = slot_get(d);
 	uint64_t wait_deadline = 0;
 
@@ -180,7 +191,7 @@ static int demand(struct lm_net_dest *d, uint64_t off, void *dst, size_t len)
 							  d->req_timeout_ms);
 			err = lm__dest_wait_link(d, wait_deadline, &v);
 			if (err)
-				return err;
+				return blocked(d, t_in, err);
 			s = slot_get(d);
 			continue;
 		}
@@ -193,13 +204,13 @@ static int demand(struct lm_net_dest *d, uint64_t off, void *dst, size_t len)
 						  memory_order_relaxed);
 			slot_put(s);
 			mark_have(d, off, len);
-			return 0;
+			return blocked(d, t_in, 0);
 		}
 		lm__dest_link_down(d, v, s->why);
 		if (!d->hold) {
 			slot_put(s);
-			return err == -ETIMEDOUT || err == -EPROTO ? err
-								   : -EIO;
+			return blocked(d, t_in, err == -ETIMEDOUT ||
+						      err == -EPROTO ? err : -EIO);
 		}
 		/* Hold: wait for the source to come back, ask again. */
 		wait_deadline = 0;

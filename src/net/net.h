@@ -59,6 +59,10 @@ struct lm_net_dest_stats {
 	uint64_t refused;		/* connections refused */
 	uint64_t link_downs;		/* breaks seen */
 	uint64_t req_p50_ns, req_p99_ns, req_max_ns;	/* request round trip */
+	/* Time faulting threads spent blocked in demand, per urgent slot:
+	 * per vCPU when each vCPU owns a slot. */
+	uint64_t slot_blocked_ns[LM_NET_MAX_URGENT];
+	unsigned nr_slots;
 	bool push_done, switched_over;
 };
 
