@@ -54,6 +54,7 @@ struct pc_config {
 
 struct pc_result {
 	enum mode mode;
+	bool proxy;		/* through the proxy (always when rtt > 0) */
 	uint64_t rtt_ns, mem;
 	unsigned threads;
 	double seconds;
@@ -207,7 +208,7 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 		lm_net_dest_destroy(d);
 		return cli_fail("bench postcopy: %s", lm_last_error());
 	}
-	if (res->rtt_ns &&
+	if (res->proxy &&
 	    lm_net_proxy_create("127.0.0.1:0", lm_net_dest_address(d),
 				res->rtt_ns, &px)) {
 		err = cli_fail("bench postcopy: %s", lm_last_error());
@@ -400,16 +401,17 @@ static void print_table(const struct pc_config *c, const struct pc_result *res,
 	       (unsigned long long)(c->mem >> 20),
 	       (unsigned long long)(c->demand_mem >> 20), c->threads,
 	       bench_ncpus(), c->load[0], c->load[1]);
-	printf("%-9s %7s %6s %8s %9s %8s %8s %8s %8s %9s %9s %8s\n", "mode",
-	       "rtt us", "MiB", "seconds", "MiB/s", "xlocal", "p50 us",
+	printf("%-9s %-6s %7s %6s %8s %9s %8s %8s %8s %8s %9s %9s %8s\n",
+	       "mode", "via", "rtt us", "MiB", "seconds", "MiB/s", "xlocal", "p50 us",
 	       "p99 us", "max us", "demand", "pushed", "verified");
 	for (int i = 0; i < n; i++) {
 		const struct pc_result *r = &res[i];
 		double rate = (double)r->mem / 1048576.0 / r->seconds;
 		double local = (double)res[0].mem / 1048576.0 / res[0].seconds;
 
-		printf("%-9s %7.0f %6llu %8.3f %9.0f %7.2fx %8.0f %8.0f "
+		printf("%-9s %-6s %7.0f %6llu %8.3f %9.0f %7.2fx %8.0f %8.0f "
 		       "%8.0f %9llu %9llu %8s\n", mode_name[r->mode],
+		       r->mode == M_LOCAL ? "-" : r->proxy ? "proxy" : "direct",
 		       (double)r->rtt_ns / 1e3,
 		       (unsigned long long)(r->mem >> 20), r->seconds, rate,
 		       rate / local, r->p50_ns / 1e3, r->p99_ns / 1e3,
@@ -418,7 +420,9 @@ static void print_table(const struct pc_config *c, const struct pc_result *res,
 		       (unsigned long long)r->pages_background,
 		       r->ok ? "yes" : "NO");
 	}
-	printf("\nseconds: first touch until every page is present; p50/p99/"
+	printf("\nvia: direct loopback, or through lazymem's proxy (the 0 us "
+	       "proxy row is what the proxy's own two extra hops cost);\n"
+	       "seconds: first touch until every page is present; p50/p99/"
 	       "max: demand-fault latency seen by the fault path (claim to "
 	       "install, including the network round trip), over %s;\n"
 	       "xlocal: fill rate relative to the local limit.\n\ngoals:\n",
@@ -457,6 +461,7 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 
 		json_object_object_add(o, "mode", json_object_new_string(mode_name[r->mode]));
 		json_object_object_add(o, "rtt_us", json_object_new_double((double)r->rtt_ns / 1e3));
+		json_object_object_add(o, "via", json_object_new_string(r->mode == M_LOCAL ? "local" : r->proxy ? "proxy" : "direct"));
 		json_object_object_add(o, "mem", json_object_new_int64((int64_t)r->mem));
 		json_object_object_add(o, "threads", json_object_new_int((int)r->threads));
 		json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
@@ -491,7 +496,7 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 int cmd_bench_postcopy(int argc, char **argv)
 {
 	struct pc_config c;
-	struct pc_result res[1 + 3 * MAX_RTTS];
+	struct pc_result res[2 + 3 * MAX_RTTS];
 	int n = 0, err = parse(argc, argv, &c);
 	bool all_ok = true;
 
@@ -510,13 +515,22 @@ int cmd_bench_postcopy(int argc, char **argv)
 	if (run_local(&c, &res[n++]))
 		return 1;
 	for (int i = 0; i < c.nrtt; i++) {
-		for (int m = M_DEMAND; m < M_COUNT; m++) {
+		/* At 0 the demand run also goes through the proxy with no
+		 * delay: what the proxy itself adds to a round trip. */
+		for (int m = c.rtt_ns[i] ? M_DEMAND : M_DEMAND - 1;
+		     m < M_COUNT; m++) {
 			struct pc_result *r = &res[n];
+			bool calib = m == M_DEMAND - 1;
 
+			if (calib)
+				m = M_DEMAND;
 			*r = (struct pc_result){
 				.mode = (enum mode)m, .rtt_ns = c.rtt_ns[i],
+				.proxy = c.rtt_ns[i] || calib,
 				.mem = m == M_DEMAND ? c.demand_mem : c.mem,
 				.threads = m == M_PUSH_ONLY ? 0 : c.threads };
+			if (calib)
+				m = M_DEMAND - 1;
 			if (!c.json)
 				fprintf(stderr, "\rrunning %s at %.0f us ...   ",
 					mode_name[m], (double)c.rtt_ns[i] / 1e3);
