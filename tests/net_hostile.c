@@ -101,6 +101,9 @@ static void t_before_handshake(void **state)
 	LM_REQUIRE_UFFD();
 	fx_setup(&f);
 	const char *addr = lm_net_dest_address(f.d);
+	/* A peer that connects and says nothing: it must delay no one. */
+	int silent = dial(addr);
+	uint64_t t0 = lm_now_ns();
 
 	fd = dial(addr);
 	send_raw(fd, "GET / HTTP/1.1\r\n", 16);
@@ -172,6 +175,9 @@ static void t_before_handshake(void **state)
 		LM_ASSERT(!memcmp(lm_region_addr(f.r), f.mem, SIZE),
 			  "content differs");
 	}
+	LM_ASSERT(lm_now_ns() - t0 < 1500000000ull, "the silent peer delayed "
+		  "the others: %llu ms", (unsigned long long)((lm_now_ns() - t0) / 1000000));
+	expect_refusal(silent, "no HELLO within 2000 ms");
 	fx_teardown(&f);
 }
 

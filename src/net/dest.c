@@ -26,6 +26,7 @@
 #include "net/why.h"
 
 #define HELLO_TIMEOUT_MS 2000
+#define MAX_HANDSHAKES 128	/* connections saying HELLO at once */
 
 void lm__dest_req_percentiles(struct lm_net_dest *d, uint64_t *p50,
 			      uint64_t *p99);
@@ -130,13 +131,13 @@ static int send_have(struct lm_net_dest *d, int fd, uint64_t *count)
 	return err;
 }
 
-struct pending {
+struct dest_pending {
 	int ctl;			/* control connection or -1 */
 	int urgent[LM_NET_MAX_URGENT];
 	unsigned joined;
 };
 
-static void pending_drop(struct pending *p)
+static void pending_drop(struct dest_pending *p)
 {
 	if (p->ctl >= 0)
 		close(p->ctl);
@@ -150,7 +151,7 @@ static void pending_drop(struct pending *p)
 }
 
 /* Every connection of the new session is in: swap them in, link up. */
-static void go_up(struct lm_net_dest *d, struct pending *p)
+static void go_up(struct lm_net_dest *d, struct dest_pending *p)
 {
 	for (unsigned i = 0; i < d->nr_urgent; i++) {
 		struct dest_slot *s = &d->slot[i];
@@ -179,14 +180,17 @@ static void go_up(struct lm_net_dest *d, struct pending *p)
 	lm_futex_wake_all(&d->link);
 }
 
-static int handshake(struct lm_net_dest *d, int fd, struct pending *p)
+static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
+			 const struct lm_net_hello *hi);
+
+/* One connection's handshake, on its own thread: a peer that says nothing
+ * (or says it slowly) delays nobody else. The session state is touched
+ * under hs_lock only. */
+static int handshake(struct lm_net_dest *d, int fd)
 {
 	uint8_t buf[LM_NET_HDR_SIZE + 32 + 8 * LM_NET_MAX_REGIONS];
 	char why[WHY_LEN], peer[96];
-
-	/* why is WHY_LEN: the messages below fit it. */
 	struct lm_net_msg m;
-	struct lm_net_hello *hi = &m.u.hello;
 	int err;
 
 	lm_net_peer_name(fd, peer, sizeof(peer));
@@ -207,6 +211,20 @@ static int handshake(struct lm_net_dest *d, int fd, struct pending *p)
 		return refuse(d, fd, peer, m.h.type == LM_NET_ERROR
 						   ? m.u.error.text
 						   : "expected HELLO first");
+	pthread_mutex_lock(&d->hs_lock);
+	err = session_hello(d, fd, peer, &m.u.hello);
+	pthread_mutex_unlock(&d->hs_lock);
+	return err;
+}
+
+static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
+			 const struct lm_net_hello *hi)
+{
+	uint8_t buf[LM_NET_HDR_SIZE + 16];
+	struct dest_pending *p = d->pend;
+	char why[WHY_LEN];
+	int err;
+
 	if (lm_net_layout_match(&d->layout, &hi->layout, why, sizeof(why)))
 		return refuse(d, fd, peer, why);
 	if (d->have_session && hi->session != d->session) {
@@ -265,13 +283,28 @@ static int handshake(struct lm_net_dest *d, int fd, struct pending *p)
 	return 0;
 }
 
+struct hs_arg {
+	struct lm_net_dest *d;
+	int fd;
+};
+
+static void *hs_main(void *arg)
+{
+	struct hs_arg *a = arg;
+
+	handshake(a->d, a->fd);
+	atomic_fetch_sub(&a->d->hs_active, 1);
+	free(a);
+	return NULL;
+}
+
 static void *accept_main(void *arg)
 {
 	struct lm_net_dest *d = arg;
-	struct pending p = { .ctl = -1 };
+	pthread_attr_t attr;
 
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
-		p.urgent[i] = -1;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	while (!atomic_load(&d->stop)) {
 		struct pollfd pf[2] = {
 			{ .fd = d->lfd, .events = POLLIN },
@@ -282,10 +315,29 @@ static void *accept_main(void *arg)
 		if (poll(pf, 2, -1) < 0 || pf[1].revents)
 			continue;
 		fd = lm_net_accept(d->lfd);
-		if (fd >= 0)
-			handshake(d, fd, &p);
+		if (fd < 0)
+			continue;
+		if (atomic_load(&d->hs_active) >= MAX_HANDSHAKES) {
+			char peer[96];
+
+			lm_net_peer_name(fd, peer, sizeof(peer));
+			refuse(d, fd, peer, "too many handshakes in progress");
+			continue;
+		}
+		struct hs_arg *a = malloc(sizeof(*a));
+
+		atomic_fetch_add(&d->hs_active, 1);
+		if (a) {
+			a->d = d;
+			a->fd = fd;
+		}
+		if (!a || pthread_create(&(pthread_t){ 0 }, &attr, hs_main, a)) {
+			free(a);
+			handshake(d, fd);
+			atomic_fetch_sub(&d->hs_active, 1);
+		}
 	}
-	pending_drop(&p);
+	pthread_attr_destroy(&attr);
 	return NULL;
 }
 
@@ -308,6 +360,15 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	atomic_store(&d->ctl_fd, -1);
 	pthread_mutex_init(&d->send_lock, NULL);
 	pthread_mutex_init(&d->err_lock, NULL);
+	pthread_mutex_init(&d->hs_lock, NULL);
+	d->pend = calloc(1, sizeof(*d->pend));
+	if (!d->pend) {
+		free(d);
+		return lm_error(-ENOMEM, "net dest: out of memory");
+	}
+	d->pend->ctl = -1;
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		d->pend->urgent[i] = -1;
 	d->base.ops = &lm__dest_source_ops;
 	d->base.size = d->layout.size;
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
@@ -505,6 +566,11 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 	lm__dest_link_down(d, atomic_load(&d->link), "shutting down");
 	if (d->accept_running)
 		pthread_join(d->accept_thread, NULL);
+	/* Handshake threads end within their HELLO and send deadlines. */
+	while (atomic_load(&d->hs_active))
+		usleep(1000);
+	pending_drop(d->pend);
+	free(d->pend);
 	if (d->rx_running) {
 		lm_futex_wake_all(&d->attached);
 		pthread_join(d->rx_thread, NULL);
@@ -534,5 +600,6 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 	free(d->valid);
 	pthread_mutex_destroy(&d->send_lock);
 	pthread_mutex_destroy(&d->err_lock);
+	pthread_mutex_destroy(&d->hs_lock);
 	free(d);
 }

@@ -60,7 +60,10 @@ struct lm_net_dest {
 	bool accept_running, rx_running;
 	_Atomic bool stop;
 
-	/* session */
+	/* session: the handshake threads' state, under hs_lock */
+	pthread_mutex_t hs_lock;
+	_Atomic int hs_active;		/* handshake threads running */
+	struct dest_pending *pend;	/* connections of a session joining */
 	bool have_session;
 	uint64_t session;
 	_Atomic uint32_t link;		/* odd: up. futex word */
