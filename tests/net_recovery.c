@@ -154,6 +154,9 @@ static void gone_setup(struct gone *g, bool hold, int hold_ms)
 				       .delivery = LM_DELIVERY_SELF };
 
 	memset(g, 0, sizeof(*g));
+	if (T_TSAN)
+		LM_SKIP("needs fork(), which ThreadSanitizer cannot follow "
+			"in a threaded process");
 	t_layout(&g->l, size);
 	g->mem = t_map(size);
 	t_fill(g->mem, size, SALT);

@@ -16,6 +16,18 @@
 #include "core/util.h"
 #include "net/net.h"
 
+/* ThreadSanitizer cannot follow fork() in a threaded process. */
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+#ifndef T_TSAN
+#define T_TSAN 0
+#endif
+
 struct t_src {
 	struct lm_net_server_config cfg;
 	struct lm_net_server *s;
@@ -51,9 +63,14 @@ static inline void t_src_thread(struct t_src *t)
 	pthread_create(&t->thread, NULL, t_src_main, t);
 }
 
-/* The source in a child process: exits 0 when the destination said DONE. */
+/* The source in a child process: exits 0 when the destination said DONE.
+ * Under TSan, a thread instead. */
 static inline void t_src_fork(struct t_src *t)
 {
+	if (T_TSAN) {
+		t_src_thread(t);
+		return;
+	}
 	t->pid = fork();
 	if (t->pid == 0) {
 		t_src_main(t);
