@@ -268,6 +268,87 @@ static void t_zero_and_lz4(void **state)
 	munmap(mem, size);
 }
 
+/*
+ * A VMM's layout: region 0 is eager (plain memory, like the reserved
+ * area: every page must be there before the guest runs), region 1 is
+ * guest RAM filled lazily. Pre-copy both; the "guest" dirties pages in
+ * both; the paused source re-sends region 0's dirty pages, then switches
+ * over naming region 1's. Region 0 is complete at switch-over; region 1
+ * fills by demand and push; both equal the source.
+ */
+static void t_two_regions(void **state)
+{
+	const uint64_t sizes[2] = { 256 << 10, 8 << 20 };
+	const uint64_t size = sizes[0] + sizes[1], np = size / 4096;
+	const uint64_t np0 = sizes[0] / 4096;
+	struct lm_net_layout l;
+	struct lm_net_dest_config dc = { .listen = "127.0.0.1:0",
+					 .layout = &l, .nr_urgent = 2 };
+	struct lm_net_dest *d;
+	struct lm_region *r;
+	struct lm_region_config rc = { .name = "ram", .size = sizes[1],
+				       .backing = LM_BACKING_MEMFD,
+				       .install = LM_INSTALL_CONTINUE,
+				       .delivery = LM_DELIVERY_SELF };
+	struct lm_net_server_config sc;
+	struct lm_net_server *s;
+	struct t_src src = { 0 };
+	uint64_t *redo = calloc((np + 63) / 64, 8);
+	uint64_t *dirty = calloc((np + 63) / 64, 8);
+	uint8_t *mem = t_map(size), *eager = t_map(sizes[0]);
+	char why[128];
+	pthread_t th;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	LM_ASSERT(lm_net_layout_init(&l, 4096, sizes, 2, why, sizeof(why)) == 0,
+		  "%s", why);
+	t_fill(mem, size, SALT);
+	LM_OK(lm_net_dest_create(&dc, &d));
+	rc.source = lm_net_dest_region_source(d, 1);
+	LM_OK(lm_region_create(&rc, &r));
+	LM_OK(lm_net_dest_set_region_store(d, 0, eager));
+	LM_OK(lm_net_dest_set_region_store(d, 1, lm_region_alias(r)));
+	LM_OK(lm_net_dest_attach_region(d, 1, r));
+	LM_OK(lm_net_dest_start(d));
+
+	sc = (struct lm_net_server_config){ .mem = mem, .layout = &l,
+		.to = lm_net_dest_address(d), .push = true, .compress = true };
+	LM_OK(lm_net_server_create(&sc, &s));
+	LM_OK(lm_net_server_connect(s));
+	LM_OK(lm_net_server_precopy(s, NULL));
+	for (uint64_t p = 3; p < np; p += 7) {
+		((uint64_t *)(void *)(mem + p * 4096))[1] ^= 0xbeef;
+		if (p < np0)
+			redo[p / 64] |= 1ull << (p % 64);
+		else
+			dirty[p / 64] |= 1ull << (p % 64);
+	}
+	LM_OK(lm_net_server_precopy(s, redo));	/* paused: final round */
+	LM_OK(lm_net_server_switchover(s, dirty, 0, NULL, NULL));
+	LM_OK(lm_net_dest_wait_switchover(d, 5000));
+	LM_ASSERT(lm_net_dest_region_complete(d, 0), "eager region incomplete");
+	LM_ASSERT(!memcmp(eager, mem, sizes[0]), "eager region differs");
+	LM_ASSERT(!lm_net_dest_region_complete(d, 1), "dirty pages counted");
+	src.s = s;
+	pthread_create(&th, NULL, t_serve_main, &src);
+	t_touch(lm_region_addr(r), sizes[1] / 4096, 4096, 2);
+	LM_OK(lm_region_wait_complete(r, 30000));
+	LM_OK(lm_net_dest_finish(d));
+	pthread_join(th, NULL);
+	LM_OK(src.rc);
+	LM_ASSERT(!memcmp(lm_region_addr(r), mem + sizes[0], sizes[1]),
+		  "lazy region differs from the dirtied source");
+	LM_ASSERT(lm_net_dest_region_complete(d, 1), "lazy region incomplete");
+	lm_net_dest_destroy(d);
+	lm_region_destroy(r);
+	lm_net_server_destroy(s);
+	munmap(mem, size);
+	munmap(eager, sizes[0]);
+	free(redo);
+	free(dirty);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +357,7 @@ int main(void)
 		cmocka_unit_test(t_continue_push),
 		cmocka_unit_test(t_precopy_hybrid),
 		cmocka_unit_test(t_zero_and_lz4),
+		cmocka_unit_test(t_two_regions),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -115,7 +115,7 @@ static int send_have(struct lm_net_dest *d, int fd, uint64_t *count)
 	}
 	for (uint64_t w = 0; w < words; w++) {
 		bm[w] = atomic_load(&d->have[w]) |
-			(d->store ? atomic_load(&d->valid[w]) : 0);
+			atomic_load(&d->valid[w]);
 		*count += (uint64_t)__builtin_popcountll(bm[w]);
 	}
 	for (uint64_t first = 0; first < n && !err;
@@ -267,7 +267,7 @@ static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
 		for (uint64_t w = 0; w < (d->layout.nr_pages + 63) / 64; w++)
 			have += (uint64_t)__builtin_popcountll(
 				atomic_load(&d->have[w]) |
-				(d->store ? atomic_load(&d->valid[w]) : 0));
+				atomic_load(&d->valid[w]));
 	n = lm_net_enc_welcome(buf, d->nr_urgent, resumed, have);
 	err = lm_net_send_all(fd, buf, n, lm_net_deadline_ms(HELLO_TIMEOUT_MS));
 	if (!err && resumed)
@@ -355,7 +355,6 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	d->hold = c->hold;
 	d->hold_timeout_ms = c->hold_timeout_ms;
 	d->req_timeout_ms = c->req_timeout_ms > 0 ? c->req_timeout_ms : 5000;
-	d->store = c->precopy_store;
 	d->lfd = d->evfd = d->rx_fd = -1;
 	atomic_store(&d->ctl_fd, -1);
 	pthread_mutex_init(&d->send_lock, NULL);
@@ -369,8 +368,17 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	d->pend->ctl = -1;
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
 		d->pend->urgent[i] = -1;
-	d->base.ops = &lm__dest_source_ops;
-	d->base.size = d->layout.size;
+	for (unsigned i = 0; i < d->layout.nr_regions; i++) {
+		struct dest_region *dr = &d->reg[i];
+
+		dr->src.ops = &lm__dest_source_ops;
+		dr->src.size = d->layout.region_size[i];
+		dr->d = d;
+		dr->idx = i;
+		dr->base = i ? d->reg[i - 1].base + d->reg[i - 1].size : 0;
+		dr->size = d->layout.region_size[i];
+	}
+	d->reg[0].store = c->precopy_store;
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
 		atomic_store(&d->slot[i].fd, -1);
 	if (d->nr_urgent > LM_NET_MAX_URGENT) {
@@ -417,8 +425,9 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 		snprintf(d->addr.text, sizeof(d->addr.text), "%s:%u", host,
 			 port);
 	}
-	snprintf(d->base.desc, sizeof(d->base.desc), "net dest %.80s",
-		 d->addr.text);
+	for (unsigned i = 0; i < d->layout.nr_regions; i++)
+		snprintf(d->reg[i].src.desc, sizeof(d->reg[i].src.desc),
+			 "net dest %.64s region %u", d->addr.text, i);
 	d->evfd = eventfd(0, EFD_CLOEXEC);
 	if (d->evfd < 0) {
 		err = lm_error(-errno, "net dest: eventfd: %s", strerror(errno));
@@ -440,7 +449,26 @@ fail:
 
 struct lm_source *lm_net_dest_source(struct lm_net_dest *d)
 {
-	return &d->base;
+	return &d->reg[0].src;
+}
+
+struct lm_source *lm_net_dest_region_source(struct lm_net_dest *d,
+					    unsigned i)
+{
+	return i < d->layout.nr_regions ? &d->reg[i].src : NULL;
+}
+
+bool lm_net_dest_region_complete(struct lm_net_dest *d, unsigned i)
+{
+	uint64_t ps = d->layout.page_size;
+
+	if (i >= d->layout.nr_regions)
+		return false;
+	for (uint64_t p = d->reg[i].base / ps;
+	     p < (d->reg[i].base + d->reg[i].size) / ps; p++)
+		if (!lm__bit(d->valid, p) && !lm__bit(d->have, p))
+			return false;
+	return true;
 }
 
 const char *lm_net_dest_address(const struct lm_net_dest *d)
@@ -448,35 +476,66 @@ const char *lm_net_dest_address(const struct lm_net_dest *d)
 	return d->addr.text;
 }
 
-int lm_net_dest_set_store(struct lm_net_dest *d, uint8_t *store)
+int lm_net_dest_set_region_store(struct lm_net_dest *d, unsigned i,
+				 uint8_t *store)
 {
 	if (d->rx_running)
-		return lm_error(-EBUSY, "net dest: the pre-copy store is set "
-				"before attach");
-	d->store = store;
+		return lm_error(-EBUSY, "net dest: stores are set before the "
+				"receiver starts");
+	if (i >= d->layout.nr_regions)
+		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+				d->layout.nr_regions);
+	d->reg[i].store = store;
 	return 0;
 }
 
-int lm_net_dest_attach(struct lm_net_dest *d, struct lm_region *r)
+int lm_net_dest_set_store(struct lm_net_dest *d, uint8_t *store)
+{
+	return lm_net_dest_set_region_store(d, 0, store);
+}
+
+int lm_net_dest_attach_region(struct lm_net_dest *d, unsigned i,
+			      struct lm_region *r)
+{
+	if (d->rx_running)
+		return lm_error(-EBUSY, "net dest: regions are attached before "
+				"the receiver starts");
+	if (i >= d->layout.nr_regions)
+		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+				d->layout.nr_regions);
+	if (lm_region_size(r) != d->reg[i].size ||
+	    lm_region_page_size(r) != d->layout.page_size)
+		return lm_error(-EINVAL, "net dest: region '%s' (%llu bytes "
+				"of %llu-byte pages) does not match layout "
+				"region %u (%llu bytes of %llu)",
+				lm_region_name(r),
+				(unsigned long long)lm_region_size(r),
+				(unsigned long long)lm_region_page_size(r), i,
+				(unsigned long long)d->reg[i].size,
+				(unsigned long long)d->layout.page_size);
+	d->reg[i].r = r;
+	return 0;
+}
+
+int lm_net_dest_start(struct lm_net_dest *d)
 {
 	int err;
 
-	if (lm_region_size(r) != d->layout.size ||
-	    lm_region_page_size(r) != d->layout.page_size)
-		return lm_error(-EINVAL, "net dest: region '%s' (%llu bytes "
-				"of %llu-byte pages) does not match the layout "
-				"(%llu bytes of %llu)", lm_region_name(r),
-				(unsigned long long)lm_region_size(r),
-				(unsigned long long)lm_region_page_size(r),
-				(unsigned long long)d->layout.size,
-				(unsigned long long)d->layout.page_size);
-	atomic_store(&d->region, r);
+	if (d->rx_running)
+		return 0;
 	err = pthread_create(&d->rx_thread, NULL, lm__dest_rx_main, d);
 	if (err)
 		return lm_error(-err, "net dest: receiver thread: %s",
 				strerror(err));
 	d->rx_running = true;
 	return 0;
+}
+
+int lm_net_dest_attach(struct lm_net_dest *d, struct lm_region *r)
+{
+	int err = lm_net_dest_attach_region(d, 0, r);
+
+	return err ? err : lm_net_dest_start(d);
 }
 
 int lm_net_dest_wait_up(struct lm_net_dest *d, int timeout_ms)
@@ -571,10 +630,8 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 		usleep(1000);
 	pending_drop(d->pend);
 	free(d->pend);
-	if (d->rx_running) {
-		lm_futex_wake_all(&d->attached);
+	if (d->rx_running)
 		pthread_join(d->rx_thread, NULL);
-	}
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
 		int fd = atomic_load(&d->slot[i].fd);
 

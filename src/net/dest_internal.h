@@ -44,14 +44,28 @@ struct dest_stats_live {
 	_Atomic uint64_t req_hist[REQ_HIST];
 };
 
+/*
+ * One region of the layout: its own page source (offsets relative to the
+ * region) and what its pages go into: a lazymem region filled lazily, a
+ * store (pre-copy, or the whole of an eager region such as a VMM's
+ * reserved memory), or both (the region's alias as the store).
+ */
+struct dest_region {
+	struct lm_source src;		/* first: the ops cast back */
+	struct lm_net_dest *d;
+	unsigned idx;
+	uint64_t base, size;		/* bytes, in the image */
+	struct lm_region *r;		/* set before the receiver starts */
+	uint8_t *store;
+};
+
 struct lm_net_dest {
-	struct lm_source base;		/* first: the ops cast back */
+	struct dest_region reg[LM_NET_MAX_REGIONS];
 	struct lm_net_layout layout;
 	struct lm_net_addr addr;
 	unsigned nr_urgent;
 	bool hold;
 	int hold_timeout_ms, req_timeout_ms;
-	uint8_t *store;			/* pre-copy store or NULL */
 	_Atomic uint64_t *valid;	/* store pages valid (not dirtied) */
 	_Atomic uint64_t *have;		/* pages read successfully */
 
@@ -74,8 +88,6 @@ struct lm_net_dest {
 	pthread_mutex_t send_lock;	/* ordinary threads writing ctl */
 
 	/* receiver */
-	struct lm_region *_Atomic region;
-	_Atomic uint32_t attached;	/* futex word */
 	uint8_t *rx_buf;
 	/* The pushed page being installed: read back by fetch.c on this
 	 * thread only. */
@@ -120,6 +132,17 @@ static inline void lm__bit_clear(_Atomic uint64_t *bm, uint64_t i)
 {
 	atomic_fetch_and_explicit(&bm[i / 64], ~(1ull << (i % 64)),
 				  memory_order_release);
+}
+
+/* The region holding image offset off (which the decoder checked). */
+static inline struct dest_region *lm__dest_region_of(struct lm_net_dest *d,
+						     uint64_t off)
+{
+	unsigned i = 0;
+
+	while (i + 1 < d->layout.nr_regions && off >= d->reg[i + 1].base)
+		i++;
+	return &d->reg[i];
 }
 
 /* receive.c */

@@ -60,14 +60,15 @@ static void mark_have(struct lm_net_dest *d, uint64_t off, size_t len)
 
 static int dest_is_zero(struct lm_source *src, uint64_t off, size_t len)
 {
-	struct lm_net_dest *d = (struct lm_net_dest *)src;
+	struct dest_region *dr = (struct dest_region *)src;
+	struct lm_net_dest *d = dr->d;
 
-	if (lm__rx_self != d || !d->rx_active || off != d->rx_off ||
+	if (lm__rx_self != d || !d->rx_active || dr->base + off != d->rx_off ||
 	    len != d->layout.page_size || !d->rx_zero)
 		return 0;
 	/* The region installs a zero page without reading: taken. */
 	d->rx_used = true;
-	mark_have(d, off, len);
+	mark_have(d, dr->base + off, len);
 	return 1;
 }
 
@@ -217,38 +218,40 @@ static int demand(struct lm_net_dest *d, uint64_t off, void *dst, size_t len)
 	}
 }
 
+/* off and len are relative to the region; the wire speaks image offsets. */
 static int dest_read(struct lm_source *src, uint64_t off, void *dst,
 		     size_t len)
 {
-	struct lm_net_dest *d = (struct lm_net_dest *)src;
-	uint64_t ps = d->layout.page_size;
-	bool all_valid = d->store != NULL;
+	struct dest_region *dr = (struct dest_region *)src;
+	struct lm_net_dest *d = dr->d;
+	uint64_t ps = d->layout.page_size, ioff = dr->base + off;
+	bool all_valid = dr->store != NULL;
 
-	if (off % ps || len % ps || off > d->layout.size ||
-	    len > d->layout.size - off || len == 0)
+	if (off % ps || len % ps || off > dr->size || len > dr->size - off ||
+	    len == 0)
 		return -ERANGE;
 	if (lm__rx_self == d && d->rx_active) {
-		if (off != d->rx_off || len != ps)
+		if (ioff != d->rx_off || len != ps)
 			return -EIO;
 		if (d->rx_zero)
 			memset(dst, 0, len);
 		else
 			memcpy(dst, d->rx_src, len);
 		d->rx_used = true;
-		mark_have(d, off, len);
+		mark_have(d, ioff, len);
 		return 0;
 	}
-	for (uint64_t p = off / ps; all_valid && p < (off + len) / ps; p++)
+	for (uint64_t p = ioff / ps; all_valid && p < (ioff + len) / ps; p++)
 		all_valid = lm__bit(d->valid, p);
 	if (all_valid) {
-		if (dst != d->store + off)
-			memcpy(dst, d->store + off, len);
+		if (dst != dr->store + off)
+			memcpy(dst, dr->store + off, len);
 		atomic_fetch_add_explicit(&d->st.precopy_hits, len / ps,
 					  memory_order_relaxed);
-		mark_have(d, off, len);
+		mark_have(d, ioff, len);
 		return 0;
 	}
-	return demand(d, off, dst, len);
+	return demand(d, ioff, dst, len);
 }
 
 static void dest_source_destroy(struct lm_source *src)

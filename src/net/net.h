@@ -39,9 +39,9 @@ struct lm_net_dest_config {
 	bool hold;
 	int hold_timeout_ms;
 	int req_timeout_ms;		/* 0: 5000 */
-	/* Where PRECOPY pages land (layout->size bytes), e.g. the region's
-	 * alias; NULL refuses pre-copy. Pages valid here are served to
-	 * faults without any transfer. */
+	/* Where PRECOPY pages of region 0 land, e.g. the region's alias;
+	 * NULL refuses pre-copy. Pages valid here are served to faults
+	 * without any transfer. */
 	uint8_t *precopy_store;
 };
 
@@ -69,8 +69,12 @@ struct lm_net_dest_stats {
 /* Listen and start accepting. -errno with lm_last_error() set. */
 int lm_net_dest_create(const struct lm_net_dest_config *c,
 		       struct lm_net_dest **out);
-/* The page source for the region (owned by the dest; do not destroy). */
+/* The page source for (the first region of) the layout; owned by the dest,
+ * do not destroy. Offsets are relative to that region. */
 struct lm_source *lm_net_dest_source(struct lm_net_dest *d);
+/* The same for region i of a layout of several (memslots). */
+struct lm_source *lm_net_dest_region_source(struct lm_net_dest *d,
+					    unsigned i);
 /* The address actually listened on (port filled in). */
 const char *lm_net_dest_address(const struct lm_net_dest *d);
 /* Set the pre-copy store after create (the region's alias, once the
@@ -78,6 +82,19 @@ const char *lm_net_dest_address(const struct lm_net_dest *d);
 int lm_net_dest_set_store(struct lm_net_dest *d, uint8_t *store);
 /* Start installing pushed pages into r (created over the source above). */
 int lm_net_dest_attach(struct lm_net_dest *d, struct lm_region *r);
+/*
+ * Several regions: before lm_net_dest_start, give each region of the
+ * layout a store (where its pre-copy pages land) and/or a lazymem region
+ * (filled lazily). A region with a store and no lazymem region is eager:
+ * every page pushed or pre-copied goes to the store (a VMM's reserved
+ * memory); lm_net_dest_region_complete says when all of it is there.
+ */
+int lm_net_dest_set_region_store(struct lm_net_dest *d, unsigned i,
+				 uint8_t *store);
+int lm_net_dest_attach_region(struct lm_net_dest *d, unsigned i,
+			      struct lm_region *r);
+int lm_net_dest_start(struct lm_net_dest *d);
+bool lm_net_dest_region_complete(struct lm_net_dest *d, unsigned i);
 /* Wait for the session to be up (0), or -ETIMEDOUT. */
 int lm_net_dest_wait_up(struct lm_net_dest *d, int timeout_ms);
 /* Wait for SWITCHOVER (0), -ETIMEDOUT, or -EPIPE if the session failed. */

@@ -29,8 +29,10 @@
 extern __thread struct lm_net_dest *lm__rx_self
 	__attribute__((tls_model("initial-exec")));
 
-static int install_push(struct lm_net_dest *d, struct lm_region *r,
-			const struct lm_net_msg *m)
+static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
+		      unsigned i, size_t *cursor);
+
+static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
 {
 	uint64_t ps = d->layout.page_size;
 	size_t cursor = 0;
@@ -38,9 +40,27 @@ static int install_push(struct lm_net_dest *d, struct lm_region *r,
 	for (unsigned i = 0; i < m->u.pages.npages; i++) {
 		uint64_t off = m->u.pages.off + (uint64_t)i * ps;
 		const uint8_t *rec = m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC;
+		struct dest_region *dr = lm__dest_region_of(d, off);
 		size_t at = cursor;
 		int rc;
 
+		if (!dr->r) {
+			/* An eager region (no lazymem region): its store,
+			 * never over a page already there, which may be live
+			 * memory after the switch-over. */
+			if (lm__bit(d->valid, off / ps)) {
+				cursor += lm_get32(rec + 4);
+				atomic_fetch_add_explicit(&d->st.push_skipped,
+							  1, memory_order_relaxed);
+				continue;
+			}
+			rc = store_page(d, m, i, &cursor);
+			if (rc)
+				return rc;
+			atomic_fetch_add_explicit(&d->st.push_pages, 1,
+						  memory_order_relaxed);
+			continue;
+		}
 		cursor += lm_get32(rec + 4);
 		if (lm__bit(d->have, off / ps)) {
 			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
@@ -61,7 +81,8 @@ static int install_push(struct lm_net_dest *d, struct lm_region *r,
 		d->rx_off = off;
 		d->rx_used = false;
 		d->rx_active = true;
-		rc = lm_region_fault(r, off, LM_ORIGIN_BACKGROUND);
+		rc = lm_region_fault(dr->r, off - dr->base,
+				     LM_ORIGIN_BACKGROUND);
 		d->rx_active = false;
 		/* A page that failed earlier stays failed: not the link's
 		 * business. */
@@ -78,23 +99,36 @@ static int install_push(struct lm_net_dest *d, struct lm_region *r,
 	return 0;
 }
 
+/* Page i of a PAGES frame into its region's store, valid from now on. */
+static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
+		      unsigned i, size_t *cursor)
+{
+	uint64_t off = m->u.pages.off + (uint64_t)i * d->layout.page_size;
+	struct dest_region *dr = lm__dest_region_of(d, off);
+	int err;
+
+	if (!dr->store)
+		return lm_net_why(d->rx_why, WHY_LEN, "%s pages for region %u, "
+				  "which has no store on this destination",
+				  lm_net_type_name(m->h.type), dr->idx);
+	err = lm_net_page_expand(&d->layout, m, i, cursor,
+				 dr->store + (off - dr->base), d->rx_why,
+				 WHY_LEN);
+	if (err)
+		return err;
+	lm__bit_set(d->valid, off / d->layout.page_size);
+	return 0;
+}
+
 static int store_precopy(struct lm_net_dest *d, const struct lm_net_msg *m)
 {
-	uint64_t ps = d->layout.page_size;
 	size_t cursor = 0;
 
-	if (!d->store)
-		return lm_net_why(d->rx_why, WHY_LEN, "PRECOPY pages, but this "
-				  "destination has no pre-copy store");
 	for (unsigned i = 0; i < m->u.pages.npages; i++) {
-		uint64_t off = m->u.pages.off + (uint64_t)i * ps;
-		int err = lm_net_page_expand(&d->layout, m, i, &cursor,
-					     d->store + off, d->rx_why,
-					     WHY_LEN);
+		int err = store_page(d, m, i, &cursor);
 
 		if (err)
 			return err;
-		lm__bit_set(d->valid, off / ps);
 	}
 	atomic_fetch_add_explicit(&d->st.precopy_pages, m->u.pages.npages,
 				  memory_order_relaxed);
@@ -106,15 +140,13 @@ static void apply_dirty(struct lm_net_dest *d, const struct lm_net_msg *m)
 	for (uint64_t i = 0; i < m->u.bitmap.nbits; i++) {
 		if (!(m->u.bitmap.bits[i / 8] >> (i % 8) & 1))
 			continue;
-		if (d->store)
-			lm__bit_clear(d->valid, m->u.bitmap.first + i);
+		lm__bit_clear(d->valid, m->u.bitmap.first + i);
 		atomic_fetch_add_explicit(&d->st.dirty_pages, 1,
 					  memory_order_relaxed);
 	}
 }
 
-static int handle(struct lm_net_dest *d, struct lm_region *r,
-		  const struct lm_net_msg *m)
+static int handle(struct lm_net_dest *d, const struct lm_net_msg *m)
 {
 	bool after = atomic_load(&d->switched);
 	uint8_t *blob;
@@ -123,7 +155,7 @@ static int handle(struct lm_net_dest *d, struct lm_region *r,
 				  memory_order_relaxed);
 	switch (m->h.type) {
 	case LM_NET_PUSH:
-		return install_push(d, r, m);
+		return install_push(d, m);
 	case LM_NET_PRECOPY:
 		if (after)
 			break;
@@ -179,8 +211,6 @@ static int readable(int fd)
 void *lm__dest_rx_main(void *arg)
 {
 	struct lm_net_dest *d = arg;
-	struct lm_region *r = atomic_load(&d->region);
-
 	lm__rx_self = d;
 	/* Below the faulting threads, which may share our CPUs. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
@@ -217,7 +247,7 @@ void *lm__dest_rx_main(void *arg)
 			snprintf(d->rx_why, WHY_LEN, "control connection: %s",
 				 strerror(-err));
 		if (!err)
-			err = handle(d, r, &m);
+			err = handle(d, &m);
 		if (!err)
 			continue;
 		if (err == -EPROTO && atomic_load(&d->link) == v) {
