@@ -43,6 +43,20 @@ sleep 0.3
 wait $fetch
 check "file through the proxy arrives intact" cmp -s "$tmp/img" "$tmp/out"
 
+# IPv6 loopback, when there is one.
+if ip -6 addr show lo 2>/dev/null | grep -q '::1'; then
+  "$L" page-fetch --listen "[::1]:$((port + 2))" --size 4M --verify >"$tmp/f6.out" 2>&1 &
+  fetch=$!
+  sleep 0.3
+  "$L" page-server --to "[::1]:$((port + 2))" --pattern 4M >/dev/null 2>&1
+  wait $fetch
+  check "IPv6: filled and verified, address shown" \
+    grep -q "listening on \[::1\]:$((port + 2))" "$tmp/f6.out"
+  check "IPv6: verified" grep -q "verified: yes" "$tmp/f6.out"
+else
+  echo "SKIP: IPv6 loopback: no ::1 on lo"
+fi
+
 "$L" bench postcopy --mem 16M --demand-mem 1M --rtt 0,200us --json >"$tmp/b.json" 2>"$tmp/b.err"
 check "bench postcopy runs and verifies" python3 - "$tmp/b.json" <<'PY'
 import json, sys

@@ -11,7 +11,6 @@
  * closed; the accept thread carries on, so a hostile peer cannot take the
  * destination down.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -412,19 +411,7 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 		err = lm_net_listen(&d->addr, &d->lfd);
 	if (err)
 		goto fail;
-	{
-		char host[INET_ADDRSTRLEN] = "?";
-		unsigned port = 0;
-
-		if (d->addr.ss.ss_family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&d->addr.ss;
-
-			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-			port = ntohs(s4->sin_port);
-		}
-		snprintf(d->addr.text, sizeof(d->addr.text), "%s:%u", host,
-			 port);
-	}
+	lm_net_addr_name(&d->addr);
 	for (unsigned i = 0; i < d->layout.nr_regions; i++)
 		snprintf(d->reg[i].src.desc, sizeof(d->reg[i].src.desc),
 			 "net dest %.64s region %u", d->addr.text, i);

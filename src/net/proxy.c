@@ -16,7 +16,6 @@
  * direction; beyond that the pump stops reading and TCP flow control pushes
  * back on the sender, as a slow link would.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -233,16 +232,7 @@ int lm_net_proxy_create(const char *listen, const char *connect,
 	if (!err)
 		err = lm_net_listen(&p->listen, &p->lfd);
 	if (!err) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&p->listen.ss;
-
-		if (p->listen.ss.ss_family == AF_INET) {
-			char host[sizeof(p->listen.text)];
-
-			snprintf(host, sizeof(host), "%s", p->listen.text);
-			*strrchr(host, ':') = '\0';
-			snprintf(p->listen.text, sizeof(p->listen.text),
-				 "%.100s:%u", host, ntohs(s4->sin_port));
-		}
+		lm_net_addr_name(&p->listen);
 		err = -pthread_create(&p->accept_thread, NULL, accept_main, p);
 		if (err)
 			lm_error(err, "proxy: accept thread: %s",

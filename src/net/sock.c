@@ -135,6 +135,25 @@ int lm_net_accept(int lfd)
 	return fd;
 }
 
+void lm_net_addr_name(struct lm_net_addr *a)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (a->ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(a->text, sizeof(a->text), "%s:%u", host,
+			 ntohs(s4->sin_port));
+	} else if (a->ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(a->text, sizeof(a->text), "[%s]:%u", host,
+			 ntohs(s6->sin6_port));
+	}
+}
+
 void lm_net_peer_name(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;

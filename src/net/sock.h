@@ -30,6 +30,8 @@ int lm_net_listen(struct lm_net_addr *a, int *fd_out);
 int lm_net_dial(const struct lm_net_addr *a, int timeout_ms);
 /* Accept one connection; TCP_NODELAY set. fd or -errno. */
 int lm_net_accept(int lfd);
+/* Rewrite a->text from the address itself ("ip:port", "[v6]:port"). */
+void lm_net_addr_name(struct lm_net_addr *a);
 /* The connected peer "ip:port" of fd, for messages. */
 void lm_net_peer_name(int fd, char *buf, size_t len);
 
