@@ -106,10 +106,44 @@ static void shut_all(struct lm_net_server *s)
 	}
 }
 
+/*
+ * Stop this session's threads: the urgent sockets are shut down (their
+ * threads sit in recv), the control socket for writing only (the push
+ * thread may sit in send), so that a DONE the destination sent just before
+ * closing can still be read: otherwise a finished migration would race
+ * with the end of its own connections and look like a break.
+ */
 static void broke(struct lm_net_server *s)
 {
+	int fd = atomic_load(&s->ctl);
+
 	atomic_store(&s->broken, true);
-	shut_all(s);
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		fd = atomic_load(&s->ufd[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
+}
+
+/* After a break: was a DONE already waiting on the control connection? */
+static bool done_pending(struct lm_net_server *s, int fd)
+{
+	char why[WHY_LEN];
+
+	for (;;) {
+		struct lm_net_msg m;
+		int err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+					    &s->layout, &m,
+					    lm_net_deadline_ms(200), why,
+					    sizeof(why));
+
+		if (err)
+			return false;
+		if (m.h.type == LM_NET_DONE)
+			return true;
+	}
 }
 
 static void close_all(struct lm_net_server *s)
@@ -571,6 +605,8 @@ static int serve_once(struct lm_net_server *s)
 		pthread_join(s->u[i].thread, NULL);
 	if (pushing)
 		pthread_join(s->push_thread, NULL);
+	if (rc && done_pending(s, fd))
+		rc = 0;
 	close_all(s);
 	s->connected = false;
 	return rc;
