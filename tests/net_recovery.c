@@ -160,14 +160,14 @@ static void gone_setup(struct gone *g, bool hold, int hold_ms)
 	t_layout(&g->l, size);
 	g->mem = t_map(size);
 	t_fill(g->mem, size, SALT);
+	g->src.cfg = (struct lm_net_server_config){ .mem = g->mem,
+						    .layout = &g->l };
+	t_src_fork(&g->src);	/* before any thread of ours */
 	LM_OK(lm_net_dest_create(&dc, &g->d));
 	rc.source = lm_net_dest_source(g->d);
 	LM_OK(lm_region_create(&rc, &g->r));
 	LM_OK(lm_net_dest_attach(g->d, g->r));
-	g->src.cfg = (struct lm_net_server_config){
-		.mem = g->mem, .layout = &g->l,
-		.to = lm_net_dest_address(g->d) };
-	t_src_fork(&g->src);
+	t_src_go(&g->src, lm_net_dest_address(g->d));
 	LM_OK(lm_net_dest_wait_up(g->d, 5000));
 	/* The first pages arrive while the source lives. */
 	LM_OK(lm_region_fault(g->r, 0, LM_ORIGIN_VCPU));

@@ -35,6 +35,7 @@ struct t_src {
 	int rc;
 	_Atomic int connected;
 	pid_t pid;
+	int pipe[2];		/* t_src_fork: the address, to the child */
 	char msg[512];		/* the source thread's lm_last_error() */
 };
 
@@ -63,19 +64,47 @@ static inline void t_src_thread(struct t_src *t)
 	pthread_create(&t->thread, NULL, t_src_main, t);
 }
 
-/* The source in a child process: exits 0 when the destination said DONE.
- * Under TSan, a thread instead. */
+/*
+ * The source in a child process: exits 0 when the destination said DONE.
+ * Forked *before* this process starts any thread (the destination's
+ * threads come later): fork in a threaded process leaves the child with
+ * whatever locks other threads held (a sanitizer's allocator, say), which
+ * hung one run in ten under ASan. The child waits for the destination's
+ * address on a pipe (t_src_go). Under TSan, a thread instead.
+ */
 static inline void t_src_fork(struct t_src *t)
 {
-	if (T_TSAN) {
-		t_src_thread(t);
+	t->pid = 0;
+	if (T_TSAN || pipe(t->pipe) < 0)
 		return;
-	}
 	t->pid = fork();
 	if (t->pid == 0) {
+		char addr[128];
+		ssize_t n;
+
+		close(t->pipe[1]);
+		n = read(t->pipe[0], addr, sizeof(addr) - 1);
+		if (n <= 0)
+			_exit(2);
+		addr[n] = '\0';
+		t->cfg.to = addr;
 		t_src_main(t);
 		_exit(t->rc ? 1 : 0);
 	}
+	close(t->pipe[0]);
+}
+
+/* Start the source (forked or not) towards addr. */
+static inline void t_src_go(struct t_src *t, const char *addr)
+{
+	if (t->pid > 0) {
+		if (write(t->pipe[1], addr, strlen(addr)) < 0)
+			fail_msg("cannot tell the source where to go");
+		close(t->pipe[1]);
+		return;
+	}
+	t->cfg.to = addr;
+	t_src_thread(t);
 }
 
 /* 0 when the source finished well. */
