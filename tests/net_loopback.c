@@ -4,6 +4,8 @@
  *
  *   demand_and_push   source in another process; toucher threads fault
  *                     in SIGBUS mode while the rest is pushed;
+ *   continue_push     memfd + CONTINUE, pushed frames installed by three
+ *                     threads sharing each frame;
  *   demand_only       no push: every page comes by a fault's own request;
  *   precopy_hybrid    pre-copy into the store (the region's alias), some
  *                     pages dirtied and named in DIRTY, switch-over with a
@@ -25,11 +27,12 @@ static void *t_serve_main(void *arg)
 
 static void run_postcopy(uint64_t size, bool push, unsigned touchers,
 			 bool fork_source, enum lm_backing backing,
-			 enum lm_install install)
+			 enum lm_install install, unsigned installers)
 {
 	struct lm_net_layout l;
 	struct lm_net_dest_config dc = { .listen = "127.0.0.1:0",
-					 .layout = &l, .nr_urgent = touchers };
+					 .layout = &l, .nr_urgent = touchers,
+					 .installers = installers };
 	struct lm_net_dest *d;
 	struct lm_region *r;
 	struct lm_region_config rc = { .name = "net", .size = size,
@@ -93,21 +96,22 @@ static void t_demand_and_push(void **state)
 {
 	(void)state;
 	run_postcopy(64 << 20, true, 2, true, LM_BACKING_ANON,
-		     LM_INSTALL_COPY);
+		     LM_INSTALL_COPY, 1);
 }
 
 static void t_demand_only(void **state)
 {
 	(void)state;
 	run_postcopy(8 << 20, false, 2, false, LM_BACKING_ANON,
-		     LM_INSTALL_COPY);
+		     LM_INSTALL_COPY, 1);
 }
 
 static void t_continue_push(void **state)
 {
 	(void)state;
+	/* Three threads share each pushed frame's installs. */
 	run_postcopy(32 << 20, true, 3, false, LM_BACKING_MEMFD,
-		     LM_INSTALL_CONTINUE);
+		     LM_INSTALL_CONTINUE, 3);
 }
 
 static void t_precopy_hybrid(void **state)

@@ -240,6 +240,7 @@ static const char fetch_help[] =
 "  -l, --listen HOST:PORT    where to wait for the source\n"
 "  -s, --size SIZE           memory size; must equal the source's\n"
 "  -T, --threads N           faulting threads (default 2; 0: push only)\n"
+"      --installers N        threads installing pushed pages (default 1)\n"
 "      --backing KIND        anon (default, UFFDIO_COPY) or memfd\n"
 "                            (write + UFFDIO_CONTINUE)\n"
 "      --hold                recovery: hold faulting threads while the source\n"
@@ -258,7 +259,7 @@ static const char fetch_help[] =
 struct fetch_opts {
 	const char *listen, *out;
 	uint64_t size, seed;
-	unsigned threads;
+	unsigned threads, installers;
 	bool hold, verify, json, memfd;
 	int hold_timeout, timeout, wait;
 };
@@ -270,6 +271,7 @@ static int fetch_parse(int argc, char **argv, struct fetch_opts *o)
 		{ "size", required_argument, NULL, 's' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "backing", required_argument, NULL, 'B' },
+		{ "installers", required_argument, NULL, 'I' },
 		{ "hold", no_argument, NULL, 'H' },
 		{ "hold-timeout", required_argument, NULL, 'O' },
 		{ "timeout", required_argument, NULL, 'W' },
@@ -311,6 +313,14 @@ static int fetch_parse(int argc, char **argv, struct fetch_opts *o)
 						       "expected anon or "
 						       "memfd", optarg);
 			o->memfd = !strcmp(optarg, "memfd");
+			break;
+		case 'I':
+			o->installers = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || end == optarg || !o->installers ||
+			    o->installers > 16)
+				return cli_usage_error("--installers: '%s': "
+						       "expected 1 to 16",
+						       optarg);
 			break;
 		case 'H': o->hold = true; break;
 		case 'O':
@@ -421,7 +431,8 @@ int cmd_page_fetch(int argc, char **argv)
 	dc = (struct lm_net_dest_config){
 		.listen = o.listen, .layout = &l,
 		.nr_urgent = o.threads ? o.threads : 1, .hold = o.hold,
-		.hold_timeout_ms = o.hold_timeout, .req_timeout_ms = o.timeout };
+		.hold_timeout_ms = o.hold_timeout, .req_timeout_ms = o.timeout,
+		.installers = o.installers };
 	if (lm_net_dest_create(&dc, &d))
 		return cli_fail("%s", lm_last_error());
 	rc = (struct lm_region_config){

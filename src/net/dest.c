@@ -390,8 +390,22 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	d->valid = calloc(words, 8);
 	d->rx_buf = mmap(NULL, LM_NET_BUF, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	d->rx_page = malloc(d->layout.page_size);
-	if (!d->have || !d->valid || !d->rx_page || d->rx_buf == MAP_FAILED) {
+	d->nr_inst = c->installers ? LM_MIN(c->installers, 16u) : 1;
+	d->rx_ctx = calloc(1, sizeof(*d->rx_ctx));
+	d->inst = calloc(d->nr_inst, sizeof(*d->inst));
+	if (d->rx_ctx) {
+		d->rx_ctx->d = d;
+		d->rx_ctx->page = malloc(d->layout.page_size);
+	}
+	for (unsigned i = 0; d->inst && i + 1 < d->nr_inst; i++) {
+		d->inst[i].d = d;
+		d->inst[i].ctx.d = d;
+		d->inst[i].ctx.page = malloc(d->layout.page_size);
+		if (!d->inst[i].ctx.page)
+			d->rx_buf = MAP_FAILED;
+	}
+	if (!d->have || !d->valid || !d->rx_ctx || !d->rx_ctx->page ||
+	    !d->inst || d->rx_buf == MAP_FAILED) {
 		d->rx_buf = NULL;
 		err = lm_error(-ENOMEM, "net dest: out of memory");
 		goto fail;
@@ -510,6 +524,15 @@ int lm_net_dest_start(struct lm_net_dest *d)
 
 	if (d->rx_running)
 		return 0;
+	for (; d->inst_running + 1 < d->nr_inst; d->inst_running++) {
+		struct installer *in = &d->inst[d->inst_running];
+
+		err = pthread_create(&in->thread, NULL,
+				     lm__dest_installer_main, in);
+		if (err)
+			return lm_error(-err, "net dest: installer thread: %s",
+					strerror(err));
+	}
 	err = pthread_create(&d->rx_thread, NULL, lm__dest_rx_main, d);
 	if (err)
 		return lm_error(-err, "net dest: receiver thread: %s",
@@ -617,8 +640,12 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 		usleep(1000);
 	pending_drop(d->pend);
 	free(d->pend);
+	/* The receiver first: it may be waiting for installers to finish
+	 * a frame's shares; they stop once it is gone. */
 	if (d->rx_running)
 		pthread_join(d->rx_thread, NULL);
+	for (unsigned i = 0; i < d->inst_running; i++)
+		pthread_join(d->inst[i].thread, NULL);
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
 		int fd = atomic_load(&d->slot[i].fd);
 
@@ -631,7 +658,12 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 		close(atomic_load(&d->ctl_fd));
 	if (d->rx_fd >= 0 && d->rx_fd != atomic_load(&d->ctl_fd))
 		close(d->rx_fd);
-	free(d->rx_page);
+	if (d->rx_ctx)
+		free(d->rx_ctx->page);
+	free(d->rx_ctx);
+	for (unsigned i = 0; d->inst && i + 1 < d->nr_inst; i++)
+		free(d->inst[i].ctx.page);
+	free(d->inst);
 	if (d->lfd >= 0)
 		close(d->lfd);
 	if (d->evfd >= 0)

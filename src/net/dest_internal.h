@@ -59,6 +59,31 @@ struct dest_region {
 	uint8_t *store;
 };
 
+/*
+ * A thread installing pushed pages (the receiver, or an installer): the
+ * page it is installing, which fetch.c's read() hands back when that same
+ * thread calls it from the region's fault path.
+ */
+struct rx_ctx {
+	struct lm_net_dest *d;
+	bool active, zero, used;
+	const uint8_t *src;		/* the page's bytes (raw or expanded) */
+	uint8_t *page;			/* one page: LZ4 expanded here */
+	uint64_t off;			/* image offset */
+	char why[WHY_LEN];
+};
+
+/* An installer thread and its job: pages [first, end) of msg. */
+struct installer {
+	struct lm_net_dest *d;
+	pthread_t thread;
+	struct rx_ctx ctx;
+	const struct lm_net_msg *msg;
+	unsigned first, end;
+	int result;
+	_Atomic uint32_t job;		/* futex: 1 posted, 0 done */
+};
+
 struct lm_net_dest {
 	struct dest_region reg[LM_NET_MAX_REGIONS];
 	struct lm_net_layout layout;
@@ -89,13 +114,13 @@ struct lm_net_dest {
 
 	/* receiver */
 	uint8_t *rx_buf;
-	/* The pushed page being installed: read back by fetch.c on this
-	 * thread only. */
-	bool rx_active, rx_zero, rx_used;
-	const uint8_t *rx_src;		/* its bytes (raw, or expanded) */
-	uint8_t *rx_page;		/* one page: LZ4 expanded here */
-	uint64_t rx_off;
 	char rx_why[WHY_LEN];
+	struct rx_ctx *rx_ctx;		/* the receiver's own */
+	/* Installers: the pages of a PUSH frame are installed by the
+	 * receiver and nr_inst - 1 more threads, each taking a share. */
+	unsigned nr_inst;		/* installing threads, receiver included */
+	unsigned inst_running;		/* installer threads started */
+	struct installer *inst;
 	_Atomic uint32_t switched;	/* futex word: SWITCHOVER seen */
 	_Atomic bool push_done;
 	_Atomic bool failed;		/* session can never complete */
@@ -147,5 +172,8 @@ static inline struct dest_region *lm__dest_region_of(struct lm_net_dest *d,
 
 /* receive.c */
 void *lm__dest_rx_main(void *arg);
+void *lm__dest_installer_main(void *arg);
+extern __thread struct rx_ctx *lm__rx
+	__attribute__((tls_model("initial-exec")));
 
 #endif

@@ -27,9 +27,9 @@
 #include "net/dest_internal.h"
 #include "net/why.h"
 
-/* The receiver thread marks itself so read() knows who is calling. */
-__thread struct lm_net_dest *lm__rx_self
-	__attribute__((tls_model("initial-exec")));
+/* A thread installing pushed pages marks itself so read() knows who is
+ * calling and which page it holds. */
+__thread struct rx_ctx *lm__rx __attribute__((tls_model("initial-exec")));
 static __thread int slot_hint __attribute__((tls_model("initial-exec"))) = -1;
 
 /* Power-of-two buckets: coarse, but the fine fault latency is the
@@ -62,12 +62,13 @@ static int dest_is_zero(struct lm_source *src, uint64_t off, size_t len)
 {
 	struct dest_region *dr = (struct dest_region *)src;
 	struct lm_net_dest *d = dr->d;
+	struct rx_ctx *rx = lm__rx;
 
-	if (lm__rx_self != d || !d->rx_active || dr->base + off != d->rx_off ||
-	    len != d->layout.page_size || !d->rx_zero)
+	if (!rx || rx->d != d || !rx->active || dr->base + off != rx->off ||
+	    len != d->layout.page_size || !rx->zero)
 		return 0;
 	/* The region installs a zero page without reading: taken. */
-	d->rx_used = true;
+	rx->used = true;
 	mark_have(d, dr->base + off, len);
 	return 1;
 }
@@ -230,14 +231,16 @@ static int dest_read(struct lm_source *src, uint64_t off, void *dst,
 	if (off % ps || len % ps || off > dr->size || len > dr->size - off ||
 	    len == 0)
 		return -ERANGE;
-	if (lm__rx_self == d && d->rx_active) {
-		if (ioff != d->rx_off || len != ps)
+	if (lm__rx && lm__rx->d == d && lm__rx->active) {
+		struct rx_ctx *rx = lm__rx;
+
+		if (ioff != rx->off || len != ps)
 			return -EIO;
-		if (d->rx_zero)
+		if (rx->zero)
 			memset(dst, 0, len);
 		else
-			memcpy(dst, d->rx_src, len);
-		d->rx_used = true;
+			memcpy(dst, rx->src, len);
+		rx->used = true;
 		mark_have(d, ioff, len);
 		return 0;
 	}

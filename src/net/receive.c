@@ -26,18 +26,21 @@
 #include "net/dest_internal.h"
 #include "net/why.h"
 
-extern __thread struct lm_net_dest *lm__rx_self
-	__attribute__((tls_model("initial-exec")));
-
 static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
-		      unsigned i, size_t *cursor);
+		      unsigned i, size_t *cursor, char *why);
 
-static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
+/* Pages [first, end) of a PUSH frame, by the calling thread (ctx is its
+ * own). The cursor is found by walking the records up to first. */
+static int install_pages(struct lm_net_dest *d, struct rx_ctx *ctx,
+			 const struct lm_net_msg *m, unsigned first,
+			 unsigned end)
 {
 	uint64_t ps = d->layout.page_size;
 	size_t cursor = 0;
 
-	for (unsigned i = 0; i < m->u.pages.npages; i++) {
+	for (unsigned i = 0; i < first; i++)
+		cursor += lm_get32(m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC + 4);
+	for (unsigned i = first; i < end; i++) {
 		uint64_t off = m->u.pages.off + (uint64_t)i * ps;
 		const uint8_t *rec = m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC;
 		struct dest_region *dr = lm__dest_region_of(d, off);
@@ -54,7 +57,7 @@ static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
 							  1, memory_order_relaxed);
 				continue;
 			}
-			rc = store_page(d, m, i, &cursor);
+			rc = store_page(d, m, i, &cursor, ctx->why);
 			if (rc)
 				return rc;
 			atomic_fetch_add_explicit(&d->st.push_pages, 1,
@@ -69,27 +72,27 @@ static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
 		}
 		/* Expand before claiming: a bad LZ4 block is the peer's
 		 * fault and must not fail (poison) the page. */
-		d->rx_zero = rec[0] == LM_NET_ENC_ZERO;
-		d->rx_src = m->u.pages.data + at;
+		ctx->zero = rec[0] == LM_NET_ENC_ZERO;
+		ctx->src = m->u.pages.data + at;
 		if (rec[0] == LM_NET_ENC_LZ4) {
 			rc = lm_net_page_expand(&d->layout, m, i, &at,
-						d->rx_page, d->rx_why, WHY_LEN);
+						ctx->page, ctx->why, WHY_LEN);
 			if (rc)
 				return rc;
-			d->rx_src = d->rx_page;
+			ctx->src = ctx->page;
 		}
-		d->rx_off = off;
-		d->rx_used = false;
-		d->rx_active = true;
+		ctx->off = off;
+		ctx->used = false;
+		ctx->active = true;
 		rc = lm_region_fault(dr->r, off - dr->base,
 				     LM_ORIGIN_BACKGROUND);
-		d->rx_active = false;
+		ctx->active = false;
 		/* A page that failed earlier stays failed: not the link's
 		 * business. */
 		if (rc < 0)
 			atomic_fetch_add_explicit(&d->st.push_failed, 1,
 						  memory_order_relaxed);
-		else if (d->rx_used)
+		else if (ctx->used)
 			atomic_fetch_add_explicit(&d->st.push_pages, 1,
 						  memory_order_relaxed);
 		else
@@ -99,21 +102,81 @@ static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
 	return 0;
 }
 
+/*
+ * A PUSH frame: its pages are shared out between the receiver and the
+ * installers (if configured), each installing its share through the
+ * region's fault path at once: installing page by page, one UFFDIO_COPY
+ * each, is the push's bound on one thread. The frame is not reused until
+ * every share is done.
+ */
+static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	unsigned n = m->u.pages.npages, k = d->nr_inst;
+	unsigned per = (n + k - 1) / k;
+	int err;
+
+	for (unsigned j = 1; j < k; j++) {
+		struct installer *in = &d->inst[j - 1];
+
+		in->msg = m;
+		in->first = LM_MIN(n, j * per);
+		in->end = LM_MIN(n, (j + 1) * per);
+		in->result = 0;
+		atomic_store(&in->job, 1);
+		lm_futex_wake_all(&in->job);
+	}
+	err = install_pages(d, d->rx_ctx, m, 0, LM_MIN(n, per));
+	if (err)
+		memcpy(d->rx_why, d->rx_ctx->why, WHY_LEN);
+	for (unsigned j = 1; j < k; j++) {
+		struct installer *in = &d->inst[j - 1];
+
+		while (atomic_load(&in->job))
+			lm_futex_wait(&in->job, 1, NULL);
+		if (in->result && !err) {
+			err = in->result;
+			memcpy(d->rx_why, in->ctx.why, WHY_LEN);
+		}
+	}
+	return err;
+}
+
+void *lm__dest_installer_main(void *arg)
+{
+	struct installer *in = arg;
+	struct lm_net_dest *d = in->d;
+
+	lm__rx = &in->ctx;
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	for (;;) {
+		while (!atomic_load(&in->job) && !atomic_load(&d->stop)) {
+			struct timespec ts = { .tv_nsec = 100000000 };
+
+			lm_futex_wait(&in->job, 0, &ts);
+		}
+		if (!atomic_load(&in->job))
+			return NULL;	/* stopping */
+		in->result = install_pages(d, &in->ctx, in->msg, in->first,
+					   in->end);
+		atomic_store(&in->job, 0);
+		lm_futex_wake_all(&in->job);
+	}
+}
+
 /* Page i of a PAGES frame into its region's store, valid from now on. */
 static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
-		      unsigned i, size_t *cursor)
+		      unsigned i, size_t *cursor, char *why)
 {
 	uint64_t off = m->u.pages.off + (uint64_t)i * d->layout.page_size;
 	struct dest_region *dr = lm__dest_region_of(d, off);
 	int err;
 
 	if (!dr->store)
-		return lm_net_why(d->rx_why, WHY_LEN, "%s pages for region %u, "
+		return lm_net_why(why, WHY_LEN, "%s pages for region %u, "
 				  "which has no store on this destination",
 				  lm_net_type_name(m->h.type), dr->idx);
 	err = lm_net_page_expand(&d->layout, m, i, cursor,
-				 dr->store + (off - dr->base), d->rx_why,
-				 WHY_LEN);
+				 dr->store + (off - dr->base), why, WHY_LEN);
 	if (err)
 		return err;
 	lm__bit_set(d->valid, off / d->layout.page_size);
@@ -125,7 +188,7 @@ static int store_precopy(struct lm_net_dest *d, const struct lm_net_msg *m)
 	size_t cursor = 0;
 
 	for (unsigned i = 0; i < m->u.pages.npages; i++) {
-		int err = store_page(d, m, i, &cursor);
+		int err = store_page(d, m, i, &cursor, d->rx_why);
 
 		if (err)
 			return err;
@@ -211,7 +274,7 @@ static int readable(int fd)
 void *lm__dest_rx_main(void *arg)
 {
 	struct lm_net_dest *d = arg;
-	lm__rx_self = d;
+	lm__rx = d->rx_ctx;
 	/* Below the faulting threads, which may share our CPUs. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	while (!atomic_load(&d->stop)) {
