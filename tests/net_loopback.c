@@ -11,7 +11,9 @@
  *                     pages dirtied and named in DIRTY, switch-over with a
  *                     vCPU blob, post-copy for the rest; clean pre-copied
  *                     pages are served without any transfer;
- *   zero_and_lz4      zero pages travel as a flag, compressible ones as LZ4.
+ *   zero_and_lz4      zero pages travel as a flag, compressible ones as LZ4;
+ *   two_regions       a VMM's layout: an eager region and a lazy one;
+ *   hugetlb           2 MiB pages (skips without free huge pages).
  */
 #include "net_util.h"
 
@@ -356,6 +358,56 @@ static void t_two_regions(void **state)
 	free(dirty);
 }
 
+/* 2 MiB pages: demand requests and pushed frames of one huge page. */
+static void t_hugetlb(void **state)
+{
+	const uint64_t size = 16 << 20, ps = 2 << 20;
+	struct lm_net_layout l;
+	struct lm_net_dest_config dc = { .listen = "127.0.0.1:0",
+					 .layout = &l, .nr_urgent = 2 };
+	struct lm_net_dest *d;
+	struct lm_region *r;
+	struct lm_region_config rc = { .name = "huge", .size = size,
+				       .backing = LM_BACKING_HUGETLB,
+				       .delivery = LM_DELIVERY_SELF };
+	struct t_src src = { 0 };
+	uint8_t *mem = t_map(size);
+	char why[128];
+	long prev;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	prev = t_hugepages_reserve(size / ps);
+	if (prev < 0)
+		LM_SKIP("cannot reserve %llu 2 MiB huge pages",
+			(unsigned long long)(size / ps));
+	LM_ASSERT(lm_net_layout_init(&l, ps, &size, 1, why, sizeof(why)) == 0,
+		  "%s", why);
+	t_fill(mem, size, SALT);
+	memset(mem + ps, 0, ps);		/* one zero huge page */
+	LM_OK(lm_net_dest_create(&dc, &d));
+	rc.source = lm_net_dest_source(d);
+	if (lm_region_create(&rc, &r)) {
+		lm_net_dest_destroy(d);
+		t_hugepages_restore(prev);
+		LM_SKIP("hugetlb region: %s", lm_last_error());
+	}
+	LM_OK(lm_net_dest_attach(d, r));
+	src.cfg = (struct lm_net_server_config){ .mem = mem, .layout = &l,
+		.push = true, .compress = true };
+	t_src_go(&src, lm_net_dest_address(d));
+	LM_OK(lm_net_dest_wait_up(d, 5000));
+	t_touch(lm_region_addr(r), 4, ps, 2);	/* half by demand */
+	LM_OK(lm_region_wait_complete(r, 30000));
+	LM_OK(lm_net_dest_finish(d));
+	LM_OK(t_src_join(&src));
+	LM_ASSERT(!memcmp(lm_region_addr(r), mem, size), "content differs");
+	lm_net_dest_destroy(d);
+	lm_region_destroy(r);
+	t_hugepages_restore(prev);
+	munmap(mem, size);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +417,7 @@ int main(void)
 		cmocka_unit_test(t_precopy_hybrid),
 		cmocka_unit_test(t_zero_and_lz4),
 		cmocka_unit_test(t_two_regions),
+		cmocka_unit_test(t_hugetlb),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
