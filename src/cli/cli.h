@@ -19,7 +19,10 @@ struct cli_command {
 
 /* Implemented in one file per subcommand. */
 int cmd_bench_fault(int argc, char **argv);
+int cmd_vm_run(int argc, char **argv);
+int cmd_bench_paging(int argc, char **argv);
 int cmd_snapshot_inspect(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_snapshot_verify(int argc, char **argv);
 int cmd_bench_postcopy(int argc, char **argv);
 int cmd_page_server(int argc, char **argv);

@@ -10,8 +10,14 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
+	{ NULL, "demo", cmd_demo,
+	  "save a test VM's memory, restore it lazily, refuse a corrupt page" },
 	{ "bench", "fault", cmd_bench_fault,
 	  "fault-resolution rate: handler threads vs self-resolve vs kernel" },
+	{ "vm", "run", cmd_vm_run,
+	  "boot a guest workload with lazily filled RAM on /dev/kvm" },
+	{ "bench", "paging", cmd_bench_paging,
+	  "guest demand-paging rate per delivery and vCPU count" },
 	{ "snapshot", "inspect", cmd_snapshot_inspect,
 	  "print a snapshot's layout, vCPU and workload state" },
 	{ "snapshot", "verify", cmd_snapshot_verify,

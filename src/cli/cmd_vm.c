@@ -1,0 +1,357 @@
+/*
+ * cmd_vm.c - "lazymem vm run": boot a guest workload on /dev/kvm with its
+ * RAM filled by one delivery, and print what ran, how long it took, which
+ * way the faults went, and whether the guest's content checked out.
+ *
+ * Parsing and printing only; the VMM is src/kvm (kvm.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli/cli.h"
+#include "cli/vm_opts.h"
+#include "kvm/kvm.h"
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s [options]\n"
+		"Boot a guest workload whose RAM is filled lazily, and report.\n\n"
+		"  --mem SIZE           guest RAM (default 256M)\n"
+		"  --vcpus N            vCPUs, 1..%d (default 1)\n"
+		"  --workload NAME      touch, random, counter, dirty, verify, lockinc,\n"
+		"                       stos, fetch, ping, spin (default touch)\n"
+		"  --access read|write  touch and random: access kind (default write)\n"
+		"  --delivery NAME      limit, handler, minor, exit, hybrid (default exit)\n"
+		"  --backing KIND       anon, memfd, hugetlb (default anon; memfd for\n"
+		"                       minor and hybrid)\n"
+		"  --guest-pages SIZE   guest page tables: 4k or 2m (default 4k)\n"
+		"  --placement WHERE    handler threads: any, same-cpu, other-cpu\n"
+		"                       (default any; same/other pin the vCPUs too)\n"
+		"  --pin                pin vCPU i to CPU i mod ncpus\n"
+		"  --iterations N       dirty passes, lockinc rounds, ping calls (default 1)\n"
+		"  --stos-len SIZE      stos: bytes per vCPU (default 64k)\n"
+		"  --gen N              source content generation, >= 1 (default 1)\n"
+		"  --guest-cpl 0|3      guest privilege level (default 3: native here; 0 is\n"
+		"                       emulated on kvm-pvm, as demand_paging_test runs)\n"
+		"  --eager-commit       experiment: install a page as soon as its emulated\n"
+		"                       access is served (no immediate_exit completion)\n"
+		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
+		"                       completed with immediate_exit), not the decoder\n"
+		"  --background         stream every missing page in while the guest runs\n"
+		"  --fault-around N     each demand fault also installs the missing pages\n"
+		"                       after it, N in all, 1..64 (default off)\n"
+		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
+		"  --json               one JSON object on stdout\n"
+		"  -h, --help           this text\n",
+		prog, LM_MAX_VCPUS);
+}
+
+static void print_text(const struct lm_vm_config *cfg,
+		       const struct lm_vm_workload *wl,
+		       const struct lm_vm_result *r)
+{
+	const struct lm_vm_exits *e = &r->exits;
+
+	printf("ran:      workload %s%s, delivery %s%s%s, backing %s, %u vCPU%s, %llu MiB RAM, %s guest pages, %llu KiB host pages, CPL %u\n",
+	       lm_workload_name(wl->kind),
+	       wl->kind == LM_WL_TOUCH || wl->kind == LM_WL_RANDOM ||
+	       wl->kind == LM_WL_COUNTER ? (wl->write ? " (write)" : " (read)") : "",
+	       lm_vm_delivery_name(cfg->delivery),
+	       cfg->placement != LM_PLACE_ANY ? ", handlers " : "",
+	       cfg->placement != LM_PLACE_ANY ? lm_vm_placement_name(cfg->placement) : "",
+	       lm_backing_name(cfg->backing), cfg->nr_vcpus,
+	       cfg->nr_vcpus == 1 ? "" : "s",
+	       (unsigned long long)(cfg->mem_size >> 20),
+	       cfg->guest_page_size == 4096 ? "4 KiB" : "2 MiB",
+	       (unsigned long long)(lm_backing_page_size(cfg->backing) >> 10),
+	       cfg->guest_cpl0 ? 0 : 3);
+	printf("time:     %llu pages in %.3f s = %.0f pages/s (whole run %.3f s); CPU %.3f s = %.1f us per page\n",
+	       (unsigned long long)r->pages, r->seconds,
+	       r->seconds > 0 ? (double)r->pages / r->seconds : 0.0,
+	       r->total_seconds, r->cpu_seconds,
+	       r->pages ? r->cpu_seconds * 1e6 / (double)r->pages : 0.0);
+	if (wl->kind == LM_WL_COUNTER)
+		printf("counter:  vCPU 0 counted %llu in %.3f s = %.0f/s while the others faulted\n",
+		       (unsigned long long)r->counter, r->counter_seconds,
+		       r->counter_seconds > 0 ? (double)r->counter / r->counter_seconds : 0.0);
+	printf("exits:    efault %llu (decoded %llu, raced %llu, emulated %llu), mmio-in-ram %llu (fetched %llu, already present %llu, extra %llu, locked-rmw %llu), memory-fault %llu, fetch %llu, guest calls %llu, spurious %llu\n",
+	       (unsigned long long)e->efault,
+	       (unsigned long long)(e->efault - e->efault_emulated),
+	       (unsigned long long)e->efault_raced,
+	       (unsigned long long)e->efault_emulated,
+	       (unsigned long long)e->mmio_fault, (unsigned long long)e->mmio_owned,
+	       (unsigned long long)e->mmio_present, (unsigned long long)e->mmio_extra,
+	       (unsigned long long)e->locked_rmw, (unsigned long long)e->memory_fault,
+	       (unsigned long long)e->fetch_fault, (unsigned long long)e->io,
+	       (unsigned long long)e->spurious);
+	if (r->have_stats) {
+		const struct lm_stats *s = &r->stats;
+
+		printf("faults:   ");
+		for (int o = 0; o < LM_ORIGIN_COUNT; o++)
+			printf("%s %llu, ", lm_origin_name((enum lm_fault_origin)o),
+			       (unsigned long long)s->faults[o]);
+		printf("waited %llu, present %llu; pages installed on demand %llu (ahead of a fault %llu, zero %llu, failed %llu), in the background %llu\n",
+		       (unsigned long long)s->faults_waited,
+		       (unsigned long long)s->faults_present,
+		       (unsigned long long)s->pages_demand,
+		       (unsigned long long)s->pages_around,
+		       (unsigned long long)s->pages_zero,
+		       (unsigned long long)s->pages_failed,
+		       (unsigned long long)s->pages_background);
+		printf("latency:  p50 %.1f us, p99 %.1f us, max %.1f us over %llu demand faults\n",
+		       (double)s->lat_p50_ns / 1e3, (double)s->lat_p99_ns / 1e3,
+		       (double)s->lat_max_ns / 1e3,
+		       (unsigned long long)s->lat_count);
+	} else {
+		printf("faults:   no userfaultfd (the kernel filled RAM)\n");
+	}
+	if (r->verified)
+		printf("verify:   ok (%llu words checked by the guest, %llu pages sampled by the VMM)\n",
+		       (unsigned long long)r->words_checked,
+		       (unsigned long long)r->host_checked);
+	else
+		printf("verify:   FAILED: %llu guest mismatches (first at gpa 0x%llx: expected 0x%llx, got 0x%llx), %llu of %llu VMM samples wrong\n",
+		       (unsigned long long)r->mismatches,
+		       (unsigned long long)r->first_bad_gpa,
+		       (unsigned long long)r->first_expected,
+		       (unsigned long long)r->first_got,
+		       (unsigned long long)r->host_mismatches,
+		       (unsigned long long)r->host_checked);
+}
+
+static void print_json(const struct lm_vm_config *cfg,
+		       const struct lm_vm_workload *wl,
+		       const struct lm_vm_result *r)
+{
+	json_object *o = json_object_new_object(), *ex = json_object_new_object();
+	const struct lm_vm_exits *e = &r->exits;
+
+#define ADD(obj, k, v) json_object_object_add(obj, k, v)
+#define I64(x) json_object_new_int64((int64_t)(x))
+	ADD(o, "workload", json_object_new_string(lm_workload_name(wl->kind)));
+	ADD(o, "write", json_object_new_boolean(wl->write));
+	ADD(o, "delivery", json_object_new_string(lm_vm_delivery_name(cfg->delivery)));
+	ADD(o, "placement", cfg->placement == LM_PLACE_ANY ? NULL :
+	    json_object_new_string(lm_vm_placement_name(cfg->placement)));
+	ADD(o, "backing", json_object_new_string(lm_backing_name(cfg->backing)));
+	ADD(o, "vcpus", I64(cfg->nr_vcpus));
+	ADD(o, "mem", I64(cfg->mem_size));
+	ADD(o, "guest_page_size", I64(cfg->guest_page_size));
+	ADD(o, "host_page_size", I64(lm_backing_page_size(cfg->backing)));
+	ADD(o, "guest_cpl", I64(cfg->guest_cpl0 ? 0 : 3));
+	ADD(o, "pages", I64(r->pages));
+	ADD(o, "seconds", json_object_new_double(r->seconds));
+	ADD(o, "pages_per_sec", json_object_new_double(r->seconds > 0 ? (double)r->pages / r->seconds : 0));
+	ADD(o, "total_seconds", json_object_new_double(r->total_seconds));
+	ADD(o, "cpu_seconds", json_object_new_double(r->cpu_seconds));
+	if (wl->kind == LM_WL_COUNTER) {
+		ADD(o, "counter", I64(r->counter));
+		ADD(o, "counter_seconds", json_object_new_double(r->counter_seconds));
+	}
+	ADD(ex, "efault", I64(e->efault));
+	ADD(ex, "efault_emulated", I64(e->efault_emulated));
+	ADD(ex, "efault_raced", I64(e->efault_raced));
+	ADD(ex, "mmio_in_ram", I64(e->mmio_fault));
+	ADD(ex, "mmio_fetched", I64(e->mmio_owned));
+	ADD(ex, "mmio_present", I64(e->mmio_present));
+	ADD(ex, "mmio_extra", I64(e->mmio_extra));
+	ADD(ex, "locked_rmw", I64(e->locked_rmw));
+	ADD(ex, "memory_fault", I64(e->memory_fault));
+	ADD(ex, "fetch", I64(e->fetch_fault));
+	ADD(ex, "guest_calls", I64(e->io));
+	ADD(ex, "spurious", I64(e->spurious));
+	ADD(o, "exits", ex);
+	if (r->have_stats) {
+		json_object *f = json_object_new_object();
+
+		for (int k = 0; k < LM_ORIGIN_COUNT; k++)
+			ADD(f, lm_origin_name((enum lm_fault_origin)k), I64(r->stats.faults[k]));
+		ADD(f, "waited", I64(r->stats.faults_waited));
+		ADD(f, "present", I64(r->stats.faults_present));
+		ADD(f, "pages_installed", I64(r->stats.pages_demand));
+		ADD(f, "pages_around", I64(r->stats.pages_around));
+		ADD(f, "pages_background", I64(r->stats.pages_background));
+		ADD(f, "lat_p50_ns", I64(r->stats.lat_p50_ns));
+		ADD(f, "lat_p99_ns", I64(r->stats.lat_p99_ns));
+		ADD(o, "faults", f);
+	}
+	ADD(o, "words_checked", I64(r->words_checked));
+	ADD(o, "mismatches", I64(r->mismatches));
+	ADD(o, "host_checked", I64(r->host_checked));
+	ADD(o, "host_mismatches", I64(r->host_mismatches));
+	ADD(o, "verified", json_object_new_boolean(r->verified));
+#undef ADD
+#undef I64
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	json_object_put(o);
+}
+
+int cmd_vm_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'v' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "access", required_argument, NULL, 'a' },
+		{ "delivery", required_argument, NULL, 'd' },
+		{ "backing", required_argument, NULL, 'b' },
+		{ "guest-pages", required_argument, NULL, 'g' },
+		{ "placement", required_argument, NULL, 'p' },
+		{ "pin", no_argument, NULL, 'P' },
+		{ "iterations", required_argument, NULL, 'i' },
+		{ "stos-len", required_argument, NULL, 's' },
+		{ "gen", required_argument, NULL, 'G' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "emulate-faults", no_argument, NULL, 'E' },
+		{ "guest-cpl", required_argument, NULL, 'C' },
+		{ "eager-commit", no_argument, NULL, 'Q' },
+		{ "fault-around", required_argument, NULL, 'F' },
+		{ "background", no_argument, NULL, 'B' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct lm_vm_config cfg = {
+		.mem_size = 256ULL << 20, .nr_vcpus = 1,
+		.backing = LM_BACKING_ANON, .delivery = LM_VM_EXIT,
+		.guest_page_size = 4096, .gen = 1,
+	};
+	struct lm_vm_workload wl = {
+		.kind = LM_WL_TOUCH, .write = true, .iterations = 1,
+		.stos_len = 64 << 10, .timeout_ms = 60000, .seed = 12345,
+	};
+	struct lm_vm_result res;
+	struct lm_vm *vm;
+	bool json = false, backing_set = false;
+	unsigned long val;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (cli_parse_size(optarg, &cfg.mem_size) || !cfg.mem_size)
+				return cli_usage_error("--mem '%s': expected a size like 256M or 1G", optarg);
+			break;
+		case 'v':
+			if (vm_opt_uint(optarg, 1, LM_MAX_VCPUS, &val))
+				return cli_usage_error("--vcpus '%s': expected a number from 1 to %d", optarg, LM_MAX_VCPUS);
+			cfg.nr_vcpus = (unsigned)val;
+			break;
+		case 'w':
+			if (lm_workload_parse(optarg, &wl.kind))
+				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch, ping or spin", optarg);
+			break;
+		case 'a':
+			if (strcmp(optarg, "read") && strcmp(optarg, "write"))
+				return cli_usage_error("--access '%s': expected read or write", optarg);
+			wl.write = !strcmp(optarg, "write");
+			break;
+		case 'd':
+			if (lm_vm_delivery_parse(optarg, &cfg.delivery))
+				return cli_usage_error("--delivery '%s': expected limit, handler, minor, exit or hybrid", optarg);
+			break;
+		case 'b':
+			if (vm_opt_backing(optarg, &cfg.backing))
+				return cli_usage_error("--backing '%s': expected anon, memfd or hugetlb", optarg);
+			backing_set = true;
+			break;
+		case 'g':
+			if (vm_opt_guest_pages(optarg, &cfg.guest_page_size))
+				return cli_usage_error("--guest-pages '%s': expected 4k or 2m (1 GiB guest pages are refused on this host)", optarg);
+			break;
+		case 'p':
+			if (vm_opt_placement(optarg, &cfg.placement))
+				return cli_usage_error("--placement '%s': expected any, same-cpu or other-cpu", optarg);
+			break;
+		case 'P':
+			cfg.pin_vcpus = true;
+			break;
+		case 'i':
+			if (vm_opt_uint(optarg, 1, 1000000, &val))
+				return cli_usage_error("--iterations '%s': expected a number from 1 to 1000000", optarg);
+			wl.iterations = val;
+			break;
+		case 's':
+			if (cli_parse_size(optarg, &wl.stos_len) || wl.stos_len < 8)
+				return cli_usage_error("--stos-len '%s': expected a size of at least 8 bytes", optarg);
+			break;
+		case 'G':
+			if (vm_opt_uint(optarg, 1, 1u << 30, &val))
+				return cli_usage_error("--gen '%s': expected a number >= 1", optarg);
+			cfg.gen = val;
+			break;
+		case 't':
+			if (vm_opt_uint(optarg, 1, 86400, &val))
+				return cli_usage_error("--timeout '%s': expected seconds from 1 to 86400", optarg);
+			wl.timeout_ms = (unsigned)val * 1000;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'E':
+			cfg.emulate_faults = true;
+			break;
+		case 'Q':
+			cfg.eager_commit = true;
+			break;
+		case 'C':
+			if (strcmp(optarg, "0") && strcmp(optarg, "3"))
+				return cli_usage_error("--guest-cpl '%s': expected 0 or 3", optarg);
+			cfg.guest_cpl0 = !strcmp(optarg, "0");
+			break;
+		case 'B':
+			cfg.background = true;
+			break;
+		case 'F':
+			if (vm_opt_uint(optarg, 1, 64, &val))
+				return cli_usage_error("--fault-around '%s': expected pages from 1 to 64", optarg);
+			cfg.fault_around = (unsigned)val;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		default:
+			return cli_usage_error("%s: bad option (see --help)", argv[0]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("%s: unexpected argument '%s'", argv[0], argv[optind]);
+	if (!backing_set && (cfg.delivery == LM_VM_MINOR || cfg.delivery == LM_VM_HYBRID))
+		cfg.backing = LM_BACKING_MEMFD;
+	if (cfg.placement != LM_PLACE_ANY) {
+		if (cfg.delivery != LM_VM_HANDLER && cfg.delivery != LM_VM_MINOR)
+			return cli_usage_error("--placement applies to deliveries with handler threads (handler, minor), not %s",
+					       lm_vm_delivery_name(cfg.delivery));
+		cfg.pin_vcpus = true;
+	}
+	if (wl.kind == LM_WL_COUNTER && cfg.nr_vcpus < 2)
+		return cli_usage_error("--workload counter needs --vcpus 2 or more (vCPU 0 counts while the others touch)");
+	cfg.code_source = wl.kind == LM_WL_FETCH;
+	if (cfg.background && cfg.delivery == LM_VM_LIMIT)
+		return cli_usage_error("--background needs a delivery with a source (limit has no userfaultfd)");
+	if (cfg.code_source && cfg.delivery == LM_VM_LIMIT)
+		return cli_usage_error("--workload fetch needs a delivery with a source (limit RAM is zero-filled, there is no code in it)");
+
+	rc = lm_vm_create(&cfg, &vm);
+	if (rc)
+		return cli_fail("vm: %s", lm_vm_last_error());
+	rc = lm_vm_run(vm, &wl, &res);
+	if (rc) {
+		lm_vm_destroy(vm);
+		return cli_fail("vm run: %s", lm_vm_last_error());
+	}
+	lm_vm_destroy(vm);
+	if (json)
+		print_json(&cfg, &wl, &res);
+	else
+		print_text(&cfg, &wl, &res);
+	return res.verified ? 0 : 1;
+}

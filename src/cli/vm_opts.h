@@ -1,0 +1,18 @@
+/*
+ * vm_opts.h - option values shared by "lazymem vm run" and "lazymem bench
+ * paging". Each returns 0 or -EINVAL; the caller names the option.
+ */
+#ifndef LAZYMEM_CLI_VM_OPTS_H
+#define LAZYMEM_CLI_VM_OPTS_H
+
+#include <lazymem/region.h>
+
+#include "kvm/kvm.h"
+
+int vm_opt_uint(const char *s, unsigned long min, unsigned long max,
+		unsigned long *out);
+int vm_opt_backing(const char *s, enum lm_backing *out);
+int vm_opt_guest_pages(const char *s, uint64_t *out);
+int vm_opt_placement(const char *s, enum lm_vm_placement *out);
+
+#endif
