@@ -2,7 +2,8 @@
 # Build lazymem and pass its whole test suite, three times over:
 #   build/        optimized, warnings as errors
 #   build-asan/   AddressSanitizer + UndefinedBehaviorSanitizer
-#   build-tsan/   ThreadSanitizer, for the threaded core (suite "core")
+#   build-tsan/   ThreadSanitizer, for the threaded core and the fc-handler
+#                 daemon (suites "core" and "fc")
 #   build-fuzz/   clang + libFuzzer, a short campaign per parser
 # Tests needing /dev/kvm, hugetlb pages or root skip with a reason.
 set -euo pipefail
@@ -33,7 +34,7 @@ run build
 setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run build-asan
 setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
-TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite core
+TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite core --suite fc
 TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite net
 
 # A short libFuzzer campaign on the parsers (clang, ASan+UBSan): it also

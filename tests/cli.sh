@@ -44,4 +44,29 @@ for r in res:
     assert r["threads"] in (1, 2)
 ' "$json"
 
+check "fc-handler --help" bash -c "'$LAZYMEM' fc-handler --help | grep -q -- '--kill-peer-on-error'"
+check "fc-handler needs --socket and --mem-file" expect_error 2 \
+  "--socket and --mem-file are required" fc-handler --socket /tmp/x
+check "fc-handler names a missing memory file" expect_error 1 \
+  "memory file: file source /nonexistent/mem" fc-handler --socket /tmp/lm-cli.sock \
+  --mem-file /nonexistent/mem
+check "bench fc-handler --help says the guest is a stand-in" \
+  bash -c "'$LAZYMEM' bench fc-handler --help | grep -q 'thread-based stand-in'"
+check "bench fc-handler bad --ws named" expect_error 2 "--ws '200%'" \
+  bench fc-handler --ws 200%
+
+json=$("$LAZYMEM" bench fc-handler --mem 128M --page-sizes 4k --json)
+check "bench fc-handler --json shape and verification" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["benchmark"] == "fc-handler", d
+assert "stand-in" in d["config"]["guest"]
+res = d["results"]
+assert {r["mode"] for r in res} == {"copy-per-fault", "on-demand", "prefetch", "limit"}, res
+for r in res:
+    assert r["verified"] is True, r
+    assert r["page_size"] == 4096 and r["seconds"] > 0 and r["fault_128m_seconds"] > 0, r
+    assert r["mode"] == "limit" or r["faults"] > 0, r
+' "$json"
+
 [ $fails -eq 0 ]

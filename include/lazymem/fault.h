@@ -47,6 +47,7 @@ struct lm_fault {
 	int slot;		/* staging slot, -1 when page is the alias */
 	unsigned view;		/* which registered mapping faulted */
 	unsigned npages;	/* page plus the fault-around pages after it */
+	bool zero;		/* installed as zeroes (counted as such) */
 };
 
 /* 1: caller owns the page (commit or fail it); 0: present; -errno. */

@@ -9,6 +9,7 @@
 #include <lazymem/region.h>
 #include <lazymem/fault.h>
 #include <lazymem/stats.h>
+#include <lazymem/foreign.h>
 #include <lazymem/snapshot.h>
 
 #endif

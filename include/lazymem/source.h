@@ -55,6 +55,10 @@ int lm_source_memory_create(const void *buf, uint64_t size,
 int lm_source_failing_create(struct lm_source *inner, uint64_t fail_off,
 			     int err, struct lm_source **out);
 
+/* A window [off, off+size) of inner (borrowed, must outlive the slice). */
+int lm_source_slice_create(struct lm_source *inner, uint64_t off,
+			   uint64_t size, struct lm_source **out);
+
 void lm_source_destroy(struct lm_source *src);
 
 static inline int lm_source_read(struct lm_source *src, uint64_t off,

@@ -31,9 +31,19 @@ struct lm_stats {
 	uint64_t lat_count;		/* demand faults timed */
 	uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns;
 	uint64_t lat_hist[LM_LAT_BUCKETS];
+	/* Adopted (foreign) regions: installs refused with EAGAIN while the
+	 * other process changed its memory map, retried after its events
+	 * were read; pages its owner removed (balloon, munmap). */
+	uint64_t faults_retried;
+	uint64_t pages_removed;
 };
 
 void lm_region_stats(const struct lm_region *r, struct lm_stats *out);
+
+/* Add the counters and histogram of `from` to `into` (maximum of the
+ * maxima) and recompute into's percentiles: one figure for several
+ * regions, such as the ranges of one foreign space. */
+void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from);
 
 /* Representative value (ns) of histogram bucket i. */
 uint64_t lm_lat_bucket_ns(unsigned i);

@@ -19,6 +19,8 @@ struct cli_command {
 
 /* Implemented in one file per subcommand. */
 int cmd_bench_fault(int argc, char **argv);
+int cmd_fc_handler(int argc, char **argv);
+int cmd_bench_fc_handler(int argc, char **argv);
 int cmd_vm_run(int argc, char **argv);
 int cmd_bench_paging(int argc, char **argv);
 int cmd_snapshot_inspect(int argc, char **argv);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/region_internal.h"
 #include "core/uffd.h"
@@ -92,6 +93,7 @@ static void fill_run(struct lm_region *r, uint64_t first, uint64_t n)
 static void *background_main(void *arg)
 {
 	struct lm_region *r = arg;
+	struct lm_background *bg = &r->bg;
 	struct sched_param sp = { .sched_priority = 0 };
 	uint64_t per_batch = LM_MAX(1, BATCH_BYTES >> r->page_shift);
 	uint64_t i = 0;
@@ -105,15 +107,26 @@ static void *background_main(void *arg)
 			sched_yield();
 			continue;
 		}
+		/* A foreign region's removed pages stay unbacked: the
+		 * balloon gave them back to the host. */
 		while (n < per_batch && i + n < r->nr_pages &&
+		       !(r->foreign && lm_pagemap_removed(&r->map, i + n)) &&
 		       lm_pagemap_claim(&r->map, i + n))
 			n++;
 		if (n == 0) {
 			i++;	/* present, failed or being fetched */
 			continue;
 		}
+		if (r->foreign &&
+		    lm__install_claimed(r, i, n, bg->batch, true) == -EAGAIN) {
+			/* An event is pending in the other process; its
+			 * handler thread reads it. Pages were given back. */
+			usleep(100);
+			continue;
+		}
 		atomic_fetch_add(&r->stats.faults[LM_ORIGIN_BACKGROUND], n);
-		fill_run(r, i, n);
+		if (!r->foreign)
+			fill_run(r, i, n);
 		i += n;
 	}
 	return NULL;

@@ -84,6 +84,38 @@ static void poison_all(struct lm_region *r, uint64_t off)
 	}
 }
 
+/*
+ * Foreign regions: a fault on a page we think present whose owner removed
+ * it. Either the message is stale (the page is there: EEXIST, wake the
+ * sleeper) or an install of ours raced with the kernel's zap after the
+ * REMOVE was read (the page is gone: its content is zero now).
+ */
+static int reinstall_zero(struct lm_region *r, struct lm_view *v,
+			  uint64_t off)
+{
+	uint64_t done;
+	void *zero = NULL;
+	int slot = -1, err;
+
+	if (r->backing == LM_BACKING_HUGETLB) {
+		slot = lm_staging_get(&r->staging, &zero);
+		if (slot < 0)
+			return slot;
+		memset(zero, 0, r->page_size);
+		err = lm_uffd_copy_try(v->uffd, v->addr + off, zero,
+				       r->page_size, true, &done);
+		lm_staging_put(&r->staging, slot);
+	} else {
+		err = lm_uffd_zeropage_try(v->uffd, v->addr + off,
+					   r->page_size, true, &done);
+	}
+	if (err == -EEXIST)
+		err = lm_uffd_wake(v->uffd, v->addr + off, r->page_size);
+	else if (!err)
+		count(&r->stats.pages_zero, 1);
+	return err;
+}
+
 /* The page is someone else's: wait for it, then map it in our view.
  * 1 means the owner gave it back unfetched (fault-around): claim again. */
 static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
@@ -108,6 +140,8 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 		poison_all(r, f->off);
 		return -EIO;
 	}
+	if (r->foreign && lm_pagemap_removed(&r->map, idx))
+		return reinstall_zero(r, v, f->off);
 	return map_present(r, v, f->off, r->page_size);
 }
 
@@ -117,6 +151,7 @@ static unsigned claim_around(struct lm_region *r, uint64_t idx)
 	unsigned n = 0;
 
 	while (n + 1 < r->fault_around && idx + n + 1 < r->nr_pages &&
+	       !(r->foreign && lm_pagemap_removed(&r->map, idx + n + 1)) &&
 	       lm_pagemap_claim(&r->map, idx + n + 1))
 		n++;
 	return n;
@@ -143,11 +178,20 @@ static bool src_is_zero(struct lm_region *r, uint64_t off, uint64_t len)
 static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 {
 	uint64_t len = (uint64_t)f->npages << r->page_shift;
-	bool zero = src_is_zero(r, f->off, len);
+	/* A page its (foreign) owner removed reads as zero from now on. */
+	bool zero = (r->foreign &&
+		     lm_pagemap_removed(&r->map, f->off >> r->page_shift)) ||
+		    src_is_zero(r, f->off, len);
 	int err;
 
+	f->zero = zero;
 	if (r->install == LM_INSTALL_CONTINUE) {
 		f->page = r->alias + f->off;
+	} else if (r->image && !zero && !want_page) {
+		/* Foreign, source mapped: install straight from it. */
+		f->page = (void *)(uintptr_t)(r->image + f->off);
+		count(&r->stats.bytes_read, len);
+		return 0;
 	} else if (zero && !want_page && r->backing != LM_BACKING_HUGETLB) {
 		/* f->page stays NULL: commit installs UFFDIO_ZEROPAGE,
 		 * which hugetlbfs does not support. */
@@ -201,7 +245,15 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	}
 	if (origin != LM_ORIGIN_BACKGROUND) {
 		atomic_fetch_add_explicit(&r->demand_active, 1, RELAXED);
-		f->npages += claim_around(r, idx);
+		/* A removed page is installed as zeroes: no neighbours
+		 * (which still hold the source's content) in its run. */
+		if ((!r->around_adaptive ||
+		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
+		    !(r->foreign && lm_pagemap_removed(&r->map, idx)))
+			f->npages += claim_around(r, idx);
+		if (r->around_adaptive)
+			atomic_store_explicit(&r->next_seq_idx,
+					      idx + f->npages, RELAXED);
 	}
 	err = fetch(r, f, want_page);
 	if (err) {
@@ -209,6 +261,25 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 		return err;
 	}
 	return 1;
+}
+
+/* The mapped image could not be read (the file shrank under it): read
+ * through the source, whose error says why, and install from staging. */
+static int install_read(struct lm_region *r, struct lm_view *v, uint64_t off,
+			uint64_t len)
+{
+	uint64_t done;
+	void *buf;
+	int slot = lm_staging_get(&r->staging, &buf), err;
+
+	if (slot < 0)
+		return slot;
+	err = lm_source_read(r->src, off, buf, len);
+	if (!err)
+		err = lm_uffd_copy_try(v->uffd, v->addr + off, buf, len, true,
+				       &done);
+	lm_staging_put(&r->staging, slot);
+	return err;
 }
 
 /* Install [off, off+len) from buf (NULL: zero pages) in the fault's view. */
@@ -223,6 +294,16 @@ static int install_run(struct lm_region *r, const struct lm_fault *f,
 		return f->origin == LM_ORIGIN_BACKGROUND
 			       ? lm__continue_all(r, off, len)
 			       : map_present(r, v, off, len);
+	if (r->foreign) {
+		uint64_t done;
+
+		/* No retry here: -EAGAIN goes up to the reader of events. */
+		err = buf ? lm_uffd_copy_try(v->uffd, dst, buf, len, true, &done)
+			  : lm_uffd_zeropage_try(v->uffd, dst, len, true, &done);
+		if (err == -EFAULT && r->image && buf == r->image + off)
+			err = install_read(r, v, off, len);
+		return err == -EEXIST ? lm_uffd_wake(v->uffd, dst, len) : err;
+	}
 	if (buf)
 		err = lm_uffd_copy(v->uffd, dst, buf, len, !v->sigbus);
 	else
@@ -280,13 +361,40 @@ static int commit_page_by_page(struct lm_region *r, struct lm_fault *f)
 	return first_err;
 }
 
+/* Foreign regions: the other process is changing its memory map and the
+ * kernel refuses installs until its event is read. Give the pages back
+ * unfetched (waiters claim them anew) and let the caller read events. */
+static int commit_later(struct lm_region *r, struct lm_fault *f)
+{
+	uint64_t idx = f->off >> r->page_shift;
+
+	if (f->slot >= 0)
+		lm_staging_put(&r->staging, f->slot);
+	f->slot = -1;
+	for (unsigned i = 0; i < f->npages; i++)
+		lm_pagemap_publish(&r->map, idx + i, LM_PS_MISSING);
+	/* Not installed after all: the retry counts it again. */
+	if (f->zero)
+		atomic_fetch_sub_explicit(&r->stats.pages_zero, f->npages,
+					  RELAXED);
+	else
+		atomic_fetch_sub_explicit(&r->stats.bytes_read,
+					  (uint64_t)f->npages << r->page_shift,
+					  RELAXED);
+	count(&r->stats.faults_retried, 1);
+	demand_end(r, f);
+	return -EAGAIN;
+}
+
 int lm_fault_commit(struct lm_region *r, struct lm_fault *f)
 {
 	uint64_t idx = f->off >> r->page_shift;
 	int err = install_run(r, f, f->off, f->page,
 			      (uint64_t)f->npages << r->page_shift);
 
-	if (err && f->npages > 1) {
+	if (err == -EAGAIN && r->foreign) {
+		return commit_later(r, f);
+	} else if (err && f->npages > 1) {
 		err = commit_page_by_page(r, f);
 	} else if (err) {
 		if (f->slot >= 0)

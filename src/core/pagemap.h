@@ -24,6 +24,10 @@ enum {
 	LM_PS_FAILED = 3,
 	LM_PS_STATE = 3,	/* mask of the state bits */
 	LM_PS_WAITERS = 4,	/* someone sleeps on this word */
+	/* Adopted (foreign) regions only: the owner of the memory dropped
+	 * this page (a balloon's MADV_DONTNEED, an munmap). From now on its
+	 * content is zero, not the source's; claim and publish keep it. */
+	LM_PS_REMOVED = 8,
 };
 
 struct lm_pagemap {
@@ -51,6 +55,30 @@ static inline bool lm_pagemap_claim(struct lm_pagemap *m, uint64_t i)
 	return atomic_compare_exchange_strong_explicit(
 		&m->w[i], &v, (v & ~LM_PS_STATE) | LM_PS_FETCHING,
 		memory_order_acquire, memory_order_relaxed);
+}
+
+static inline bool lm_pagemap_removed(const struct lm_pagemap *m, uint64_t i)
+{
+	return atomic_load_explicit(&m->w[i], memory_order_acquire) &
+	       LM_PS_REMOVED;
+}
+
+/*
+ * Mark page i removed. A PRESENT page goes back to MISSING (the kernel is
+ * about to zap it, or has); a page being fetched keeps its owner, who sees
+ * the bit. True if the page was PRESENT.
+ */
+static inline bool lm_pagemap_remove(struct lm_pagemap *m, uint64_t i)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed), n;
+
+	do {
+		n = v | LM_PS_REMOVED;
+		if ((v & LM_PS_STATE) == LM_PS_PRESENT)
+			n = (n & ~LM_PS_STATE) | LM_PS_MISSING;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&m->w[i], &v, n, memory_order_acq_rel, memory_order_relaxed));
+	return (v & LM_PS_STATE) == LM_PS_PRESENT;
 }
 
 /* Sleep until the page is no longer FETCHING; returns its state. */

@@ -271,6 +271,77 @@ fail:
 	return err;
 }
 
+/*
+ * A region over memory another process mapped and registered: nothing is
+ * mapped or registered here. The userfaultfd stays the caller's (a foreign
+ * space shares one among its ranges) and faults reach the region through
+ * lm__fault, called by whoever reads that userfaultfd.
+ */
+int lm__region_adopt(const char *name, int uffd, uint64_t addr,
+		     uint64_t size, uint64_t page_size, struct lm_source *src,
+		     struct lm_region **out)
+{
+	struct lm_region *r;
+	int err;
+
+	if (page_size != 4096 && page_size != HUGE_2M)
+		return lm_error(-EINVAL, "region '%s': page size %llu; "
+				"expected 4096 or 2097152", name,
+				(unsigned long long)page_size);
+	if (!size || size % page_size || addr % page_size)
+		return lm_error(-EINVAL, "region '%s': address 0x%llx and size "
+				"%llu must be positive multiples of the page "
+				"size %llu", name, (unsigned long long)addr,
+				(unsigned long long)size,
+				(unsigned long long)page_size);
+	if (!src || src->size < size)
+		return lm_error(-EINVAL, "region '%s': source '%s' holds %llu "
+				"bytes but the region needs %llu", name,
+				src ? src->desc : "(none)",
+				(unsigned long long)(src ? src->size : 0),
+				(unsigned long long)size);
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return lm_error(-ENOMEM, "region '%s': out of memory", name);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->foreign = true;
+	r->size = size;
+	r->page_size = page_size;
+	r->page_shift = (unsigned)__builtin_ctzll(page_size);
+	r->nr_pages = size >> r->page_shift;
+	/* A sequential stream (a guest reading its memory in order) gets
+	 * 16 pages per fault, up to 64 KiB; random access one page. */
+	r->fault_around = page_size == 4096 ? 16 : 1;
+	r->around_adaptive = true;
+	atomic_init(&r->next_seq_idx, UINT64_MAX);
+	/* Only the zero-page choice depends on it: hugetlbfs has no
+	 * UFFDIO_ZEROPAGE. The other process's memory is anonymous or
+	 * shared; a MISSING registration serves both with UFFDIO_COPY. */
+	r->backing = page_size == HUGE_2M ? LM_BACKING_HUGETLB
+					  : LM_BACKING_ANON;
+	r->install = LM_INSTALL_COPY;
+	r->delivery = LM_DELIVERY_HANDLER;
+	r->src = src;
+	r->memfd = -1;
+	r->sigbus_slot = -1;
+	r->handlers.stop_fd = -1;
+	r->view[0].addr = (uint8_t *)(uintptr_t)addr;
+	r->view[0].uffd = uffd;
+	r->view[1].uffd = -1;
+	r->nr_views = 1;
+	lm_staging_init(&r->staging, page_size * r->fault_around);
+	err = lm_pagemap_init(&r->map, r->nr_pages);
+	if (err) {
+		lm_error(err, "region '%s': page-state map for %llu pages: %s",
+			 name, (unsigned long long)r->nr_pages, strerror(-err));
+		lm_staging_fini(&r->staging);
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
 void lm_region_destroy(struct lm_region *r)
 {
 	if (!r)
@@ -278,6 +349,11 @@ void lm_region_destroy(struct lm_region *r)
 	lm__background_stop(r);
 	lm__handlers_stop(r);
 	lm__sigbus_unregister(r);
+	if (r->foreign) {
+		/* The memory and the userfaultfd are not ours to release. */
+		r->view[0].addr = NULL;
+		r->view[0].uffd = -1;
+	}
 	for (unsigned i = 0; i < LM_MAX_VIEWS; i++) {
 		if (r->view[i].uffd >= 0)
 			close(r->view[i].uffd);

@@ -34,6 +34,7 @@ struct lm_stats_live {
 	_Atomic uint64_t pages_demand, pages_background, pages_zero;
 	_Atomic uint64_t pages_around;
 	_Atomic uint64_t pages_failed, bytes_read;
+	_Atomic uint64_t faults_retried, pages_removed;
 	_Atomic uint64_t lat_count, lat_max_ns;
 	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
 };
@@ -82,6 +83,22 @@ struct lm_region {
 	/* Demand faults being resolved now; background fill backs off. */
 	_Atomic int demand_active;
 	int sigbus_slot;		/* index in the SIGBUS registry, or -1 */
+	/*
+	 * Adopted from another process (foreign.c): view 0's address is in
+	 * that process and never dereferenced here, the userfaultfd belongs
+	 * to the foreign space, installs return -EAGAIN instead of retrying
+	 * (the events that clear it are read by the same thread), and pages
+	 * can be removed (LM_PS_REMOVED).
+	 */
+	bool foreign;
+	/* Foreign regions: fault-around only for a sequential stream, i.e.
+	 * when a demand fault lands where the previous one's run ended. */
+	bool around_adaptive;
+	const uint8_t *image;		/* foreign: the source mapped, or NULL */
+	/* Foreign: held for reading by batched installs, for writing while
+	 * events are read and applied (prefetch.c says why). */
+	pthread_rwlock_t *events_lock;
+	_Atomic uint64_t next_seq_idx;
 };
 
 /* fault.c: the fault path proper, used by every delivery. */
@@ -96,6 +113,19 @@ void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
 void lm__record_error(struct lm_region *r, uint64_t off, int err);
 /* Map [off, off+len) of the alias into every view (CONTINUE install). */
 int lm__continue_all(struct lm_region *r, uint64_t off, uint64_t len);
+
+/* region.c: a region over memory of another process (foreign.c). */
+int lm__region_adopt(const char *name, int uffd, uint64_t addr,
+		     uint64_t size, uint64_t page_size, struct lm_source *src,
+		     struct lm_region **out);
+
+/* prefetch.c: install pages [first, first+n), all claimed by the caller,
+ * reading them into buf (n pages) with one source read and one
+ * UFFDIO_COPY without waking; wake: one UFFDIO_WAKE over them at the end.
+ * 0, or -EAGAIN (foreign: an event is pending; pages not installed were
+ * given back MISSING), or the first page error (those pages failed). */
+int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
+			void *buf, bool wake);
 
 /* handler.c */
 int lm__handlers_start(struct lm_region *r, unsigned view, unsigned n,

@@ -77,6 +77,8 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 	out->pages_zero = atomic_load(&l->pages_zero);
 	out->pages_failed = atomic_load(&l->pages_failed);
 	out->bytes_read = atomic_load(&l->bytes_read);
+	out->faults_retried = atomic_load(&l->faults_retried);
+	out->pages_removed = atomic_load(&l->pages_removed);
 	out->lat_max_ns = atomic_load(&l->lat_max_ns);
 	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++) {
 		out->lat_hist[i] = atomic_load(&l->lat_hist[i]);
@@ -85,6 +87,32 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 	out->lat_count = total;
 	out->lat_p50_ns = percentile(out, total, 50);
 	out->lat_p99_ns = percentile(out, total, 99);
+}
+
+void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from)
+{
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < LM_ORIGIN_COUNT; i++)
+		into->faults[i] += from->faults[i];
+	into->faults_waited += from->faults_waited;
+	into->faults_present += from->faults_present;
+	into->pages_demand += from->pages_demand;
+	into->pages_background += from->pages_background;
+	into->pages_around += from->pages_around;
+	into->pages_zero += from->pages_zero;
+	into->pages_failed += from->pages_failed;
+	into->bytes_read += from->bytes_read;
+	into->faults_retried += from->faults_retried;
+	into->pages_removed += from->pages_removed;
+	into->lat_max_ns = LM_MAX(into->lat_max_ns, from->lat_max_ns);
+	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++) {
+		into->lat_hist[i] += from->lat_hist[i];
+		total += into->lat_hist[i];
+	}
+	into->lat_count = total;
+	into->lat_p50_ns = percentile(into, total, 50);
+	into->lat_p99_ns = percentile(into, total, 99);
 }
 
 const char *lm_origin_name(enum lm_fault_origin o)

@@ -162,3 +162,39 @@ int lm_uffd_wake(int uffd, void *dst, uint64_t len)
 
 	return ioctl(uffd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
 }
+
+int lm_uffd_copy_try(int uffd, void *dst, const void *src, uint64_t len,
+		     bool wake, uint64_t *done)
+{
+	struct uffdio_copy c = {
+		.dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len,
+		.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE,
+	};
+
+	*done = 0;
+	if (ioctl(uffd, UFFDIO_COPY, &c) == 0) {
+		*done = len;
+		return 0;
+	}
+	if (c.copy > 0)
+		*done = (uint64_t)c.copy;
+	return -errno;
+}
+
+int lm_uffd_zeropage_try(int uffd, void *dst, uint64_t len, bool wake,
+			 uint64_t *done)
+{
+	struct uffdio_zeropage z = {
+		.range = { .start = (uintptr_t)dst, .len = len },
+		.mode = wake ? 0 : UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+
+	*done = 0;
+	if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) {
+		*done = len;
+		return 0;
+	}
+	if (z.zeropage > 0)
+		*done = (uint64_t)z.zeropage;
+	return -errno;
+}

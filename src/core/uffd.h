@@ -28,4 +28,15 @@ int lm_uffd_continue(int uffd, void *dst, uint64_t len, bool wake);
 int lm_uffd_poison(int uffd, void *dst, uint64_t len, bool wake);
 int lm_uffd_wake(int uffd, void *dst, uint64_t len);
 
+/*
+ * One attempt, for a userfaultfd of another process whose events this
+ * thread may have to read itself: -EAGAIN is returned (with *done bytes
+ * installed) instead of retried, because while a REMOVE/UNMAP event is
+ * pending the kernel refuses every install until someone reads the event.
+ */
+int lm_uffd_copy_try(int uffd, void *dst, const void *src, uint64_t len,
+		     bool wake, uint64_t *done);
+int lm_uffd_zeropage_try(int uffd, void *dst, uint64_t len, bool wake,
+			 uint64_t *done);
+
 #endif
