@@ -245,6 +245,9 @@ int cmd_demo(int argc, char **argv)
 		err = flip_byte(&d, 1000 * 4096 + 123);
 		if (!err)
 			err = step_restore(&d, true);
+		/* Flip it back: a kept snapshot must be a good one. */
+		if (!err)
+			err = flip_byte(&d, 1000 * 4096 + 123);
 	}
 	if (!d.keep) {
 		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", d.dir);

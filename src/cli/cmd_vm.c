@@ -43,6 +43,10 @@ static void usage(FILE *f, const char *prog)
 		"                       access is served (no immediate_exit completion)\n"
 		"  --emulate-faults     resolve faults through KVM's emulator (MMIO exits\n"
 		"                       completed with immediate_exit), not the decoder\n"
+		"  --fc-socket PATH     hand guest RAM to a Firecracker-style page-fault\n"
+		"                       handler (lazymem fc-handler) listening at PATH,\n"
+		"                       exactly as Firecracker does; implies --delivery\n"
+		"                       handler and a memory file holding the pattern\n"
 		"  --background         stream every missing page in while the guest runs\n"
 		"  --fault-around N     each demand fault also installs the missing pages\n"
 		"                       after it, N in all, 1..64 (default off)\n"
@@ -109,6 +113,9 @@ static void print_text(const struct lm_vm_config *cfg,
 		       (double)s->lat_p50_ns / 1e3, (double)s->lat_p99_ns / 1e3,
 		       (double)s->lat_max_ns / 1e3,
 		       (unsigned long long)s->lat_count);
+	} else if (cfg->fc_socket) {
+		printf("faults:   served by the page-fault handler at %s (its "
+		       "report has the figures)\n", cfg->fc_socket);
 	} else {
 		printf("faults:   no userfaultfd (the kernel filled RAM)\n");
 	}
@@ -214,6 +221,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "eager-commit", no_argument, NULL, 'Q' },
 		{ "fault-around", required_argument, NULL, 'F' },
 		{ "background", no_argument, NULL, 'B' },
+		{ "fc-socket", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -309,6 +317,10 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'B':
 			cfg.background = true;
+			break;
+		case 'S':
+			cfg.fc_socket = optarg;
+			cfg.delivery = LM_VM_HANDLER;
 			break;
 		case 'F':
 			if (vm_opt_uint(optarg, 1, 64, &val))

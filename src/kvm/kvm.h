@@ -27,6 +27,7 @@
 #include <lazymem/lazymem.h>
 
 #include "compat/linux_compat.h"
+#include "fc/client.h"
 #include "kvm/guest_abi.h"
 
 /* How guest RAM is filled. */
@@ -59,6 +60,12 @@ struct lm_vm_config {
 	 * generation gen (a snapshot, a migration peer). gen still tells the
 	 * guest which content to expect. */
 	struct lm_source *ram_source;
+	/* Hand guest RAM to a Firecracker-style page-fault handler listening
+	 * here instead of serving it ourselves: RAM is mapped, registered
+	 * and announced exactly as Firecracker does (src/fc/client.c), and
+	 * vCPU faults sleep in the kernel until the handler resolves them.
+	 * delivery must be handler (what the vCPUs see is the same). */
+	const char *fc_socket;
 	bool code_source;		/* pages begin with fetch code */
 	/* false (default): guest code runs at CPL 3, natively. true: at
 	 * CPL 0, as the kernel's own KVM demand-paging test runs it, which
@@ -166,6 +173,7 @@ struct lm_vm_ram {
 	struct lm_region *region;	/* NULL for limit */
 	struct lm_source *source;
 	struct lm_source *failing;	/* wraps source when fail_page */
+	struct fc_guest fc;		/* fc_socket: the hand-off, or mem NULL */
 };
 
 struct lm_vm {

@@ -75,6 +75,26 @@ static int ram__create_plain(struct lm_vm_ram *ram, enum lm_backing b)
 	return 0;
 }
 
+/* Firecracker's way: map, register MISSING with EVENT_REMOVE, send the
+ * region list and the userfaultfd to the handler; it does the rest. */
+static int ram__create_fc(struct lm_vm *vm)
+{
+	struct lm_vm_ram *ram = &vm->ram;
+	int err;
+
+	ram->fc.sock = ram->fc.uffd = -1;
+	err = fc_guest_start(&ram->fc, vm->cfg.fc_socket, ram->size,
+			     ram->page_size, 1);
+	if (err)
+		return lm_vm_error(err, "handing guest RAM (%llu MiB, %llu-byte "
+				   "pages) to the page-fault handler at %s: %s",
+				   (unsigned long long)(ram->size >> 20),
+				   (unsigned long long)ram->page_size,
+				   vm->cfg.fc_socket, strerror(-err));
+	ram->host = ram->vmm_view = ram->fc.mem;
+	return 0;
+}
+
 int ram__create(struct lm_vm *vm)
 {
 	const struct lm_vm_config *cfg = &vm->cfg;
@@ -89,6 +109,14 @@ int ram__create(struct lm_vm *vm)
 		err = ram__check_hugepages(ram->size);
 		if (err)
 			return err;
+	}
+	if (cfg->fc_socket) {
+		if (cfg->delivery != LM_VM_HANDLER)
+			return lm_vm_error(-EINVAL, "a handler socket (%s) "
+					   "needs delivery handler, not %s",
+					   cfg->fc_socket,
+					   lm_vm_delivery_name(cfg->delivery));
+		return ram__create_fc(vm);
 	}
 	if (cfg->delivery == LM_VM_LIMIT)
 		return ram__create_plain(ram, cfg->backing);
@@ -158,7 +186,11 @@ int ram__create(struct lm_vm *vm)
 
 void ram__destroy(struct lm_vm_ram *ram)
 {
-	if (ram->region) {
+	if (ram->fc.mem) {
+		/* Socket first: the handler learns the VM is gone before
+		 * the memory it serves disappears. */
+		fc_guest_stop(&ram->fc);
+	} else if (ram->region) {
 		lm_region_destroy(ram->region);
 		ram->region = NULL;
 	} else if (ram->host) {
