@@ -13,7 +13,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
     -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
 ninja -C build-fuzz >/dev/null
-for t in snapshot_meta fc_protocol; do
+for t in snapshot_meta fc_protocol net_decode; do
   work=$(mktemp -d)
   cp fuzz/corpus/$t/* "$work/"
   echo "fuzzing $t for ${secs}s"

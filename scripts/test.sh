@@ -35,6 +35,7 @@ setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=fal
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run build-asan
 setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite core --suite fc
+TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite net
 
 # A short libFuzzer campaign on the parsers (clang, ASan+UBSan): it also
 # builds the whole tree with a second compiler's warnings as errors.

@@ -30,6 +30,14 @@ static const struct cli_command commands[] = {
 	  "resume a saved VM lazily (or eagerly), with working-set prefetch" },
 	{ "bench", "restore", cmd_bench_restore,
 	  "restore: first instruction and completion, eager/lazy/prefetch/limit" },
+	{ "bench", "postcopy", cmd_bench_postcopy,
+	  "post-copy over TCP at injected RTTs vs local memory" },
+	{ NULL, "page-server", cmd_page_server,
+	  "serve a file or test image to a page-fetch peer over TCP" },
+	{ NULL, "page-fetch", cmd_page_fetch,
+	  "fill a region from a page-server peer: demand + push" },
+	{ NULL, "proxy", cmd_proxy,
+	  "TCP proxy adding a round-trip time (no netem here)" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,681 @@
+/*
+ * dest.c - the destination: listening, the accept thread that runs every
+ * handshake (first contact and resume), and teardown.
+ *
+ * A session starts when the source's control connection says HELLO with a
+ * layout equal to ours; we answer WELCOME with how many urgent connections
+ * we want (one per demand slot) and, on a resume, HAVE bitmaps of every
+ * page we already hold, so the source pushes only the rest. Once every
+ * urgent connection has said HELLO too, the link goes up. A connection
+ * whose HELLO is wrong in any way gets an ERROR naming the field and is
+ * closed; the accept thread carries on, so a hostile peer cannot take the
+ * destination down.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/dest_internal.h"
+#include "net/why.h"
+
+#define HELLO_TIMEOUT_MS 2000
+#define MAX_HANDSHAKES 128	/* connections saying HELLO at once */
+
+void lm__dest_req_percentiles(struct lm_net_dest *d, uint64_t *p50,
+			      uint64_t *p99);
+
+void lm__dest_set_error(struct lm_net_dest *d, const char *msg)
+{
+	pthread_mutex_lock(&d->err_lock);
+	snprintf(d->last_error, sizeof(d->last_error), "%s", msg);
+	pthread_mutex_unlock(&d->err_lock);
+}
+
+static void shut(int fd)
+{
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+/*
+ * May run in a signal handler: atomics, shutdown and futex only. The
+ * reason stays in the caller's slot (or rx_why); lm_net_dest_last_error
+ * collects it.
+ */
+void lm__dest_link_down(struct lm_net_dest *d, uint32_t v, const char *why)
+{
+	(void)why;
+	if (!(v & 1) || !atomic_compare_exchange_strong(&d->link, &v, v + 1))
+		return;		/* already down, or someone else said so */
+	atomic_store(&d->down_since_ns, lm_now_ns());
+	if (!atomic_load(&d->finished))	/* after DONE, a close is normal */
+		atomic_fetch_add(&d->st.link_downs, 1);
+	shut(atomic_load(&d->ctl_fd));
+	for (unsigned i = 0; i < d->nr_urgent; i++)
+		shut(atomic_load(&d->slot[i].fd));
+	lm_futex_wake_all(&d->link);
+	lm_futex_wake_all(&d->switched);
+}
+
+int lm__dest_wait_link(struct lm_net_dest *d, uint64_t deadline, uint32_t *v)
+{
+	for (;;) {
+		uint64_t now = lm_now_ns(), left;
+		struct timespec ts;
+
+		*v = atomic_load(&d->link);
+		if (*v & 1)
+			return 0;
+		if (atomic_load(&d->failed) || atomic_load(&d->stop))
+			return -EIO;
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		left = LM_MIN(deadline - now, 100000000ull);
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left;
+		lm_futex_wait(&d->link, *v, &ts);
+	}
+}
+
+static int refuse(struct lm_net_dest *d, int fd, const char *peer,
+		  const char *why)
+{
+	char msg[2 * WHY_LEN + 128];
+
+	lm_net_send_error(fd, EPROTO, why);
+	close(fd);
+	atomic_fetch_add(&d->st.refused, 1);
+	snprintf(msg, sizeof(msg), "refused %s: %s", peer, why);
+	lm__dest_set_error(d, msg);
+	return 0;
+}
+
+/* Resume: tell the source every page we hold (pushed, fetched, or valid
+ * in the pre-copy store), in frames of at most LM_NET_MAX_BITMAP_BITS. */
+static int send_have(struct lm_net_dest *d, int fd, uint64_t *count)
+{
+	uint64_t n = d->layout.nr_pages, words = (n + 63) / 64;
+	uint64_t *bm = calloc(words, 8);
+	uint8_t *buf = malloc(LM_NET_HDR_SIZE + LM_NET_BITMAP_FIXED +
+			      LM_NET_MAX_BITMAP_BITS / 8);
+	int err = 0;
+
+	*count = 0;
+	if (!bm || !buf) {
+		free(bm);
+		free(buf);
+		return -ENOMEM;
+	}
+	for (uint64_t w = 0; w < words; w++) {
+		bm[w] = atomic_load(&d->have[w]) |
+			atomic_load(&d->valid[w]);
+		*count += (uint64_t)__builtin_popcountll(bm[w]);
+	}
+	for (uint64_t first = 0; first < n && !err;
+	     first += LM_NET_MAX_BITMAP_BITS) {
+		uint64_t nb = LM_MIN(n - first, LM_NET_MAX_BITMAP_BITS);
+		size_t len = lm_net_enc_bitmap(buf, LM_NET_HAVE, first, nb, bm);
+
+		err = lm_net_send_all(fd, buf, len,
+				      lm_net_deadline_ms(HELLO_TIMEOUT_MS));
+	}
+	free(bm);
+	free(buf);
+	return err;
+}
+
+struct dest_pending {
+	int ctl;			/* control connection or -1 */
+	int urgent[LM_NET_MAX_URGENT];
+	unsigned joined;
+};
+
+static void pending_drop(struct dest_pending *p)
+{
+	if (p->ctl >= 0)
+		close(p->ctl);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		if (p->urgent[i] >= 0)
+			close(p->urgent[i]);
+		p->urgent[i] = -1;
+	}
+	p->ctl = -1;
+	p->joined = 0;
+}
+
+/* Every connection of the new session is in: swap them in, link up. */
+static void go_up(struct lm_net_dest *d, struct dest_pending *p)
+{
+	for (unsigned i = 0; i < d->nr_urgent; i++) {
+		struct dest_slot *s = &d->slot[i];
+		int zero = 0, old;
+
+		/* A faulting thread using the old descriptor fails fast
+		 * (it was shut down) and lets go of the slot. */
+		while (!atomic_compare_exchange_strong(&s->busy, &zero, 1)) {
+			zero = 0;
+			usleep(100);
+		}
+		old = atomic_exchange(&s->fd, p->urgent[i]);
+		if (old >= 0)
+			close(old);
+		p->urgent[i] = -1;
+		atomic_store(&s->busy, 0);
+	}
+	/* The old control descriptor is the receiver's to close: it may be
+	 * installing a page that a held faulting thread is fetching, and must
+	 * not be waited for here (that thread waits for us). */
+	atomic_store(&d->ctl_fd, p->ctl);
+	p->ctl = -1;
+	p->joined = 0;
+	atomic_fetch_add(&d->st.sessions, 1);
+	atomic_fetch_add(&d->link, 1);		/* even -> odd: up */
+	lm_futex_wake_all(&d->link);
+}
+
+static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
+			 const struct lm_net_hello *hi);
+
+/* One connection's handshake, on its own thread: a peer that says nothing
+ * (or says it slowly) delays nobody else. The session state is touched
+ * under hs_lock only. */
+static int handshake(struct lm_net_dest *d, int fd)
+{
+	uint8_t buf[LM_NET_HDR_SIZE + 32 + 8 * LM_NET_MAX_REGIONS];
+	char why[WHY_LEN], peer[96];
+	struct lm_net_msg m;
+	int err;
+
+	lm_net_peer_name(fd, peer, sizeof(peer));
+	err = lm_net_recv_frame(fd, buf, sizeof(buf), NULL, &m,
+				lm_net_deadline_ms(HELLO_TIMEOUT_MS), why,
+				sizeof(why));
+	if (err == -ETIMEDOUT)
+		snprintf(why, sizeof(why), "no HELLO within %d ms",
+			 HELLO_TIMEOUT_MS);
+	else if (err == -ECONNRESET)
+		snprintf(why, sizeof(why), "closed before its HELLO");
+	else if (err && err != -EPROTO)
+		snprintf(why, sizeof(why), "reading HELLO: %s",
+			 strerror(-err));
+	if (err)
+		return refuse(d, fd, peer, why);
+	if (m.h.type != LM_NET_HELLO)
+		return refuse(d, fd, peer, m.h.type == LM_NET_ERROR
+						   ? m.u.error.text
+						   : "expected HELLO first");
+	pthread_mutex_lock(&d->hs_lock);
+	err = session_hello(d, fd, peer, &m.u.hello);
+	pthread_mutex_unlock(&d->hs_lock);
+	return err;
+}
+
+static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
+			 const struct lm_net_hello *hi)
+{
+	uint8_t buf[LM_NET_HDR_SIZE + 16];
+	struct dest_pending *p = d->pend;
+	char why[WHY_LEN];
+	int err;
+
+	if (lm_net_layout_match(&d->layout, &hi->layout, why, sizeof(why)))
+		return refuse(d, fd, peer, why);
+	if (d->have_session && hi->session != d->session) {
+		snprintf(why, sizeof(why), "session %016llx is not the one in "
+			 "progress (%016llx): a different source cannot "
+			 "resume it", (unsigned long long)hi->session,
+			 (unsigned long long)d->session);
+		return refuse(d, fd, peer, why);
+	}
+	if (hi->role == LM_NET_ROLE_URGENT) {
+		if (p->ctl < 0 || hi->session != d->session ||
+		    hi->slot >= d->nr_urgent) {
+			snprintf(why, sizeof(why), "urgent connection for slot "
+				 "%u without a control connection, or beyond "
+				 "the %u slots offered", hi->slot,
+				 d->nr_urgent);
+			return refuse(d, fd, peer, why);
+		}
+		if (p->urgent[hi->slot] >= 0)
+			close(p->urgent[hi->slot]);
+		else
+			p->joined++;
+		p->urgent[hi->slot] = fd;
+		if (p->joined == d->nr_urgent)
+			go_up(d, p);
+		return 0;
+	}
+	/* A control connection: a new session, or the source resuming. */
+	bool resumed = d->have_session;
+	uint64_t have = 0;
+	size_t n;
+
+	if (atomic_load(&d->link) & 1)		/* it saw the break first */
+		lm__dest_link_down(d, atomic_load(&d->link),
+				   "source reconnected");
+	pending_drop(p);
+	d->have_session = true;
+	d->session = hi->session;
+	if (resumed)
+		for (uint64_t w = 0; w < (d->layout.nr_pages + 63) / 64; w++)
+			have += (uint64_t)__builtin_popcountll(
+				atomic_load(&d->have[w]) |
+				atomic_load(&d->valid[w]));
+	n = lm_net_enc_welcome(buf, d->nr_urgent, resumed, have);
+	err = lm_net_send_all(fd, buf, n, lm_net_deadline_ms(HELLO_TIMEOUT_MS));
+	if (!err && resumed)
+		err = send_have(d, fd, &have);
+	if (err) {
+		close(fd);
+		snprintf(why, sizeof(why), "handshake with %s: %s", peer,
+			 strerror(-err));
+		lm__dest_set_error(d, why);
+		return 0;
+	}
+	p->ctl = fd;
+	return 0;
+}
+
+struct hs_arg {
+	struct lm_net_dest *d;
+	int fd;
+};
+
+static void *hs_main(void *arg)
+{
+	struct hs_arg *a = arg;
+
+	handshake(a->d, a->fd);
+	atomic_fetch_sub(&a->d->hs_active, 1);
+	free(a);
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	struct lm_net_dest *d = arg;
+	pthread_attr_t attr;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	while (!atomic_load(&d->stop)) {
+		struct pollfd pf[2] = {
+			{ .fd = d->lfd, .events = POLLIN },
+			{ .fd = d->evfd, .events = POLLIN },
+		};
+		int fd;
+
+		if (poll(pf, 2, -1) < 0 || pf[1].revents)
+			continue;
+		fd = lm_net_accept(d->lfd);
+		if (fd < 0)
+			continue;
+		if (atomic_load(&d->hs_active) >= MAX_HANDSHAKES) {
+			char peer[96];
+
+			lm_net_peer_name(fd, peer, sizeof(peer));
+			refuse(d, fd, peer, "too many handshakes in progress");
+			continue;
+		}
+		struct hs_arg *a = malloc(sizeof(*a));
+
+		atomic_fetch_add(&d->hs_active, 1);
+		if (a) {
+			a->d = d;
+			a->fd = fd;
+		}
+		if (!a || pthread_create(&(pthread_t){ 0 }, &attr, hs_main, a)) {
+			free(a);
+			handshake(d, fd);
+			atomic_fetch_sub(&d->hs_active, 1);
+		}
+	}
+	pthread_attr_destroy(&attr);
+	return NULL;
+}
+
+int lm_net_dest_create(const struct lm_net_dest_config *c,
+		       struct lm_net_dest **out)
+{
+	struct lm_net_dest *d = calloc(1, sizeof(*d));
+	uint64_t words;
+	int err;
+
+	if (!d)
+		return lm_error(-ENOMEM, "net dest: out of memory");
+	d->layout = *c->layout;
+	d->nr_urgent = c->nr_urgent ? c->nr_urgent : 1;
+	d->hold = c->hold;
+	d->hold_timeout_ms = c->hold_timeout_ms;
+	d->req_timeout_ms = c->req_timeout_ms > 0 ? c->req_timeout_ms : 5000;
+	d->lfd = d->evfd = d->rx_fd = -1;
+	atomic_store(&d->ctl_fd, -1);
+	pthread_mutex_init(&d->send_lock, NULL);
+	pthread_mutex_init(&d->err_lock, NULL);
+	pthread_mutex_init(&d->hs_lock, NULL);
+	d->pend = calloc(1, sizeof(*d->pend));
+	if (!d->pend) {
+		free(d);
+		return lm_error(-ENOMEM, "net dest: out of memory");
+	}
+	d->pend->ctl = -1;
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		d->pend->urgent[i] = -1;
+	for (unsigned i = 0; i < d->layout.nr_regions; i++) {
+		struct dest_region *dr = &d->reg[i];
+
+		dr->src.ops = &lm__dest_source_ops;
+		dr->src.size = d->layout.region_size[i];
+		dr->d = d;
+		dr->idx = i;
+		dr->base = i ? d->reg[i - 1].base + d->reg[i - 1].size : 0;
+		dr->size = d->layout.region_size[i];
+	}
+	d->reg[0].store = c->precopy_store;
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		atomic_store(&d->slot[i].fd, -1);
+	if (d->nr_urgent > LM_NET_MAX_URGENT) {
+		err = lm_error(-EINVAL, "net dest: %u urgent slots, at most %d",
+			       d->nr_urgent, LM_NET_MAX_URGENT);
+		goto fail;
+	}
+	words = (d->layout.nr_pages + 63) / 64;
+	d->have = calloc(words, 8);
+	d->valid = calloc(words, 8);
+	d->rx_buf = mmap(NULL, LM_NET_BUF, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	d->nr_inst = c->installers ? LM_MIN(c->installers, 16u) : 1;
+	d->rx_ctx = calloc(1, sizeof(*d->rx_ctx));
+	d->inst = calloc(d->nr_inst, sizeof(*d->inst));
+	if (d->rx_ctx) {
+		d->rx_ctx->d = d;
+		d->rx_ctx->page = malloc(d->layout.page_size);
+	}
+	for (unsigned i = 0; d->inst && i + 1 < d->nr_inst; i++) {
+		d->inst[i].d = d;
+		d->inst[i].ctx.d = d;
+		d->inst[i].ctx.page = malloc(d->layout.page_size);
+		if (!d->inst[i].ctx.page)
+			d->rx_buf = MAP_FAILED;
+	}
+	if (!d->have || !d->valid || !d->rx_ctx || !d->rx_ctx->page ||
+	    !d->inst || d->rx_buf == MAP_FAILED) {
+		d->rx_buf = NULL;
+		err = lm_error(-ENOMEM, "net dest: out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < d->nr_urgent; i++) {
+		void *b = mmap(NULL, LM_NET_BUF, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (b == MAP_FAILED) {
+			err = lm_error(-ENOMEM, "net dest: slot buffers");
+			goto fail;
+		}
+		d->slot[i].buf = b;
+	}
+	err = lm_net_addr_parse(c->listen, &d->addr);
+	if (!err)
+		err = lm_net_listen(&d->addr, &d->lfd);
+	if (err)
+		goto fail;
+	lm_net_addr_name(&d->addr);
+	for (unsigned i = 0; i < d->layout.nr_regions; i++)
+		snprintf(d->reg[i].src.desc, sizeof(d->reg[i].src.desc),
+			 "net dest %.64s region %u", d->addr.text, i);
+	d->evfd = eventfd(0, EFD_CLOEXEC);
+	if (d->evfd < 0) {
+		err = lm_error(-errno, "net dest: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	err = pthread_create(&d->accept_thread, NULL, accept_main, d);
+	if (err) {
+		err = lm_error(-err, "net dest: accept thread: %s",
+			       strerror(err));
+		goto fail;
+	}
+	d->accept_running = true;
+	*out = d;
+	return 0;
+fail:
+	lm_net_dest_destroy(d);
+	return err;
+}
+
+struct lm_source *lm_net_dest_source(struct lm_net_dest *d)
+{
+	return &d->reg[0].src;
+}
+
+struct lm_source *lm_net_dest_region_source(struct lm_net_dest *d,
+					    unsigned i)
+{
+	return i < d->layout.nr_regions ? &d->reg[i].src : NULL;
+}
+
+bool lm_net_dest_region_complete(struct lm_net_dest *d, unsigned i)
+{
+	uint64_t ps = d->layout.page_size;
+
+	if (i >= d->layout.nr_regions)
+		return false;
+	for (uint64_t p = d->reg[i].base / ps;
+	     p < (d->reg[i].base + d->reg[i].size) / ps; p++)
+		if (!lm__bit(d->valid, p) && !lm__bit(d->have, p))
+			return false;
+	return true;
+}
+
+const char *lm_net_dest_address(const struct lm_net_dest *d)
+{
+	return d->addr.text;
+}
+
+int lm_net_dest_set_region_store(struct lm_net_dest *d, unsigned i,
+				 uint8_t *store)
+{
+	if (d->rx_running)
+		return lm_error(-EBUSY, "net dest: stores are set before the "
+				"receiver starts");
+	if (i >= d->layout.nr_regions)
+		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+				d->layout.nr_regions);
+	d->reg[i].store = store;
+	return 0;
+}
+
+int lm_net_dest_set_store(struct lm_net_dest *d, uint8_t *store)
+{
+	return lm_net_dest_set_region_store(d, 0, store);
+}
+
+int lm_net_dest_attach_region(struct lm_net_dest *d, unsigned i,
+			      struct lm_region *r)
+{
+	if (d->rx_running)
+		return lm_error(-EBUSY, "net dest: regions are attached before "
+				"the receiver starts");
+	if (i >= d->layout.nr_regions)
+		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+				d->layout.nr_regions);
+	if (lm_region_size(r) != d->reg[i].size ||
+	    lm_region_page_size(r) != d->layout.page_size)
+		return lm_error(-EINVAL, "net dest: region '%s' (%llu bytes "
+				"of %llu-byte pages) does not match layout "
+				"region %u (%llu bytes of %llu)",
+				lm_region_name(r),
+				(unsigned long long)lm_region_size(r),
+				(unsigned long long)lm_region_page_size(r), i,
+				(unsigned long long)d->reg[i].size,
+				(unsigned long long)d->layout.page_size);
+	d->reg[i].r = r;
+	return 0;
+}
+
+int lm_net_dest_start(struct lm_net_dest *d)
+{
+	int err;
+
+	if (d->rx_running)
+		return 0;
+	for (; d->inst_running + 1 < d->nr_inst; d->inst_running++) {
+		struct installer *in = &d->inst[d->inst_running];
+
+		err = pthread_create(&in->thread, NULL,
+				     lm__dest_installer_main, in);
+		if (err)
+			return lm_error(-err, "net dest: installer thread: %s",
+					strerror(err));
+	}
+	err = pthread_create(&d->rx_thread, NULL, lm__dest_rx_main, d);
+	if (err)
+		return lm_error(-err, "net dest: receiver thread: %s",
+				strerror(err));
+	d->rx_running = true;
+	return 0;
+}
+
+int lm_net_dest_attach(struct lm_net_dest *d, struct lm_region *r)
+{
+	int err = lm_net_dest_attach_region(d, 0, r);
+
+	return err ? err : lm_net_dest_start(d);
+}
+
+int lm_net_dest_wait_up(struct lm_net_dest *d, int timeout_ms)
+{
+	uint32_t v;
+
+	return lm__dest_wait_link(d, lm_net_deadline_ms(timeout_ms), &v);
+}
+
+int lm_net_dest_wait_switchover(struct lm_net_dest *d, int timeout_ms)
+{
+	uint64_t deadline = lm_net_deadline_ms(timeout_ms);
+
+	while (!atomic_load(&d->switched)) {
+		struct timespec ts = { .tv_nsec = 50000000 };
+
+		if (atomic_load(&d->failed))
+			return -EPIPE;
+		if (lm_now_ns() >= deadline)
+			return -ETIMEDOUT;
+		lm_futex_wait(&d->switched, 0, &ts);
+	}
+	return 0;
+}
+
+const uint8_t *lm_net_dest_vcpu(struct lm_net_dest *d, unsigned id,
+				uint32_t *len)
+{
+	if (id >= 4096 || !atomic_load(&d->switched) || !d->vcpu[id])
+		return NULL;
+	*len = d->vcpu_len[id];
+	return d->vcpu[id];
+}
+
+int lm_net_dest_finish(struct lm_net_dest *d)
+{
+	uint8_t buf[LM_NET_HDR_SIZE];
+	int fd, err;
+
+	if (!(atomic_load(&d->link) & 1))
+		return -ENOTCONN;
+	atomic_store(&d->finished, true);
+	pthread_mutex_lock(&d->send_lock);
+	fd = atomic_load(&d->ctl_fd);
+	err = lm_net_send_all(fd, buf, lm_net_enc_simple(buf, LM_NET_DONE),
+			      lm_net_deadline_ms(d->req_timeout_ms));
+	pthread_mutex_unlock(&d->send_lock);
+	return err;
+}
+
+void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->demand_requests = atomic_load(&d->st.demand_requests);
+	s->demand_pages = atomic_load(&d->st.demand_pages);
+	s->push_pages = atomic_load(&d->st.push_pages);
+	s->push_skipped = atomic_load(&d->st.push_skipped);
+	s->push_failed = atomic_load(&d->st.push_failed);
+	s->precopy_pages = atomic_load(&d->st.precopy_pages);
+	s->precopy_hits = atomic_load(&d->st.precopy_hits);
+	s->dirty_pages = atomic_load(&d->st.dirty_pages);
+	s->bytes_in = atomic_load(&d->st.bytes_in);
+	s->sessions = atomic_load(&d->st.sessions);
+	s->refused = atomic_load(&d->st.refused);
+	s->link_downs = atomic_load(&d->st.link_downs);
+	s->req_max_ns = atomic_load(&d->st.req_max_ns);
+	lm__dest_req_percentiles(d, &s->req_p50_ns, &s->req_p99_ns);
+	s->nr_slots = d->nr_urgent;
+	for (unsigned i = 0; i < d->nr_urgent; i++)
+		s->slot_blocked_ns[i] = atomic_load(&d->slot[i].blocked_ns);
+	s->push_done = atomic_load(&d->push_done);
+	s->switched_over = atomic_load(&d->switched);
+}
+
+const char *lm_net_dest_last_error(struct lm_net_dest *d)
+{
+	return d->last_error;
+}
+
+void lm_net_dest_destroy(struct lm_net_dest *d)
+{
+	if (!d)
+		return;
+	atomic_store(&d->stop, true);
+	if (d->evfd >= 0 && eventfd_write(d->evfd, 1) < 0)
+		perror("eventfd_write");
+	lm__dest_link_down(d, atomic_load(&d->link), "shutting down");
+	if (d->accept_running)
+		pthread_join(d->accept_thread, NULL);
+	/* Handshake threads end within their HELLO and send deadlines. */
+	while (atomic_load(&d->hs_active))
+		usleep(1000);
+	pending_drop(d->pend);
+	free(d->pend);
+	/* The receiver first: it may be waiting for installers to finish
+	 * a frame's shares; they stop once it is gone. */
+	if (d->rx_running)
+		pthread_join(d->rx_thread, NULL);
+	for (unsigned i = 0; i < d->inst_running; i++)
+		pthread_join(d->inst[i].thread, NULL);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		int fd = atomic_load(&d->slot[i].fd);
+
+		if (fd >= 0)
+			close(fd);
+		if (d->slot[i].buf)
+			munmap(d->slot[i].buf, LM_NET_BUF);
+	}
+	if (atomic_load(&d->ctl_fd) >= 0)
+		close(atomic_load(&d->ctl_fd));
+	if (d->rx_fd >= 0 && d->rx_fd != atomic_load(&d->ctl_fd))
+		close(d->rx_fd);
+	if (d->rx_ctx)
+		free(d->rx_ctx->page);
+	free(d->rx_ctx);
+	for (unsigned i = 0; d->inst && i + 1 < d->nr_inst; i++)
+		free(d->inst[i].ctx.page);
+	free(d->inst);
+	if (d->lfd >= 0)
+		close(d->lfd);
+	if (d->evfd >= 0)
+		close(d->evfd);
+	if (d->rx_buf)
+		munmap(d->rx_buf, LM_NET_BUF);
+	for (unsigned i = 0; i < 4096; i++)
+		free(d->vcpu[i]);
+	free(d->have);
+	free(d->valid);
+	pthread_mutex_destroy(&d->send_lock);
+	pthread_mutex_destroy(&d->err_lock);
+	pthread_mutex_destroy(&d->hs_lock);
+	free(d);
+}

@@ -1,0 +1,326 @@
+/*
+ * receive.c - the destination's receiver thread: everything the source
+ * sends on the control connection.
+ *
+ * Pushed pages are installed through the region's ordinary fault path
+ * (lm_region_fault with the background origin), so the page-state map
+ * decides, exactly as for any fault: a page already present is skipped, a
+ * page a faulting thread is fetching is waited for and then skipped (never
+ * installed twice), and a missing one is claimed and read back from the
+ * frame by fetch.c. Pre-copy pages go to the pre-copy store and are valid
+ * until a DIRTY bitmap says otherwise; both are refused after SWITCHOVER,
+ * when the destination's copy has become the live one.
+ *
+ * This thread never has to be waited for by the accept thread: during a
+ * break it may sit in the fault path behind a held faulting thread, which
+ * itself waits for the accept thread to bring the link back.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "net/dest_internal.h"
+#include "net/why.h"
+
+static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
+		      unsigned i, size_t *cursor, char *why);
+
+/* Pages [first, end) of a PUSH frame, by the calling thread (ctx is its
+ * own). The cursor is found by walking the records up to first. */
+static int install_pages(struct lm_net_dest *d, struct rx_ctx *ctx,
+			 const struct lm_net_msg *m, unsigned first,
+			 unsigned end)
+{
+	uint64_t ps = d->layout.page_size;
+	size_t cursor = 0;
+
+	for (unsigned i = 0; i < first; i++)
+		cursor += lm_get32(m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC + 4);
+	for (unsigned i = first; i < end; i++) {
+		uint64_t off = m->u.pages.off + (uint64_t)i * ps;
+		const uint8_t *rec = m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC;
+		struct dest_region *dr = lm__dest_region_of(d, off);
+		size_t at = cursor;
+		int rc;
+
+		if (!dr->r) {
+			/* An eager region (no lazymem region): its store,
+			 * never over a page already there, which may be live
+			 * memory after the switch-over. */
+			if (lm__bit(d->valid, off / ps)) {
+				cursor += lm_get32(rec + 4);
+				atomic_fetch_add_explicit(&d->st.push_skipped,
+							  1, memory_order_relaxed);
+				continue;
+			}
+			rc = store_page(d, m, i, &cursor, ctx->why);
+			if (rc)
+				return rc;
+			atomic_fetch_add_explicit(&d->st.push_pages, 1,
+						  memory_order_relaxed);
+			continue;
+		}
+		cursor += lm_get32(rec + 4);
+		if (lm__bit(d->have, off / ps)) {
+			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
+						  memory_order_relaxed);
+			continue;
+		}
+		/* Expand before claiming: a bad LZ4 block is the peer's
+		 * fault and must not fail (poison) the page. */
+		ctx->zero = rec[0] == LM_NET_ENC_ZERO;
+		ctx->src = m->u.pages.data + at;
+		if (rec[0] == LM_NET_ENC_LZ4) {
+			rc = lm_net_page_expand(&d->layout, m, i, &at,
+						ctx->page, ctx->why, WHY_LEN);
+			if (rc)
+				return rc;
+			ctx->src = ctx->page;
+		}
+		ctx->off = off;
+		ctx->used = false;
+		ctx->active = true;
+		rc = lm_region_fault(dr->r, off - dr->base,
+				     LM_ORIGIN_BACKGROUND);
+		ctx->active = false;
+		/* A page that failed earlier stays failed: not the link's
+		 * business. */
+		if (rc < 0)
+			atomic_fetch_add_explicit(&d->st.push_failed, 1,
+						  memory_order_relaxed);
+		else if (ctx->used)
+			atomic_fetch_add_explicit(&d->st.push_pages, 1,
+						  memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
+						  memory_order_relaxed);
+	}
+	return 0;
+}
+
+/*
+ * A PUSH frame: its pages are shared out between the receiver and the
+ * installers (if configured), each installing its share through the
+ * region's fault path at once: installing page by page, one UFFDIO_COPY
+ * each, is the push's bound on one thread. The frame is not reused until
+ * every share is done.
+ */
+static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	unsigned n = m->u.pages.npages, k = d->nr_inst;
+	unsigned per = (n + k - 1) / k;
+	int err;
+
+	for (unsigned j = 1; j < k; j++) {
+		struct installer *in = &d->inst[j - 1];
+
+		in->msg = m;
+		in->first = LM_MIN(n, j * per);
+		in->end = LM_MIN(n, (j + 1) * per);
+		in->result = 0;
+		atomic_store(&in->job, 1);
+		lm_futex_wake_all(&in->job);
+	}
+	err = install_pages(d, d->rx_ctx, m, 0, LM_MIN(n, per));
+	if (err)
+		memcpy(d->rx_why, d->rx_ctx->why, WHY_LEN);
+	for (unsigned j = 1; j < k; j++) {
+		struct installer *in = &d->inst[j - 1];
+
+		while (atomic_load(&in->job))
+			lm_futex_wait(&in->job, 1, NULL);
+		if (in->result && !err) {
+			err = in->result;
+			memcpy(d->rx_why, in->ctx.why, WHY_LEN);
+		}
+	}
+	return err;
+}
+
+void *lm__dest_installer_main(void *arg)
+{
+	struct installer *in = arg;
+	struct lm_net_dest *d = in->d;
+
+	lm__rx = &in->ctx;
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	for (;;) {
+		while (!atomic_load(&in->job) && !atomic_load(&d->stop)) {
+			struct timespec ts = { .tv_nsec = 100000000 };
+
+			lm_futex_wait(&in->job, 0, &ts);
+		}
+		if (!atomic_load(&in->job))
+			return NULL;	/* stopping */
+		in->result = install_pages(d, &in->ctx, in->msg, in->first,
+					   in->end);
+		atomic_store(&in->job, 0);
+		lm_futex_wake_all(&in->job);
+	}
+}
+
+/* Page i of a PAGES frame into its region's store, valid from now on. */
+static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
+		      unsigned i, size_t *cursor, char *why)
+{
+	uint64_t off = m->u.pages.off + (uint64_t)i * d->layout.page_size;
+	struct dest_region *dr = lm__dest_region_of(d, off);
+	int err;
+
+	if (!dr->store)
+		return lm_net_why(why, WHY_LEN, "%s pages for region %u, "
+				  "which has no store on this destination",
+				  lm_net_type_name(m->h.type), dr->idx);
+	err = lm_net_page_expand(&d->layout, m, i, cursor,
+				 dr->store + (off - dr->base), why, WHY_LEN);
+	if (err)
+		return err;
+	lm__bit_set(d->valid, off / d->layout.page_size);
+	return 0;
+}
+
+static int store_precopy(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	size_t cursor = 0;
+
+	for (unsigned i = 0; i < m->u.pages.npages; i++) {
+		int err = store_page(d, m, i, &cursor, d->rx_why);
+
+		if (err)
+			return err;
+	}
+	atomic_fetch_add_explicit(&d->st.precopy_pages, m->u.pages.npages,
+				  memory_order_relaxed);
+	return 0;
+}
+
+static void apply_dirty(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	for (uint64_t i = 0; i < m->u.bitmap.nbits; i++) {
+		if (!(m->u.bitmap.bits[i / 8] >> (i % 8) & 1))
+			continue;
+		lm__bit_clear(d->valid, m->u.bitmap.first + i);
+		atomic_fetch_add_explicit(&d->st.dirty_pages, 1,
+					  memory_order_relaxed);
+	}
+}
+
+static int handle(struct lm_net_dest *d, const struct lm_net_msg *m)
+{
+	bool after = atomic_load(&d->switched);
+	uint8_t *blob;
+
+	atomic_fetch_add_explicit(&d->st.bytes_in, m->h.length,
+				  memory_order_relaxed);
+	switch (m->h.type) {
+	case LM_NET_PUSH:
+		return install_push(d, m);
+	case LM_NET_PRECOPY:
+		if (after)
+			break;
+		return store_precopy(d, m);
+	case LM_NET_DIRTY:
+		if (after)
+			break;
+		apply_dirty(d, m);
+		return 0;
+	case LM_NET_VCPU:
+		if (after)
+			break;
+		blob = malloc(m->u.vcpu.len ? m->u.vcpu.len : 1);
+		if (!blob)
+			return lm_net_why(d->rx_why, WHY_LEN, "out of memory "
+					  "for vCPU %u state", m->u.vcpu.id),
+			       -ENOMEM;
+		memcpy(blob, m->u.vcpu.data, m->u.vcpu.len);
+		free(d->vcpu[m->u.vcpu.id]);
+		d->vcpu[m->u.vcpu.id] = blob;
+		d->vcpu_len[m->u.vcpu.id] = m->u.vcpu.len;
+		return 0;
+	case LM_NET_SWITCHOVER:
+		atomic_store(&d->switched, 1);
+		lm_futex_wake_all(&d->switched);
+		return 0;
+	case LM_NET_LIST_DONE:
+		if (m->u.done.phase == LM_NET_PHASE_PUSH)
+			atomic_store(&d->push_done, true);
+		return 0;
+	case LM_NET_ERROR:
+		lm_net_whyf(d->rx_why, WHY_LEN, "the source reports: %s",
+			    m->u.error.text);
+		return -ECONNABORTED;
+	default:
+		return lm_net_why(d->rx_why, WHY_LEN, "unexpected %s on the "
+				  "control connection",
+				  lm_net_type_name(m->h.type));
+	}
+	return lm_net_why(d->rx_why, WHY_LEN, "%s after SWITCHOVER: the "
+			  "destination's memory is live now",
+			  lm_net_type_name(m->h.type));
+}
+
+/* Wait up to 100 ms for the control connection to have a frame. */
+static int readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 100);
+}
+
+void *lm__dest_rx_main(void *arg)
+{
+	struct lm_net_dest *d = arg;
+	lm__rx = d->rx_ctx;
+	/* Below the faulting threads, which may share our CPUs. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	while (!atomic_load(&d->stop)) {
+		struct lm_net_msg m;
+		char msg[WHY_LEN + 32];
+		uint32_t v;
+		int fd, err;
+
+		if (lm__dest_wait_link(d, lm_net_deadline_ms(200), &v))
+			continue;
+		fd = atomic_load(&d->ctl_fd);
+		if (fd != d->rx_fd) {
+			pthread_mutex_lock(&d->send_lock);
+			if (d->rx_fd >= 0)
+				close(d->rx_fd);
+			d->rx_fd = fd;
+			pthread_mutex_unlock(&d->send_lock);
+		}
+		err = readable(fd);
+		if (err == 0 || atomic_load(&d->link) != v)
+			continue;
+		err = lm_net_recv_frame(fd, d->rx_buf, LM_NET_BUF, &d->layout,
+					&m, lm_net_deadline_ms(d->req_timeout_ms),
+					d->rx_why, WHY_LEN);
+		if (err == -ECONNRESET)
+			snprintf(d->rx_why, WHY_LEN, "the source closed the "
+				 "control connection");
+		else if (err == -ETIMEDOUT)
+			snprintf(d->rx_why, WHY_LEN, "a frame on the control "
+				 "connection stalled for %d ms",
+				 d->req_timeout_ms);
+		else if (err && err != -EPROTO)
+			snprintf(d->rx_why, WHY_LEN, "control connection: %s",
+				 strerror(-err));
+		if (!err)
+			err = handle(d, &m);
+		if (!err)
+			continue;
+		if (err == -EPROTO && atomic_load(&d->link) == v) {
+			pthread_mutex_lock(&d->send_lock);
+			lm_net_send_error(fd, EPROTO, d->rx_why);
+			pthread_mutex_unlock(&d->send_lock);
+		}
+		snprintf(msg, sizeof(msg), "link down: %s", d->rx_why);
+		lm__dest_set_error(d, msg);
+		lm__dest_link_down(d, v, d->rx_why);
+	}
+	return NULL;
+}

@@ -1,0 +1,691 @@
+/*
+ * server.c - the source side: the page server that migrates a memory
+ * image to a destination.
+ *
+ * It dials the destination: a control connection first (HELLO, WELCOME),
+ * then the urgent connections the destination asked for. Pre-copy rounds
+ * and the switch-over go over the control connection from the caller's
+ * thread. Post-copy (lm_net_server_serve) runs one thread per urgent
+ * connection, each answering its DEMAND_REQs, and a push thread streaming
+ * every page the destination does not have yet. Demand goes first: the push
+ * thread yields while any demand request is being answered, and sends in
+ * frames of BATCH_BYTES so a demand reply never queues behind much of it
+ * in our own process.
+ *
+ * The `sent` bitmap holds the pages the destination has or was sent. On a
+ * break it may include pages lost in flight, so a resume replaces it with
+ * the destination's own HAVE bitmap: nothing is skipped that did not
+ * arrive, and nothing that arrived is sent again.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "net/net.h"
+#include "net/sock.h"
+
+#define BUF_BYTES (LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD)
+#define BATCH_BYTES (256u << 10)
+#define WHY_LEN 256
+#define PUSH_NICE 10
+
+struct urgent {
+	struct lm_net_server *s;
+	unsigned i;
+	pthread_t thread;
+	uint8_t *rx, *tx;
+	struct lm_net_lz4_hint hint;
+};
+
+struct lm_net_server {
+	struct lm_net_layout layout;
+	const uint8_t *mem;
+	struct lm_net_addr to;
+	bool push, compress, resume;
+	int resume_timeout_ms, io_timeout_ms;
+	uint64_t session;
+	bool connected, switched, resumed_once;
+
+	_Atomic int ctl;
+	unsigned nr_urgent;
+	_Atomic int ufd[LM_NET_MAX_URGENT];
+	struct urgent u[LM_NET_MAX_URGENT];
+	pthread_t push_thread;
+
+	_Atomic uint64_t *sent;
+	_Atomic int demand_active;
+	_Atomic bool broken;
+	uint8_t *tx, *rx;
+	struct lm_net_lz4_hint hint;
+
+	struct {
+		_Atomic uint64_t demand_requests, demand_pages, push_pages;
+		_Atomic uint64_t precopy_pages, bytes_out, raw, zero, lz4;
+		_Atomic uint64_t resumes, push_ns;
+	} st;
+	pthread_mutex_t why_lock;
+	char why[WHY_LEN];
+};
+
+static void set_why(struct lm_net_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_why(struct lm_net_server *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->why_lock);
+	if (!s->why[0]) {
+		va_start(ap, fmt);
+		vsnprintf(s->why, sizeof(s->why), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&s->why_lock);
+}
+
+static void shut_all(struct lm_net_server *s)
+{
+	int fd = atomic_load(&s->ctl);
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		fd = atomic_load(&s->ufd[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
+}
+
+/*
+ * Stop this session's threads: the urgent sockets are shut down (their
+ * threads sit in recv), the control socket for writing only (the push
+ * thread may sit in send), so that a DONE the destination sent just before
+ * closing can still be read: otherwise a finished migration would race
+ * with the end of its own connections and look like a break.
+ */
+static void broke(struct lm_net_server *s)
+{
+	int fd = atomic_load(&s->ctl);
+
+	atomic_store(&s->broken, true);
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		fd = atomic_load(&s->ufd[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
+}
+
+/* After a break: was a DONE already waiting on the control connection? */
+static bool done_pending(struct lm_net_server *s, int fd)
+{
+	char why[WHY_LEN];
+
+	for (;;) {
+		struct lm_net_msg m;
+		int err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+					    &s->layout, &m,
+					    lm_net_deadline_ms(200), why,
+					    sizeof(why));
+
+		if (err)
+			return false;
+		if (m.h.type == LM_NET_DONE)
+			return true;
+	}
+}
+
+static void close_all(struct lm_net_server *s)
+{
+	int fd = atomic_exchange(&s->ctl, -1);
+
+	if (fd >= 0)
+		close(fd);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		fd = atomic_exchange(&s->ufd[i], -1);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+static void count_encodings(struct lm_net_server *s, const uint8_t *frame)
+{
+	const uint8_t *p = frame + LM_NET_HDR_SIZE;
+	uint32_t n = lm_get32(p + 8);
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t e = p[LM_NET_PAGES_FIXED + i * LM_NET_PAGE_REC];
+
+		atomic_fetch_add_explicit(e == LM_NET_ENC_ZERO ? &s->st.zero
+					  : e == LM_NET_ENC_LZ4 ? &s->st.lz4
+								: &s->st.raw,
+					  1, memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&s->st.bytes_out, lm_get32(frame + 8),
+				  memory_order_relaxed);
+}
+
+static void bit_set(_Atomic uint64_t *bm, uint64_t i)
+{
+	atomic_fetch_or_explicit(&bm[i / 64], 1ull << (i % 64),
+				 memory_order_relaxed);
+}
+
+static bool bit(_Atomic uint64_t *bm, uint64_t i)
+{
+	return atomic_load_explicit(&bm[i / 64], memory_order_relaxed) >>
+		       (i % 64) & 1;
+}
+
+int lm_net_server_create(const struct lm_net_server_config *c,
+			 struct lm_net_server **out)
+{
+	struct lm_net_server *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return lm_error(-ENOMEM, "page server: out of memory");
+	s->layout = *c->layout;
+	s->mem = c->mem;
+	s->push = c->push;
+	s->compress = c->compress;
+	s->resume = c->resume;
+	s->resume_timeout_ms = c->resume_timeout_ms;
+	s->io_timeout_ms = c->io_timeout_ms > 0 ? c->io_timeout_ms : 5000;
+	atomic_store(&s->ctl, -1);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		atomic_store(&s->ufd[i], -1);
+	pthread_mutex_init(&s->why_lock, NULL);
+	if (getrandom(&s->session, sizeof(s->session), 0) !=
+	    sizeof(s->session))
+		s->session = lm_now_ns() ^ ((uint64_t)getpid() << 32);
+	s->sent = calloc((s->layout.nr_pages + 63) / 64, 8);
+	s->tx = mmap(NULL, BUF_BYTES, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s->rx = malloc(LM_NET_HDR_SIZE + LM_NET_BITMAP_FIXED +
+		       LM_NET_MAX_BITMAP_BITS / 8 + LM_NET_MAX_BLOB);
+	if (!s->sent || s->tx == MAP_FAILED || !s->rx) {
+		if (s->tx == MAP_FAILED)
+			s->tx = NULL;
+		lm_net_server_destroy(s);
+		return lm_error(-ENOMEM, "page server: out of memory");
+	}
+	err = lm_net_addr_parse(c->to, &s->to);
+	if (err) {
+		lm_net_server_destroy(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+static int send_frame(struct lm_net_server *s, int fd, const uint8_t *buf,
+		      size_t len)
+{
+	return lm_net_send_all(fd, buf, len,
+			       lm_net_deadline_ms(s->io_timeout_ms));
+}
+
+/* Receive the HAVE bitmaps that follow a resumed WELCOME. */
+static int recv_have(struct lm_net_server *s, int fd)
+{
+	uint64_t covered = 0, words = (s->layout.nr_pages + 63) / 64;
+	size_t cap = LM_NET_HDR_SIZE + LM_NET_BITMAP_FIXED +
+		     LM_NET_MAX_BITMAP_BITS / 8;
+	char why[WHY_LEN];
+
+	for (uint64_t w = 0; w < words; w++)
+		atomic_store(&s->sent[w], 0);
+	while (covered < s->layout.nr_pages) {
+		struct lm_net_msg m;
+		int err = lm_net_recv_frame(fd, s->rx, cap, &s->layout, &m,
+					    lm_net_deadline_ms(s->io_timeout_ms),
+					    why, sizeof(why));
+
+		if (err)
+			return lm_error(err, "resuming with %s: %s", s->to.text,
+					err == -EPROTO ? why : strerror(-err));
+		if (m.h.type != LM_NET_HAVE || m.u.bitmap.first != covered)
+			return lm_error(-EPROTO, "resuming with %s: expected "
+					"HAVE from page %llu, got %s",
+					s->to.text,
+					(unsigned long long)covered,
+					lm_net_type_name(m.h.type));
+		for (uint64_t i = 0; i < m.u.bitmap.nbits; i++)
+			if (m.u.bitmap.bits[i / 8] >> (i % 8) & 1)
+				bit_set(s->sent, m.u.bitmap.first + i);
+		covered += m.u.bitmap.nbits;
+	}
+	return 0;
+}
+
+static int handshake(struct lm_net_server *s, bool resume)
+{
+	struct lm_net_hello hi = { .session = s->session,
+				   .role = LM_NET_ROLE_CONTROL,
+				   .layout = s->layout };
+	uint8_t buf[LM_NET_HDR_SIZE + 32 + 8 * LM_NET_MAX_REGIONS];
+	struct lm_net_msg m;
+	char why[WHY_LEN];
+	int fd, err;
+
+	fd = lm_net_dial(&s->to, s->io_timeout_ms);
+	if (fd < 0)
+		return fd;
+	atomic_store(&s->ctl, fd);
+	err = send_frame(s, fd, buf, lm_net_enc_hello(
+		buf, resume ? LM_NET_HELLO_RESUME : 0, &hi));
+	if (!err)
+		err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+					&s->layout, &m,
+					lm_net_deadline_ms(s->io_timeout_ms),
+					why, sizeof(why));
+	if (err)
+		return lm_error(err, "handshake with %s: %s", s->to.text,
+				err == -EPROTO ? why
+				: err == -ECONNRESET ? "connection closed"
+						     : strerror(-err));
+	if (m.h.type == LM_NET_ERROR)
+		return lm_error(-ECONNREFUSED, "%s refused us: %s", s->to.text,
+				m.u.error.text);
+	if (m.h.type != LM_NET_WELCOME)
+		return lm_error(-EPROTO, "handshake with %s: expected WELCOME, "
+				"got %s", s->to.text,
+				lm_net_type_name(m.h.type));
+	if (resume && !m.u.welcome.resumed)
+		return lm_error(-ESTALE, "%s no longer knows session %016llx: "
+				"it cannot be resumed", s->to.text,
+				(unsigned long long)s->session);
+	if (m.u.welcome.resumed && (err = recv_have(s, fd)))
+		return err;
+	s->nr_urgent = m.u.welcome.nr_urgent;
+	for (unsigned i = 0; i < s->nr_urgent; i++) {
+		hi.role = LM_NET_ROLE_URGENT;
+		hi.slot = i;
+		fd = lm_net_dial(&s->to, s->io_timeout_ms);
+		if (fd < 0)
+			return fd;
+		atomic_store(&s->ufd[i], fd);
+		err = send_frame(s, fd, buf, lm_net_enc_hello(buf, 0, &hi));
+		if (err)
+			return lm_error(err, "urgent connection %u to %s: %s",
+					i, s->to.text, strerror(-err));
+	}
+	atomic_store(&s->broken, false);
+	s->connected = true;
+	return 0;
+}
+
+int lm_net_server_connect(struct lm_net_server *s)
+{
+	int err = handshake(s, false);
+
+	if (err)
+		close_all(s);
+	return err;
+}
+
+/* Pages [first, first + n) as frames of at most BATCH_BYTES. */
+static int send_run(struct lm_net_server *s, int fd, unsigned type,
+		    uint64_t first, uint64_t n, struct lm_net_lz4_hint *hint)
+{
+	uint64_t per = LM_MAX(1, BATCH_BYTES / s->layout.page_size);
+
+	while (n) {
+		uint32_t k = (uint32_t)LM_MIN(n, per);
+		size_t len = lm_net_enc_pages(s->tx, type, 0, &s->layout,
+					      s->mem,
+					      first * s->layout.page_size, k,
+					      hint);
+		int err = send_frame(s, fd, s->tx, len);
+
+		if (err)
+			return err;
+		count_encodings(s, s->tx);
+		first += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
+{
+	int fd = atomic_load(&s->ctl);
+	uint64_t np = s->layout.nr_pages, sent = 0;
+	uint8_t buf[LM_NET_HDR_SIZE + 16];
+	int err = 0;
+
+	if (!s->connected || s->switched)
+		return lm_error(-EINVAL, "pre-copy to %s: %s", s->to.text,
+				s->switched ? "after switch-over"
+					    : "not connected");
+	for (uint64_t p = 0; p < np && !err;) {
+		uint64_t n = 0;
+
+		while (p + n < np && (!bitmap || bitmap[(p + n) / 64] >>
+						 ((p + n) % 64) & 1))
+			n++;
+		if (n) {
+			err = send_run(s, fd, LM_NET_PRECOPY, p, n,
+				       s->compress ? &s->hint : NULL);
+			for (uint64_t i = p; i < p + n; i++)
+				bit_set(s->sent, i);
+			sent += n;
+		}
+		p += n + 1;
+	}
+	if (!err)
+		err = send_frame(s, fd, buf, lm_net_enc_done(
+			buf, LM_NET_PHASE_PRECOPY, sent));
+	atomic_fetch_add(&s->st.precopy_pages, sent);
+	if (err)
+		return lm_error(err, "pre-copy to %s: %s", s->to.text,
+				strerror(-err));
+	return 0;
+}
+
+int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
+			     unsigned nr_vcpus, const void *const *blobs,
+			     const uint32_t *blob_len)
+{
+	int fd = atomic_load(&s->ctl);
+	uint64_t np = s->layout.nr_pages;
+	int err = 0;
+
+	if (!s->connected || s->switched)
+		return lm_error(-EINVAL, "switch-over to %s: %s", s->to.text,
+				s->switched ? "done already" : "not connected");
+	if (nr_vcpus > 4096)
+		return lm_error(-EINVAL, "switch-over: %u vCPUs, at most 4096",
+				nr_vcpus);
+	for (uint64_t first = 0; dirty && first < np && !err;
+	     first += LM_NET_MAX_BITMAP_BITS) {
+		uint64_t nb = LM_MIN(np - first, LM_NET_MAX_BITMAP_BITS);
+
+		err = send_frame(s, fd, s->tx, lm_net_enc_bitmap(
+			s->tx, LM_NET_DIRTY, first, nb, dirty));
+		for (uint64_t i = first; i < first + nb; i++)
+			if (dirty[i / 64] >> (i % 64) & 1)
+				atomic_fetch_and(&s->sent[i / 64],
+						 ~(1ull << (i % 64)));
+	}
+	for (unsigned v = 0; v < nr_vcpus && !err; v++) {
+		if (blob_len[v] > LM_NET_MAX_BLOB)
+			return lm_error(-EINVAL, "switch-over: vCPU %u state "
+					"of %u bytes, at most %u", v,
+					blob_len[v], LM_NET_MAX_BLOB);
+		err = send_frame(s, fd, s->tx, lm_net_enc_vcpu(
+			s->tx, v, blobs[v], blob_len[v]));
+	}
+	if (!err)
+		err = send_frame(s, fd, s->tx,
+				 lm_net_enc_switchover(s->tx, nr_vcpus));
+	if (err)
+		return lm_error(err, "switch-over to %s: %s", s->to.text,
+				strerror(-err));
+	s->switched = true;
+	return 0;
+}
+
+static void *urgent_main(void *arg)
+{
+	struct urgent *u = arg;
+	struct lm_net_server *s = u->s;
+	int fd = atomic_load(&s->ufd[u->i]);
+	char why[WHY_LEN];
+
+	while (!atomic_load(&s->broken)) {
+		struct lm_net_msg m;
+		size_t len;
+		int err = lm_net_recv_frame(fd, u->rx, LM_NET_HDR_SIZE + 64,
+					    &s->layout, &m, UINT64_MAX, why,
+					    sizeof(why));
+
+		if (!err && m.h.type != LM_NET_DEMAND_REQ) {
+			snprintf(why, sizeof(why), "unexpected %s on urgent "
+				 "connection %u", lm_net_type_name(m.h.type),
+				 u->i);
+			err = -EPROTO;
+		}
+		if (err) {
+			if (err == -EPROTO)
+				lm_net_send_error(fd, EPROTO, why);
+			if (!atomic_load(&s->broken))
+				set_why(s, "urgent connection %u: %s", u->i,
+					err == -EPROTO ? why
+					: err == -ECONNRESET
+						? "closed by the destination"
+						: strerror(-err));
+			break;
+		}
+		atomic_fetch_add(&s->demand_active, 1);
+		len = lm_net_enc_pages(u->tx, LM_NET_DEMAND_REPLY, m.h.seq,
+				       &s->layout, s->mem, m.u.req.off,
+				       m.u.req.len / (uint32_t)s->layout.page_size,
+				       s->compress ? &u->hint : NULL);
+		err = send_frame(s, fd, u->tx, len);
+		atomic_fetch_sub(&s->demand_active, 1);
+		if (err) {
+			set_why(s, "urgent connection %u: %s", u->i,
+				strerror(-err));
+			break;
+		}
+		count_encodings(s, u->tx);
+		for (uint64_t p = m.u.req.off / s->layout.page_size;
+		     p < (m.u.req.off + m.u.req.len) / s->layout.page_size; p++)
+			bit_set(s->sent, p);
+		atomic_fetch_add(&s->st.demand_requests, 1);
+		atomic_fetch_add(&s->st.demand_pages,
+				 m.u.req.len / s->layout.page_size);
+	}
+	broke(s);
+	return NULL;
+}
+
+static void *push_main(void *arg)
+{
+	struct lm_net_server *s = arg;
+	uint64_t np = s->layout.nr_pages, pushed = 0, t0 = lm_now_ns();
+	uint64_t per = LM_MAX(1, BATCH_BYTES / s->layout.page_size);
+	int fd = atomic_load(&s->ctl);
+	uint8_t done[LM_NET_HDR_SIZE + 16];
+	int err = 0;
+
+	/* Below the urgent threads: demand first on our CPUs too. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PUSH_NICE);
+	for (uint64_t p = 0; p < np && !err && !atomic_load(&s->broken);) {
+		uint64_t n = 0;
+
+		/* Demand first: stay off the CPU and the wire meanwhile. */
+		while (atomic_load(&s->demand_active) > 0 &&
+		       !atomic_load(&s->broken))
+			sched_yield();
+		while (p < np && bit(s->sent, p))
+			p++;
+		while (p + n < np && n < per && !bit(s->sent, p + n)) {
+			bit_set(s->sent, p + n);
+			n++;
+		}
+		if (!n)
+			break;
+		err = send_run(s, fd, LM_NET_PUSH, p, n,
+			       s->compress ? &s->hint : NULL);
+		pushed += n;
+		p += n;
+	}
+	if (!err && !atomic_load(&s->broken))
+		err = send_frame(s, fd, done, lm_net_enc_done(
+			done, LM_NET_PHASE_PUSH, pushed));
+	atomic_fetch_add(&s->st.push_pages, pushed);
+	atomic_fetch_add(&s->st.push_ns, lm_now_ns() - t0);
+	if (err) {
+		if (!atomic_load(&s->broken))
+			set_why(s, "push to %s: %s", s->to.text,
+				strerror(-err));
+		broke(s);
+	}
+	return NULL;
+}
+
+/* Run post-copy on the current connections until DONE or a break. */
+static int serve_once(struct lm_net_server *s)
+{
+	unsigned started = 0;
+	bool pushing = false;
+	char why[WHY_LEN];
+	int fd = atomic_load(&s->ctl), rc = -EPIPE;
+
+	for (unsigned i = 0; i < s->nr_urgent; i++) {
+		struct urgent *u = &s->u[i];
+
+		u->s = s;
+		u->i = i;
+		if (!u->rx)
+			u->rx = malloc(LM_NET_HDR_SIZE + 64);
+		if (!u->tx) {
+			u->tx = mmap(NULL, BUF_BYTES, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (u->tx == MAP_FAILED)
+				u->tx = NULL;
+		}
+		if (!u->rx || !u->tx ||
+		    pthread_create(&u->thread, NULL, urgent_main, u)) {
+			set_why(s, "page server: cannot start urgent thread");
+			broke(s);
+			break;
+		}
+		started++;
+	}
+	if (s->push && !atomic_load(&s->broken))
+		pushing = !pthread_create(&s->push_thread, NULL, push_main, s);
+	while (!atomic_load(&s->broken)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct lm_net_msg m;
+		int err;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+					&s->layout, &m,
+					lm_net_deadline_ms(s->io_timeout_ms),
+					why, sizeof(why));
+		if (!err && m.h.type == LM_NET_DONE) {
+			rc = 0;
+			break;
+		}
+		if (!err && m.h.type == LM_NET_ERROR)
+			set_why(s, "the destination reports: %s",
+				m.u.error.text);
+		else if (!err)
+			set_why(s, "unexpected %s from the destination",
+				lm_net_type_name(m.h.type));
+		else
+			set_why(s, "control connection: %s",
+				err == -EPROTO ? why
+				: err == -ECONNRESET ? "closed by the "
+						       "destination"
+						     : strerror(-err));
+		if (err == -EPROTO)
+			lm_net_send_error(fd, EPROTO, why);
+		break;
+	}
+	broke(s);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(s->u[i].thread, NULL);
+	if (pushing)
+		pthread_join(s->push_thread, NULL);
+	if (rc && done_pending(s, fd))
+		rc = 0;
+	close_all(s);
+	s->connected = false;
+	return rc;
+}
+
+int lm_net_server_serve(struct lm_net_server *s)
+{
+	uint8_t buf[LM_NET_HDR_SIZE + 8];
+	int err;
+
+	if (!s->connected)
+		return lm_error(-ENOTCONN, "page server: not connected");
+	if (!s->switched) {
+		err = send_frame(s, atomic_load(&s->ctl), buf,
+				 lm_net_enc_switchover(buf, 0));
+		if (err)
+			return lm_error(err, "switch-over to %s: %s",
+					s->to.text, strerror(-err));
+		s->switched = true;
+	}
+	for (;;) {
+		uint64_t deadline;
+
+		if (serve_once(s) == 0)
+			return 0;
+		if (!s->resume)
+			return lm_error(-EPIPE, "post-copy to %s broke: %s",
+					s->to.text, s->why);
+		deadline = lm_net_deadline_ms(s->resume_timeout_ms);
+		do {
+			usleep(100000);
+			pthread_mutex_lock(&s->why_lock);
+			s->why[0] = '\0';
+			pthread_mutex_unlock(&s->why_lock);
+			err = handshake(s, true);
+			if (err)
+				close_all(s);
+		} while (err && err != -ESTALE && err != -ECONNREFUSED &&
+			 lm_now_ns() < deadline);
+		if (err)
+			return err;
+		atomic_fetch_add(&s->st.resumes, 1);
+	}
+}
+
+void lm_net_server_cut(struct lm_net_server *s)
+{
+	shut_all(s);
+}
+
+void lm_net_server_stats(struct lm_net_server *s,
+			 struct lm_net_server_stats *st)
+{
+	st->demand_requests = atomic_load(&s->st.demand_requests);
+	st->demand_pages = atomic_load(&s->st.demand_pages);
+	st->push_pages = atomic_load(&s->st.push_pages);
+	st->precopy_pages = atomic_load(&s->st.precopy_pages);
+	st->bytes_out = atomic_load(&s->st.bytes_out);
+	st->raw_pages = atomic_load(&s->st.raw);
+	st->zero_pages = atomic_load(&s->st.zero);
+	st->lz4_pages = atomic_load(&s->st.lz4);
+	st->resumes = atomic_load(&s->st.resumes);
+	st->push_ns = atomic_load(&s->st.push_ns);
+}
+
+void lm_net_server_destroy(struct lm_net_server *s)
+{
+	if (!s)
+		return;
+	close_all(s);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
+		free(s->u[i].rx);
+		if (s->u[i].tx)
+			munmap(s->u[i].tx, BUF_BYTES);
+	}
+	if (s->tx)
+		munmap(s->tx, BUF_BYTES);
+	free(s->rx);
+	free((void *)s->sent);
+	pthread_mutex_destroy(&s->why_lock);
+	free(s);
+}

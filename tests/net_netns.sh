@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# net_netns.sh - post-copy between two "hosts": network namespaces joined by
+# a veth pair. The destination (page-fetch) listens in one, the source
+# (page-server) dials from the other.
+#
+#   1. a 64 MiB image filled by demand + push, every page verified;
+#   2. recovery over a real cut: the veth link goes down for 1.5 s in the
+#      middle of a demand-only fill (1 ms RTT added by our proxy so the
+#      fill takes long enough); faulting threads are held (--hold), the
+#      source dials again (--resume), and every page is still verified.
+#
+# Skips (exit 77) with a one-line reason without root or `ip netns`.
+set -u
+L=$1
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
+command -v ip >/dev/null || { echo "SKIP: no ip(8)"; exit 77; }
+command -v ss >/dev/null || { echo "SKIP: no ss(8)"; exit 77; }
+
+id=$$
+a=lmsrc$id; b=lmdst$id; va=lmva$id; vb=lmvb$id
+net=10.$((id % 200 + 20)).$((id / 200 % 250)).
+tmp=$(mktemp -d)
+cleanup() {
+  jobs -p | xargs -r kill 2>/dev/null
+  ip netns del "$a" 2>/dev/null; ip netns del "$b" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+ip netns add "$a" 2>"$tmp/err" || { echo "SKIP: ip netns add failed: $(cat "$tmp/err")"; exit 77; }
+ip netns add "$b"
+ip link add "$va" type veth peer name "$vb" || { echo "SKIP: no veth: cannot create a pair"; exit 77; }
+ip link set "$va" netns "$a"; ip link set "$vb" netns "$b"
+ip -n "$a" addr add "${net}1/24" dev "$va"; ip -n "$a" link set "$va" up; ip -n "$a" link set lo up
+ip -n "$b" addr add "${net}2/24" dev "$vb"; ip -n "$b" link set "$vb" up; ip -n "$b" link set lo up
+
+fails=0
+wait_listen() {  # netns, port
+  for _ in $(seq 100); do
+    ip netns exec "$1" ss -ltn | grep -q ":$2 " && return 0
+    sleep 0.05
+  done
+  echo "  nothing listens on :$2 in $1"; return 1
+}
+
+# 1. demand + push across the veth.
+ip netns exec "$b" "$L" page-fetch --listen "${net}2:7070" --size 64M \
+  --threads 2 --verify --json >"$tmp/fetch1.json" 2>"$tmp/fetch1.err" &
+fetch=$!
+wait_listen "$b" 7070 &&
+  ip netns exec "$a" "$L" page-server --to "${net}2:7070" --pattern 64M \
+    >"$tmp/server1.out" 2>&1
+wait $fetch; rc=$?
+if [ $rc -eq 0 ] && grep -q '"verified":true' "$tmp/fetch1.json"; then
+  echo "ok: 64 MiB across namespaces, demand + push, verified"
+else
+  echo "FAIL: fill across namespaces (exit $rc)"; cat "$tmp"/fetch1.* "$tmp/server1.out"
+  fails=$((fails + 1))
+fi
+
+# 2. the link goes down mid-fill; held, resumed, verified.
+ip netns exec "$b" "$L" page-fetch --listen "${net}2:7071" --size 16M \
+  --threads 2 --verify --json --hold --timeout 300 \
+  >"$tmp/fetch2.json" 2>"$tmp/fetch2.err" &
+fetch=$!
+wait_listen "$b" 7071
+ip netns exec "$a" "$L" proxy --listen 127.0.0.1:7072 \
+  --connect "${net}2:7071" --rtt 1ms 2>"$tmp/proxy.err" &
+wait_listen "$a" 7072
+ip netns exec "$a" "$L" page-server --to 127.0.0.1:7072 --pattern 16M \
+  --no-push --resume --resume-timeout 20000 >"$tmp/server2.out" 2>&1 &
+server=$!
+sleep 0.7
+ip -n "$a" link set "$va" down
+sleep 1.5
+ip -n "$a" link set "$va" up
+wait $fetch; rc=$?
+wait $server; src=$?
+if [ $rc -eq 0 ] && [ $src -eq 0 ] && grep -q '"verified":true' "$tmp/fetch2.json" &&
+   grep -q '"link_downs":[1-9]' "$tmp/fetch2.json" &&
+   ! grep -q 'resumes 0' "$tmp/server2.out"; then
+  echo "ok: link down 1.5 s mid-fill: held, resumed, verified ($(grep -o '"sessions":[0-9]*' "$tmp/fetch2.json"))"
+else
+  echo "FAIL: cut and resume across namespaces (fetch $rc, source $src)"
+  cat "$tmp"/fetch2.* "$tmp/server2.out"
+  fails=$((fails + 1))
+fi
+exit $((fails > 0))
