@@ -66,37 +66,6 @@ struct pc_result {
 	bool ok;
 };
 
-struct toucher {
-	uint8_t *base;
-	uint64_t first, n;
-	pthread_t thread;
-};
-
-static void *touch_main(void *arg)
-{
-	struct toucher *t = arg;
-	uint64_t step = 7919 % t->n ? 7919 : 7927;
-
-	for (uint64_t k = 0; k < t->n; k++)
-		(void)*(volatile uint64_t *)(void *)(
-			t->base + (t->first + (k * step) % t->n) * PAGE);
-	return NULL;
-}
-
-static void touch(uint8_t *base, uint64_t size, unsigned threads,
-		  struct toucher *t)
-{
-	uint64_t np = size / PAGE;
-
-	for (unsigned i = 0; i < threads; i++) {
-		t[i] = (struct toucher){ .base = base,
-					 .first = np * i / threads,
-					 .n = np * (i + 1) / threads -
-					      np * i / threads };
-		pthread_create(&t[i].thread, NULL, touch_main, &t[i]);
-	}
-}
-
 static void fail_page(struct lm_region *r, uint64_t off, int err, void *arg)
 {
 	static const char msg[] = "lazymem bench postcopy: a page could not "
@@ -156,7 +125,7 @@ static int run_local(const struct pc_config *c, struct pc_result *res)
 {
 	struct lm_source *src;
 	struct lm_region *r;
-	struct toucher t[64];
+	struct cli_toucher t[64];
 	struct lm_region_config rc = { .name = "bench-local", .size = res->mem,
 				       .delivery = LM_DELIVERY_SELF,
 				       .on_fail = fail_page };
@@ -170,9 +139,8 @@ static int run_local(const struct pc_config *c, struct pc_result *res)
 		return cli_fail("bench postcopy: %s", lm_last_error());
 	}
 	t0 = bench_now_ns();
-	touch(lm_region_addr(r), res->mem, res->threads, t);
-	for (unsigned i = 0; i < res->threads; i++)
-		pthread_join(t[i].thread, NULL);
+	cli_touch_start(t, res->threads, lm_region_addr(r), res->mem, PAGE);
+	cli_touch_join(t, res->threads);
 	lm_region_wait_complete(r, -1);
 	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
 	take_stats(r, res);
@@ -194,7 +162,7 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 				       .on_fail = fail_page };
 	struct server_run sr = { 0 };
 	struct lm_net_dest_stats ds;
-	struct toucher t[64];
+	struct cli_toucher t[64];
 	char why[128];
 	uint64_t t0;
 	int err = 0;
@@ -226,9 +194,8 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 		goto out;
 	}
 	t0 = bench_now_ns();
-	touch(lm_region_addr(r), res->mem, res->threads, t);
-	for (unsigned i = 0; i < res->threads; i++)
-		pthread_join(t[i].thread, NULL);
+	cli_touch_start(t, res->threads, lm_region_addr(r), res->mem, PAGE);
+	cli_touch_join(t, res->threads);
 	err = lm_region_wait_complete(r, 600000);
 	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
 	lm_net_dest_finish(d);

@@ -6,18 +6,7 @@
 # with every run verified. Skips (exit 77) without /dev/kvm.
 set -u
 LAZYMEM=$1
-fails=0
-check() {  # description, command...
-  local what=$1; shift
-  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails+1)); fi
-}
-expect_error() {  # exit code, words, args...
-  local code=$1 words=$2; shift 2
-  local out rc
-  out=$("$LAZYMEM" "$@" 2>&1 >/dev/null); rc=$?
-  [ "$rc" -eq "$code" ] && grep -qF -- "$words" <<<"$out" \
-    || { echo "  got exit $rc: $out"; return 1; }
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 check "--help lists vm run and bench paging" \
   bash -c "'$LAZYMEM' --help | grep -q 'vm run' && '$LAZYMEM' --help | grep -q 'bench paging'"

@@ -97,6 +97,82 @@ static void test_fc_2m(void **s)
 	t_hugepages_restore(prev);
 }
 
+struct concurrent {
+	struct t_daemon *d;
+	enum lm_workload w;
+};
+
+static void *concurrent_guest(void *arg)
+{
+	struct concurrent *c = arg;
+
+	run_guest(c->d, LM_BACKING_ANON, c->w, 2);
+	return NULL;
+}
+
+/* Three VMs at once, restored from one memory file by one daemon. */
+static void test_fc_concurrent(void **s)
+{
+	struct t_daemon d = { 0 };
+	struct concurrent c[3] = {
+		{ &d, LM_WL_TOUCH }, { &d, LM_WL_RANDOM }, { &d, LM_WL_VERIFY },
+	};
+	pthread_t t[3];
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	make_mem_file(&d, MEM);
+	t_daemon_start(&d, NULL);
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, concurrent_guest, &c[i]);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	LM_ASSERT(t_wait_for(d.out, "vm 3", 5000), "three VMs served");
+	t_cleanup(&d);
+}
+
+/*
+ * Balloon in the middle of a VM's life: the guest fills and checks its
+ * memory, the VMM gives 4 MiB of it back (MADV_DONTNEED, as a balloon
+ * device does), and from then on that range is served as zero pages, not
+ * file contents, while the rest keeps the guest's data. The guests here
+ * cannot take part in a balloon protocol, so the range is checked through
+ * the VMM's own view of guest RAM, whose faults the daemon serves.
+ */
+static void test_fc_balloon(void **s)
+{
+	struct lm_vm_config cfg = t_vm_config(LM_VM_HANDLER, 2, MEM);
+	struct lm_vm_workload wl = t_workload(LM_WL_VERIFY);
+	struct lm_vm_result res;
+	struct t_daemon d = { 0 };
+	struct lm_vm *vm;
+	const uint64_t off = 8ull << 20, len = 4ull << 20;
+
+	(void)s;
+	LM_REQUIRE_KVM();
+	make_mem_file(&d, MEM);
+	t_daemon_start(&d, NULL);
+	cfg.gen = GEN;
+	cfg.fc_socket = d.sock;
+	KVM_OK(lm_vm_create(&cfg, &vm));
+	KVM_OK(lm_vm_run(vm, &wl, &res));
+	LM_ASSERT(res.verified, "guest verified before the balloon");
+	LM_OK(fc_guest_balloon(&vm->ram.fc, off, len));
+	const volatile uint64_t *w = (const volatile uint64_t *)vm->ram.host;
+	for (uint64_t o = 0; o < MEM; o += 4096) {
+		uint64_t want = o >= off && o < off + len ? 0
+							  : lm_pattern(o + 8, GEN);
+		LM_ASSERT(w[o / 8 + 1] == want, "word at 0x%llx: 0x%llx, want "
+			  "0x%llx", (unsigned long long)(o + 8),
+			  (unsigned long long)w[o / 8 + 1],
+			  (unsigned long long)want);
+	}
+	lm_vm_destroy(vm);
+	LM_ASSERT(t_wait_for(d.out, "1024 removed", 5000),
+		  "the daemon counted the removed pages");
+	t_cleanup(&d);
+}
+
 /* A client that sends garbage is refused; the next VM is served. */
 static void test_fc_hostile_then_guest(void **s)
 {
@@ -123,6 +199,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_fc_prefetch_all),
 		cmocka_unit_test(test_fc_2m),
 		cmocka_unit_test(test_fc_hostile_then_guest),
+		cmocka_unit_test(test_fc_concurrent),
+		cmocka_unit_test(test_fc_balloon),
 	};
 
 	if (argc < 2) {

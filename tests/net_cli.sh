@@ -5,20 +5,10 @@
 # JSON has its documented shape with every run verified.
 set -u
 L=$1
-fails=0
+LAZYMEM=$L
 tmp=$(mktemp -d)
 trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$tmp"' EXIT
-check() {  # description, command...
-  local what=$1; shift
-  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails+1)); fi
-}
-expect_error() {  # exit code, words, args...
-  local code=$1 words=$2; shift 2
-  local out rc
-  out=$("$L" "$@" 2>&1 >/dev/null); rc=$?
-  [ "$rc" -eq "$code" ] && grep -qF -- "$words" <<<"$out" \
-    || { echo "  got exit $rc: $out"; return 1; }
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 check "--help lists the transport" bash -c "'$L' --help | grep -q page-fetch"
 check "page-fetch --help" bash -c "'$L' page-fetch --help | grep -q -- '--hold'"

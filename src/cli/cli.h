@@ -6,6 +6,7 @@
 #ifndef LAZYMEM_CLI_H
 #define LAZYMEM_CLI_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,17 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when stderr is a terminal and CI is not set: draw progress lines. */
 bool cli_progress_enabled(void);
+/* Stand-in guests (touch.c): nthreads threads reading every page of
+ * [base, base+size) once, each its own slice, in a scattered order. */
+struct cli_toucher {
+	uint8_t *base;
+	uint64_t first, n, page_size;
+	pthread_t thread;
+};
+void cli_touch_start(struct cli_toucher *t, unsigned nthreads, uint8_t *base,
+		     uint64_t size, uint64_t page_size);
+void cli_touch_join(struct cli_toucher *t, unsigned nthreads);
+
 /* A progress callback: arg is what is being done ("save", ...). */
 void cli_progress(uint64_t done, uint64_t total, void *arg);
 

@@ -368,25 +368,6 @@ static void fetch_on_fail(struct lm_region *r, uint64_t off, int err,
 	_exit(1);
 }
 
-struct toucher {
-	uint8_t *base;
-	uint64_t first, n;
-	pthread_t thread;
-};
-
-static void *touch_main(void *arg)
-{
-	struct toucher *t = arg;
-	uint64_t step = 7919 % t->n ? 7919 : 7927;
-
-	for (uint64_t k = 0; k < t->n; k++) {
-		uint64_t p = t->first + (k * step) % t->n;
-
-		(void)*(volatile uint8_t *)(t->base + p * PAGE);
-	}
-	return NULL;
-}
-
 static int write_out(const char *path, const void *mem, uint64_t size)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -418,7 +399,7 @@ int cmd_page_fetch(int argc, char **argv)
 	struct lm_region *r;
 	struct lm_stats st;
 	struct lm_net_dest_stats ds;
-	struct toucher t[64];
+	struct cli_toucher t[64];
 	uint64_t t0, ns, bad = 0, first_bad = 0;
 	char why[256];
 	int err = fetch_parse(argc, argv, &o), ret = 0;
@@ -456,15 +437,7 @@ int cmd_page_fetch(int argc, char **argv)
 		goto out;
 	}
 	t0 = lm_now_ns();
-	for (unsigned i = 0; i < o.threads; i++) {
-		uint64_t np = o.size / PAGE, per = np / o.threads;
-
-		t[i] = (struct toucher){ .base = lm_region_addr(r),
-					 .first = per * i,
-					 .n = i + 1 == o.threads ? np - per * i
-								 : per };
-		pthread_create(&t[i].thread, NULL, touch_main, &t[i]);
-	}
+	cli_touch_start(t, o.threads, lm_region_addr(r), o.size, PAGE);
 	if (cli_progress_enabled()) {
 		while (lm_region_wait_complete(r, 100) == -ETIMEDOUT &&
 		       lm_now_ns() - t0 < (uint64_t)o.wait * 1000000ull)
@@ -473,8 +446,7 @@ int cmd_page_fetch(int argc, char **argv)
 		cli_progress(lm_region_pages_present(r) * PAGE, o.size,
 			     (void *)"page-fetch");
 	}
-	for (unsigned i = 0; i < o.threads; i++)
-		pthread_join(t[i].thread, NULL);
+	cli_touch_join(t, o.threads);
 	err = lm_region_wait_complete(r, o.wait);
 	ns = lm_now_ns() - t0;
 	if (err) {
