@@ -35,7 +35,7 @@ ncol=$(head -1 "$dat" | python3 -c 'import shlex,sys; print(len(shlex.split(sys.
 gnuplot <<GP
 set terminal $([ "${out##*.}" = png ] && echo "pngcairo size 900,480 font \"sans,11\"" || echo "svg size 900,480 font \"sans,12\"")
 set output "$out"
-set title "lazymem bench fault: first-touch faults resolved ($cfg)"
+set title "bench fault: first touches resolved\n($cfg)"
 set ylabel "thousand pages/s (higher is better)"
 set style data histograms
 set style histogram clustered gap 1
