@@ -156,15 +156,10 @@ int cmd_bench_restore(int argc, char **argv)
 			if (cli_parse_size(optarg, &mem) || !mem || mem % (2u << 20))
 				return cli_usage_error("--mem '%s': expected a size, a multiple of 2M, like 1G", optarg);
 			break;
-		case 'w': {
-			char *end;
-			double pct = strtod(optarg, &end);
-
-			if (end == optarg || strcmp(end, "%") || !(pct > 0) || pct > 100)
+		case 'w':
+			if (vm_opt_percent(optarg, &ws))
 				return cli_usage_error("--ws '%s': expected a percentage like 10%%", optarg);
-			ws = pct / 100.0;
 			break;
-		}
 		case 'v':
 			if (vm_opt_uint(optarg, 1, LM_MAX_VCPUS, &val))
 				return cli_usage_error("--vcpus '%s': expected 1..%d", optarg, LM_MAX_VCPUS);

@@ -82,15 +82,10 @@ int cmd_vm_restore(int argc, char **argv)
 		case 'p':
 			o.prefetch = optarg;
 			break;
-		case 'W': {
-			char *end;
-			double pct = strtod(optarg, &end);
-
-			if (end == optarg || strcmp(end, "%") || !(pct > 0) || pct > 100)
+		case 'W':
+			if (vm_opt_percent(optarg, &o.ws_fraction))
 				return cli_usage_error("--ws '%s': expected a percentage like 10%%", optarg);
-			o.ws_fraction = pct / 100.0;
 			break;
-		}
 		case 't':
 			if (vm_opt_uint(optarg, 1, 86400, &val))
 				return cli_usage_error("--timeout '%s': expected seconds from 1 to 86400", optarg);

@@ -62,19 +62,28 @@ int vm_opt_placement(const char *s, enum lm_vm_placement *out)
 	return 0;
 }
 
+int vm_opt_percent(const char *s, double *fraction)
+{
+	char *end;
+	double pct = strtod(s, &end);
+
+	if (end == s || strcmp(end, "%") || !(pct > 0) || pct > 100)
+		return -EINVAL;
+	*fraction = pct / 100.0;
+	return 0;
+}
+
 int vm_opt_ws(const char *s, uint64_t mem, uint64_t page_size,
 	      unsigned vcpus, uint64_t *pages_per_vcpu)
 {
 	size_t len = strlen(s);
 	uint64_t bytes;
+	double f;
 
 	if (len > 1 && s[len - 1] == '%') {
-		char *end;
-		double pct = strtod(s, &end);
-
-		if (end != s + len - 1 || !(pct > 0) || pct > 100)
+		if (vm_opt_percent(s, &f))
 			return -EINVAL;
-		bytes = (uint64_t)((double)mem * pct / 100.0);
+		bytes = (uint64_t)((double)mem * f);
 	} else if (cli_parse_size(s, &bytes) || !bytes) {
 		return -EINVAL;
 	}
