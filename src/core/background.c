@@ -110,7 +110,7 @@ static void *background_main(void *arg)
 		/* A foreign region's removed pages stay unbacked: the
 		 * balloon gave them back to the host. */
 		while (n < per_batch && i + n < r->nr_pages &&
-		       !(r->foreign && lm_pagemap_removed(&r->map, i + n)) &&
+		       !lm__page_removed(r, i + n) &&
 		       lm_pagemap_claim(&r->map, i + n))
 			n++;
 		if (n == 0) {

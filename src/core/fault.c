@@ -140,7 +140,7 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 		poison_all(r, f->off);
 		return -EIO;
 	}
-	if (r->foreign && lm_pagemap_removed(&r->map, idx))
+	if (lm__page_removed(r, idx))
 		return reinstall_zero(r, v, f->off);
 	return map_present(r, v, f->off, r->page_size);
 }
@@ -151,7 +151,7 @@ static unsigned claim_around(struct lm_region *r, uint64_t idx)
 	unsigned n = 0;
 
 	while (n + 1 < r->fault_around && idx + n + 1 < r->nr_pages &&
-	       !(r->foreign && lm_pagemap_removed(&r->map, idx + n + 1)) &&
+	       !lm__page_removed(r, idx + n + 1) &&
 	       lm_pagemap_claim(&r->map, idx + n + 1))
 		n++;
 	return n;
@@ -179,8 +179,7 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 {
 	uint64_t len = (uint64_t)f->npages << r->page_shift;
 	/* A page its (foreign) owner removed reads as zero from now on. */
-	bool zero = (r->foreign &&
-		     lm_pagemap_removed(&r->map, f->off >> r->page_shift)) ||
+	bool zero = lm__page_removed(r, f->off >> r->page_shift) ||
 		    src_is_zero(r, f->off, len);
 	int err;
 
@@ -249,7 +248,7 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 		 * (which still hold the source's content) in its run. */
 		if ((!r->around_adaptive ||
 		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
-		    !(r->foreign && lm_pagemap_removed(&r->map, idx)))
+		    !lm__page_removed(r, idx))
 			f->npages += claim_around(r, idx);
 		if (r->around_adaptive)
 			atomic_store_explicit(&r->next_seq_idx,

@@ -101,6 +101,14 @@ struct lm_region {
 	_Atomic uint64_t next_seq_idx;
 };
 
+/* A page its foreign owner gave back (balloon): it reads as zero from now
+ * on and is never filled from the source again. Always false for regions
+ * lazymem maps itself. */
+static inline bool lm__page_removed(const struct lm_region *r, uint64_t idx)
+{
+	return r->foreign && lm_pagemap_removed(&r->map, idx);
+}
+
 /* fault.c: the fault path proper, used by every delivery. */
 int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 		    enum lm_fault_origin origin, struct lm_fault *f,
