@@ -10,6 +10,9 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
+	/* before "demo": a group entry is matched on both words */
+	{ "demo", "migrate", cmd_demo_migrate,
+	  "migrate a running test VM over loopback: pre-copy, then post-copy" },
 	{ NULL, "demo", cmd_demo,
 	  "save a test VM at its save point, restore it lazily with prefetch, refuse a corrupt page" },
 	{ "bench", "fault", cmd_bench_fault,
@@ -36,6 +39,12 @@ static const struct cli_command commands[] = {
 	  "serve a file or test image to a page-fetch peer over TCP" },
 	{ NULL, "page-fetch", cmd_page_fetch,
 	  "fill a region from a page-server peer: demand + push" },
+	{ "migrate", "recv", cmd_migrate_recv,
+	  "migration destination: listen, resume the VM at once, fetch on demand" },
+	{ "migrate", "send", cmd_migrate_send,
+	  "migration source: run a test VM, pre-copy it, switch over, serve it" },
+	{ "bench", "migrate", cmd_bench_migrate,
+	  "live migration: downtime and fault latency, pre/post/hybrid x RTT" },
 	{ NULL, "proxy", cmd_proxy,
 	  "TCP proxy adding a round-trip time (no netem here)" },
 };

@@ -58,6 +58,7 @@ enum lm_workload {
 	LM_WL_PING,		/* iterations empty calls to the VMM */
 	LM_WL_SPIN,		/* never progresses: the watchdog's test */
 	LM_WL_RESTORE,		/* fill, save point, touch + verify a working set */
+	LM_WL_MIGRATE,		/* fill, dirty a hot set until stop, verify all */
 };
 
 /* Mailbox: one 4 KiB page per vCPU at LM_GPA_MAILBOX + vcpu * 4096. */
@@ -92,8 +93,9 @@ struct lm_mailbox {
 	uint64_t sum;		/* read results, so reads are not elided */
 	/* restore workload (appended: older fields keep their offsets) */
 	uint64_t ws_pages;	/* in: pages of the slice to touch after the
-				 * save point; the VMM may rewrite it at
-				 * restore, before the vCPU resumes */
+				 * save point (restore), or to dirty pass
+				 * after pass (migrate); the VMM may rewrite
+				 * it at restore, before the vCPU resumes */
 	volatile uint64_t phase;	/* out: LM_PHASE_* */
 };
 
@@ -101,6 +103,8 @@ enum lm_restore_phase {
 	LM_PHASE_FILL = 1,	/* writing the slice */
 	LM_PHASE_SAVED,		/* at the save point */
 	LM_PHASE_RESUMED,	/* touching the working set */
+	LM_PHASE_DIRTYING,	/* migrate: dirtying its hot set until stop */
+	LM_PHASE_CHECKING,	/* migrate: stopped, checking every word */
 };
 
 enum lm_fail_code {

@@ -23,6 +23,7 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <lazymem/lazymem.h>
@@ -106,7 +107,12 @@ struct lm_vm_workload {
 	uint64_t seed;
 	uint64_t stos_len;
 	unsigned timeout_ms;		/* no progress for this long: fail */
-	uint64_t ws_pages;		/* restore: pages per vCPU after the save point */
+	uint64_t ws_pages;		/* restore: pages per vCPU after the save
+					 * point; migrate: its hot set */
+	/* Set every vCPU's mailbox stop flag this long after the run
+	 * starts (0: never): how long a workload that loops until stopped
+	 * (counter, migrate) runs. */
+	unsigned stop_after_ms;
 };
 
 /* A vCPU's state as captured at the save point (snapvm.c). */
@@ -205,6 +211,7 @@ struct lm_vm_ram {
 	struct lm_source *source;
 	struct lm_source *failing;	/* wraps source when fail_page */
 	struct fc_guest fc;		/* fc_socket: the hand-off, or mem NULL */
+	uint8_t *at;			/* plain RAM goes here (vm__map_image) */
 };
 
 struct lm_vm {
@@ -215,6 +222,9 @@ struct lm_vm {
 	struct kvm_cpuid2 *cpuid;
 	uint8_t *reserved;		/* host view of memslot 0 */
 	uint64_t reserved_size;
+	/* Plain RAM only: the reserved area and RAM as one range (RAM at
+	 * image + reserved_size), what a migration sends; else NULL. */
+	uint8_t *image;
 	struct lm_vm_ram ram;
 	struct lm_vcpu *vcpus;
 	unsigned nr_cpus;		/* CPUs this process may run on */
@@ -225,6 +235,7 @@ struct lm_vm {
 	atomic_uint running;		/* vCPUs not yet DONE or failed */
 	atomic_uint marked;		/* vCPUs past MARK */
 	atomic_bool abort;
+	atomic_bool pause;		/* lm_vm_pause: capture and stop */
 	/* process CPU time (ns) at the first START and the last MARK */
 	atomic_uint_fast64_t cpu_t0, cpu_t1;
 	pthread_mutex_t lock;
@@ -234,6 +245,9 @@ struct lm_vm {
 
 /* vm.c */
 int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out);
+/* The reserved area's size for this much RAM (memslot 0, a snapshot's
+ * region 0, a migration layout's first region). */
+uint64_t lm_vm_reserved_size(uint64_t mem_size, uint64_t guest_page_size);
 void lm_vm_destroy(struct lm_vm *vm);
 /* The last error of this thread in the VMM (like lm_last_error). */
 const char *lm_vm_last_error(void);
@@ -306,6 +320,11 @@ int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 int lm_vm_resume(struct lm_vm *vm, const struct lm_vm_workload *wl,
 		 struct lm_vm_result *res);
 void lm_vm_host_check(struct lm_vm *vm, struct lm_vm_result *res);
+/* From another thread while lm_vm_run or lm_vm_resume runs: stop every
+ * vCPU between two exits with its state captured (v->saved, at_save),
+ * as at a save point; that run then returns 0. 0 once all have stopped,
+ * or -ETIMEDOUT. */
+int lm_vm_pause(struct lm_vm *vm, unsigned timeout_ms);
 
 /* snapvm.c: save at the save point, restore lazily or eagerly. */
 int vcpu__capture(struct lm_vcpu *v);
@@ -350,5 +369,28 @@ struct lm_restore_result {
 
 int lm_vm_restore(const struct lm_restore_opts *o,
 		  struct lm_restore_result *res);
+
+/* dirty_log.c: pages written since the last fetch, over the layout
+ * (reserved area, then RAM; 4 KiB pages). fetch re-arms what it read. */
+uint64_t lm_vm_layout_pages(const struct lm_vm *vm);
+int lm_vm_dirty_log_start(struct lm_vm *vm);
+int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
+			  uint64_t *count);
+int lm_vm_dirty_log_stop(struct lm_vm *vm);
+
+/* vcpu_state.c: a vCPU's state as the snapshot format's named blobs. */
+struct lm_snap_vcpu;
+#define VCPU_STATE_MAX 65536	/* packed, at most: one VCPU message */
+int vcpu_state__to_snap(const struct lm_vcpu_state *st, unsigned id,
+			struct lm_snap_vcpu *sv);
+void vcpu_state__snap_free(struct lm_snap_vcpu *sv);
+/* Every blob a resume needs, each of its size: 0, or -EINVAL and why. */
+int vcpu_state__check(const struct lm_snap_vcpu *sv, char *why, size_t n);
+int vcpu_state__apply(struct lm_vcpu *v, const struct lm_snap_vcpu *sv);
+int vcpu_state__pack(const struct lm_snap_vcpu *sv, uint8_t **buf,
+		     uint32_t *len);
+/* From a peer: 0 with sv filled and checked, or -EINVAL and why. */
+int vcpu_state__unpack(const uint8_t *buf, uint32_t len, unsigned id,
+		       struct lm_snap_vcpu *sv, char *why, size_t n);
 
 #endif

@@ -47,11 +47,13 @@ static int ram__check_hugepages(uint64_t size)
 
 static int ram__create_plain(struct lm_vm_ram *ram, enum lm_backing b)
 {
+	int fixed = ram->at ? MAP_FIXED : 0;
 	void *p;
 
 	if (b == LM_BACKING_ANON) {
-		p = mmap(NULL, ram->size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		p = mmap(ram->at, ram->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
+			 -1, 0);
 	} else {
 		unsigned flags = MFD_CLOEXEC;
 
@@ -65,8 +67,8 @@ static int ram__create_plain(struct lm_vm_ram *ram, enum lm_backing b)
 			return lm_vm_error(-errno, "guest RAM memfd of %llu bytes: %s",
 					   (unsigned long long)ram->size,
 					   strerror(errno));
-		p = mmap(NULL, ram->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 ram->memfd, 0);
+		p = mmap(ram->at, ram->size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | fixed, ram->memfd, 0);
 	}
 	if (p == MAP_FAILED)
 		return lm_vm_error(-errno, "guest RAM mapping of %llu bytes: %s",

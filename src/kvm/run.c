@@ -78,23 +78,68 @@ static uint64_t run__progress(struct lm_vm *vm)
 	return p;
 }
 
-static int run__watch(struct lm_vm *vm, unsigned timeout_ms)
+/* Interrupt every vCPU thread's KVM_RUN (owner thread only). A thread
+ * that has exited but is not joined yet may still be signalled.
+ * immediate_exit is not touched here: the vCPU thread owns it. */
+static void run__kick(struct lm_vm *vm)
+{
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		if (vm->vcpus[i].started)
+			pthread_kill(vm->vcpus[i].thread, KICK_SIGNAL);
+}
+
+/* The watchdog's wake-up: every 200 ms, or earlier for a stop time. */
+static void run__sleep(struct lm_vm *vm, uint64_t wake_ns)
+{
+	uint64_t now = lm_now_ns(), d = 200 * 1000000ULL;
+	struct timespec ts;
+
+	if (wake_ns > now && wake_ns - now < d)
+		d = wake_ns - now;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(d / 1000000000ULL);
+	ts.tv_nsec += (long)(d % 1000000000ULL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+}
+
+static void run__stop_guests(struct lm_vm *vm)
+{
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		vm->vcpus[i].mb->stop = 1;
+}
+
+static int run__watch(struct lm_vm *vm, unsigned timeout_ms,
+		      unsigned stop_after_ms)
 {
 	uint64_t last = run__progress(vm), last_ns = lm_now_ns();
+	uint64_t stop_ns = stop_after_ms ?
+			   last_ns + stop_after_ms * 1000000ULL : 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&vm->lock);
 	while (atomic_load(&vm->running) > 0) {
-		struct timespec ts;
 		uint64_t p;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		/*
+		 * Pausing: a signal only interrupts KVM_RUN if the vCPU is
+		 * inside it, and one that lands just before the thread
+		 * enters is lost; so kick every 100 us until each vCPU has
+		 * seen the flag. Downtime runs meanwhile: never wait blind.
+		 */
+		if (atomic_load(&vm->pause)) {
+			run__kick(vm);
+			run__sleep(vm, lm_now_ns() + 100 * 1000);
+			continue;
 		}
-		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		run__sleep(vm, stop_ns);
+		if (stop_ns && lm_now_ns() >= stop_ns) {
+			run__stop_guests(vm);
+			stop_ns = 0;
+		}
 		p = run__progress(vm);
 		if (p != last) {
 			last = p;
@@ -116,15 +161,7 @@ static void run__kick_all(struct lm_vm *vm)
 {
 	atomic_store(&vm->abort, true);
 	for (int tries = 0; tries < 50 && atomic_load(&vm->running); tries++) {
-		for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
-			struct lm_vcpu *v = &vm->vcpus[i];
-
-			/* A thread that has exited but is not joined yet
-			 * may still be signalled. immediate_exit is not
-			 * touched here: the vCPU thread owns it. */
-			if (v->started)
-				pthread_kill(v->thread, KICK_SIGNAL);
-		}
+		run__kick(vm);
 		struct timespec d = { 0, 100 * 1000000L };
 		nanosleep(&d, NULL);
 	}
@@ -135,6 +172,39 @@ static void run__kick_all(struct lm_vm *vm)
 			atomic_load(&vm->running));
 		abort();
 	}
+}
+
+/*
+ * Called from another thread: the watchdog (the thread that owns and
+ * joins the vCPU threads) does the kicking, see run__watch. Waits for the
+ * vCPUs to stop.
+ */
+int lm_vm_pause(struct lm_vm *vm, unsigned timeout_ms)
+{
+	uint64_t t_end = lm_now_ns() + timeout_ms * 1000000ULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->pause, true);
+	pthread_cond_broadcast(&vm->cond);
+	while (atomic_load(&vm->running) > 0 && !rc) {
+		struct timespec ts;
+
+		if (lm_now_ns() > t_end) {
+			rc = lm_vm_error(-ETIMEDOUT, "pause: %u vCPUs still running after %u ms",
+					 atomic_load(&vm->running), timeout_ms);
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return rc;
 }
 
 /*
@@ -275,6 +345,7 @@ static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
 	atomic_store(&vm->running, n);
 	atomic_store(&vm->marked, 0);
 	atomic_store(&vm->abort, false);
+	atomic_store(&vm->pause, false);
 	atomic_store(&vm->cpu_t0, 0);
 	atomic_store(&vm->cpu_t1, 0);
 
@@ -292,7 +363,7 @@ static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
 		v->started = true;
 	}
 	if (!rc)
-		rc = run__watch(vm, wl->timeout_ms);
+		rc = run__watch(vm, wl->timeout_ms, wl->stop_after_ms);
 	if (rc)
 		run__kick_all(vm);
 	for (unsigned i = 0; i < n; i++) {

@@ -197,22 +197,9 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 		goto out;
 	}
 	for (unsigned i = 0; i < m.nr_vcpus && !rc; i++) {
-		struct lm_snap_vcpu *sv = &m.vcpus[i];
-		const struct lm_vcpu_state *st = &vm->vcpus[i].saved;
-
-		sv->id = i;
-		if (lm_snap_vcpu_add_blob(sv, "regs", &st->regs, sizeof(st->regs)) ||
-		    lm_snap_vcpu_add_blob(sv, "sregs", &st->sregs, sizeof(st->sregs)) ||
-		    lm_snap_vcpu_add_blob(sv, "fpu", &st->fpu, sizeof(st->fpu)) ||
-		    lm_snap_vcpu_add_blob(sv, "msrs", st->msrs, st->msrs_len) ||
-		    lm_snap_vcpu_add_blob(sv, "cpuid", st->cpuid, st->cpuid_len) ||
-		    (st->have_xsave &&
-		     lm_snap_vcpu_add_blob(sv, "xsave", st->xsave, sizeof(*st->xsave))) ||
-		    (st->have_xcrs &&
-		     lm_snap_vcpu_add_blob(sv, "xcrs", &st->xcrs, sizeof(st->xcrs))) ||
-		    (st->have_events &&
-		     lm_snap_vcpu_add_blob(sv, "events", &st->events, sizeof(st->events))))
-			rc = lm_vm_error(-EINVAL, "save: vcpu %u: %s", i, lm_last_error());
+		rc = vcpu_state__to_snap(&vm->vcpus[i].saved, i, &m.vcpus[i]);
+		if (rc)
+			rc = lm_vm_error(rc, "save: %s", lm_vm_last_error());
 	}
 	if (rc)
 		goto out;
@@ -421,53 +408,15 @@ static int restore__check(struct restore *r)
 		goto out;
 	}
 	for (unsigned i = 0; i < m->nr_vcpus; i++) {
-		static const struct {
-			const char *name;
-			size_t len;
-			bool optional;	/* saved where KVM supports it */
-		} fixed[] = {
-			{ "regs", sizeof(struct kvm_regs), false },
-			{ "sregs", sizeof(struct kvm_sregs), false },
-			{ "fpu", sizeof(struct kvm_fpu), false },
-			{ "xsave", sizeof(struct kvm_xsave), true },
-			{ "xcrs", sizeof(struct kvm_xcrs), true },
-			{ "events", sizeof(struct kvm_vcpu_events), true },
-		};
-		const struct lm_snap_vcpu *sv = &m->vcpus[i];
-		const struct lm_snap_blob *b;
+		char why[256];
 
-		if (sv->id != i) {
-			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpus[%u] has id %u", dir, i, sv->id);
+		if (m->vcpus[i].id != i) {
+			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpus[%u] has id %u", dir, i, m->vcpus[i].id);
 			goto out;
 		}
-		for (unsigned k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++) {
-			b = lm_snap_vcpu_blob(sv, fixed[k].name);
-			if (!b && fixed[k].optional)
-				continue;
-			if (!b || b->len != fixed[k].len) {
-				rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state '%s' %s (expected %zu bytes)",
-						 dir, i, fixed[k].name,
-						 b ? "has the wrong size" : "is missing",
-						 fixed[k].len);
-				goto out;
-			}
-		}
-		b = lm_snap_vcpu_blob(sv, "msrs");
-		if (!b || b->len < sizeof(struct kvm_msrs) ||
-		    (b->len - sizeof(struct kvm_msrs)) % sizeof(struct kvm_msr_entry) ||
-		    ((const struct kvm_msrs *)(const void *)b->data)->nmsrs !=
-			    (b->len - sizeof(struct kvm_msrs)) / sizeof(struct kvm_msr_entry)) {
-			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state 'msrs' %s (expected struct kvm_msrs and its entries)",
-					 dir, i, b ? "has the wrong size" : "is missing");
-			goto out;
-		}
-		b = lm_snap_vcpu_blob(sv, "cpuid");
-		if (!b || b->len < sizeof(struct kvm_cpuid2) ||
-		    (b->len - sizeof(struct kvm_cpuid2)) % sizeof(struct kvm_cpuid_entry2) ||
-		    ((const struct kvm_cpuid2 *)(const void *)b->data)->nent !=
-			    (b->len - sizeof(struct kvm_cpuid2)) / sizeof(struct kvm_cpuid_entry2)) {
-			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpu %u: state 'cpuid' %s (expected struct kvm_cpuid2 and its entries)",
-					 dir, i, b ? "has the wrong size" : "is missing");
+		rc = vcpu_state__check(&m->vcpus[i], why, sizeof(why));
+		if (rc) {
+			rc = lm_vm_error(rc, "snapshot %s: %s", dir, why);
 			goto out;
 		}
 	}
@@ -586,38 +535,7 @@ static int restore__check_mailboxes(struct restore *r)
 
 static int restore__vcpu(struct restore *r, unsigned i)
 {
-	struct lm_vcpu *v = &r->vm->vcpus[i];
-	const struct lm_snap_vcpu *sv = &r->m.vcpus[i];
-	const struct lm_snap_blob *b;
-	int rc;
-
-	/* CPUID first: KVM only takes a new table before the first KVM_RUN. */
-	b = lm_snap_vcpu_blob(sv, "cpuid");
-	if (ioctl(v->fd, KVM_SET_CPUID2, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_CPUID2 with the saved table: %s",
-				   i, strerror(errno));
-	if (ioctl(v->fd, KVM_SET_SREGS, lm_snap_vcpu_blob(sv, "sregs")->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_SREGS: %s", i, strerror(errno));
-	b = lm_snap_vcpu_blob(sv, "msrs");
-	rc = ioctl(v->fd, KVM_SET_MSRS, b->data);
-	if (rc < 0 || (uint32_t)rc != ((const struct kvm_msrs *)(const void *)b->data)->nmsrs)
-		return lm_vm_error(-EINVAL, "vcpu %u: KVM_SET_MSRS set %d of %u saved MSRs",
-				   i, rc, ((const struct kvm_msrs *)(const void *)b->data)->nmsrs);
-	if (ioctl(v->fd, KVM_SET_FPU, lm_snap_vcpu_blob(sv, "fpu")->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_FPU: %s", i, strerror(errno));
-	/* XCRs before the XSAVE area they enable; both after CPUID */
-	if ((b = lm_snap_vcpu_blob(sv, "xcrs")) &&
-	    ioctl(v->fd, KVM_SET_XCRS, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_XCRS: %s", i, strerror(errno));
-	if ((b = lm_snap_vcpu_blob(sv, "xsave")) &&
-	    ioctl(v->fd, KVM_SET_XSAVE, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_XSAVE: %s", i, strerror(errno));
-	if (ioctl(v->fd, KVM_SET_REGS, lm_snap_vcpu_blob(sv, "regs")->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_REGS: %s", i, strerror(errno));
-	if ((b = lm_snap_vcpu_blob(sv, "events")) &&
-	    ioctl(v->fd, KVM_SET_VCPU_EVENTS, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_VCPU_EVENTS: %s", i, strerror(errno));
-	return 0;
+	return vcpu_state__apply(&r->vm->vcpus[i], &r->m.vcpus[i]);
 }
 
 /*

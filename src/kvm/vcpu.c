@@ -362,6 +362,13 @@ void *vcpu__thread(void *arg)
 			vcpu__fail(v, -ETIMEDOUT, "stopped by the watchdog");
 			break;
 		}
+		/* lm_vm_pause: stop here, between two exits, with the state
+		 * captured for a migration (vcpu__capture completes any
+		 * instruction KVM left half done). */
+		if (atomic_load(&vm->pause)) {
+			vcpu__capture(v);
+			break;
+		}
 		if (!v->t_enter_ns)
 			v->t_enter_ns = lm_now_ns();
 		rc = ioctl(v->fd, KVM_RUN, 0);

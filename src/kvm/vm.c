@@ -28,13 +28,17 @@ const char *lm_vm_last_error(void)
 	return vm_errbuf;
 }
 
+/* Formatted aside first: a message may wrap the previous one
+ * (lm_vm_error(rc, "save: %s", lm_vm_last_error())). */
 int lm_vm_error(int err, const char *fmt, ...)
 {
+	char msg[sizeof(vm_errbuf)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(vm_errbuf, sizeof(vm_errbuf), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(vm_errbuf, msg, sizeof(msg));
 	return err;
 }
 
@@ -94,6 +98,7 @@ static const char *const workload_names[] = {
 	[LM_WL_VERIFY] = "verify", [LM_WL_LOCKINC] = "lockinc",
 	[LM_WL_STOS] = "stos", [LM_WL_FETCH] = "fetch", [LM_WL_PING] = "ping",
 	[LM_WL_SPIN] = "spin", [LM_WL_RESTORE] = "restore",
+	[LM_WL_MIGRATE] = "migrate",
 };
 #define NR_WORKLOAD_NAMES (sizeof(workload_names) / sizeof(workload_names[0]))
 
@@ -255,10 +260,48 @@ static int vm__place_handlers(struct lm_vm *vm, unsigned *nthreads)
 	return -EINVAL;
 }
 
+uint64_t lm_vm_reserved_size(uint64_t mem_size, uint64_t guest_page_size)
+{
+	/* fixed layout up to the page tables, then tables sized for RAM,
+	 * rounded to the 2 MiB pages that map it */
+	uint64_t pt = pagetable__size(mem_size, guest_page_size);
+
+	return (LM_GPA_PGTABLE + pt + (2u << 20) - 1) &
+	       ~((uint64_t)(2u << 20) - 1);
+}
+
+/*
+ * Plain RAM (limit) goes right after the reserved area in one address
+ * range, 2 MiB aligned for hugetlb: the whole guest is then one image,
+ * laid out as a snapshot's memory.img and a migration's layout, that the
+ * page server reads from directly (a running VM's memory cannot be
+ * copied into a second buffer without going stale).
+ */
+static int vm__map_image(struct lm_vm *vm)
+{
+	const uint64_t align = 2u << 20;
+	uint64_t span = vm->reserved_size + vm->cfg.mem_size;
+	uint8_t *p, *base;
+
+	if (vm->cfg.delivery != LM_VM_LIMIT || vm->cfg.fc_socket)
+		return 0;
+	p = mmap(NULL, span + align, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return lm_vm_error(-errno, "guest memory: %llu bytes of address space: %s",
+				   (unsigned long long)span, strerror(errno));
+	base = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	if (base > p)
+		munmap(p, (size_t)(base - p));
+	munmap(base + span, (size_t)(p + span + align - (base + span)));
+	vm->image = base;
+	vm->ram.at = base + vm->reserved_size;
+	return 0;
+}
+
 int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out)
 {
 	struct lm_vm *vm;
-	uint64_t pt;
 	int rc;
 
 	rc = vm__check_config(cfg);
@@ -302,13 +345,14 @@ int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out)
 	if (rc)
 		goto fail;
 
-	/* Reserved area: fixed layout up to the page tables, then tables
-	 * sized for RAM, rounded to the 2 MiB pages that map it. */
-	pt = pagetable__size(cfg->mem_size, cfg->guest_page_size);
-	vm->reserved_size = (LM_GPA_PGTABLE + pt + (2u << 20) - 1) &
-			    ~((uint64_t)(2u << 20) - 1);
-	vm->reserved = mmap(NULL, vm->reserved_size, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	vm->reserved_size = lm_vm_reserved_size(cfg->mem_size,
+					        cfg->guest_page_size);
+	rc = vm__map_image(vm);
+	if (rc)
+		goto fail;
+	vm->reserved = mmap(vm->image ? vm->image : NULL, vm->reserved_size,
+			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+			    MAP_NORESERVE | (vm->image ? MAP_FIXED : 0), -1, 0);
 	if (vm->reserved == MAP_FAILED) {
 		vm->reserved = NULL;
 		rc = lm_vm_error(-errno, "reserved area of %llu bytes: %s",

@@ -625,9 +625,9 @@ const char *lm_net_dest_last_error(struct lm_net_dest *d)
 	return d->last_error;
 }
 
-void lm_net_dest_destroy(struct lm_net_dest *d)
+void lm_net_dest_stop(struct lm_net_dest *d)
 {
-	if (!d)
+	if (!d || atomic_exchange(&d->stopped, true))
 		return;
 	atomic_store(&d->stop, true);
 	if (d->evfd >= 0 && eventfd_write(d->evfd, 1) < 0)
@@ -646,6 +646,13 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 		pthread_join(d->rx_thread, NULL);
 	for (unsigned i = 0; i < d->inst_running; i++)
 		pthread_join(d->inst[i].thread, NULL);
+}
+
+void lm_net_dest_destroy(struct lm_net_dest *d)
+{
+	if (!d)
+		return;
+	lm_net_dest_stop(d);
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
 		int fd = atomic_load(&d->slot[i].fd);
 

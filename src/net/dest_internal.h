@@ -91,6 +91,7 @@ struct lm_net_dest {
 	unsigned nr_urgent;
 	bool hold;
 	int hold_timeout_ms, req_timeout_ms;
+	atomic_bool stopped;		/* lm_net_dest_stop ran */
 	_Atomic uint64_t *valid;	/* store pages valid (not dirtied) */
 	_Atomic uint64_t *have;		/* pages read successfully */
 

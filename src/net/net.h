@@ -112,6 +112,9 @@ int lm_net_dest_finish(struct lm_net_dest *d);
 void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s);
 /* The last refusal or break, as one line ("" if none). */
 const char *lm_net_dest_last_error(struct lm_net_dest *d);
+/* Stop every thread of the destination (the statistics are final from
+ * then on); destroy does it too. */
+void lm_net_dest_stop(struct lm_net_dest *d);
 void lm_net_dest_destroy(struct lm_net_dest *d);
 
 /* ---- source ---- */
