@@ -51,6 +51,20 @@ static void progress(const char *what, uint64_t done, uint64_t total,
 	fflush(stderr);
 }
 
+/* Without a terminal only the switch-over is told, as a line: scripts
+ * wait for it. */
+static void recv_events(const char *what, uint64_t done, uint64_t total,
+			void *arg)
+{
+	if (!strcmp(what, "switch-over")) {
+		fprintf(stderr, "%smigrate recv: switch-over: %llu vCPUs restored, running\n",
+			arg ? "\r\033[K" : "", (unsigned long long)done);
+		fflush(stderr);
+	} else if (arg) {
+		progress(what, done, total, NULL);
+	}
+}
+
 static double ms(uint64_t a, uint64_t b)
 {
 	return b > a && a ? (double)(b - a) / 1e6 : 0;
@@ -243,8 +257,8 @@ int cmd_migrate_recv(int argc, char **argv)
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	r.o.listening = recv_listening;
-	if (cli_progress_enabled())
-		r.o.progress = progress;
+	r.o.progress = recv_events;
+	r.o.progress_arg = cli_progress_enabled() ? &r : NULL;
 	rc = lm_vm_migrate_recv(&r.o, &res);
 	if (rc)
 		return cli_fail("migrate recv: %s", lm_vm_last_error());

@@ -208,6 +208,9 @@ static int recv__run(struct recv *x)
 		rc = recv__restore_vcpus(x);
 	if (rc)
 		return rc;
+	if (x->o->progress)
+		x->o->progress("switch-over", x->o->nr_vcpus, 0,
+			       x->o->progress_arg);
 	wl.kind = LM_WL_MIGRATE;
 	wl.timeout_ms = x->o->timeout_ms;
 	wl.stop_after_ms = x->o->run_ms ? x->o->run_ms : 1;
@@ -219,13 +222,15 @@ static int recv__run(struct recv *x)
 			first = t;
 	}
 	res->t_resume_ns = first == UINT64_MAX ? 0 : first;
-	if (rc) {
-		if (lm_net_dest_last_error(x->dest)[0])
-			return lm_vm_error(rc, "the migration cannot complete: %s (transport: %s)",
-					   lm_vm_last_error(),
-					   lm_net_dest_last_error(x->dest));
-		return rc;
-	}
+	/* The source's copy is the only one left of what is missing here:
+	 * a vCPU that could not get a page means the VM is lost. */
+	if (rc && lm_net_dest_last_error(x->dest)[0])
+		return lm_vm_error(rc, "the migration cannot complete: %s (transport: %s)",
+				   lm_vm_last_error(),
+				   lm_net_dest_last_error(x->dest));
+	if (rc)
+		return lm_vm_error(rc, "the migration cannot complete: %s",
+				   lm_vm_last_error());
 	res->passes = x->vm->vcpus[0].mb->iterations;
 	rc = recv__complete(x);
 	if (rc)

@@ -28,7 +28,9 @@
 #include <stdint.h>
 
 #define LM_NET_MAGIC 0x504e4d4cu	/* "LMNP" little-endian */
-#define LM_NET_VERSION 1
+/* 2: the destination echoes a pre-copy round's LIST_DONE once the round
+ * is in its store (version 1 had no echo). */
+#define LM_NET_VERSION 2
 #define LM_NET_HDR_SIZE 16
 
 #define LM_NET_MAX_REGIONS 64

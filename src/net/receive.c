@@ -209,6 +209,24 @@ static void apply_dirty(struct lm_net_dest *d, const struct lm_net_msg *m)
 	}
 }
 
+/* A pre-copy round is in the store (frames are handled in order): tell
+ * the source, which waits for this before a next round or the pause. */
+static int echo_round(struct lm_net_dest *d, uint64_t pages)
+{
+	uint8_t buf[LM_NET_HDR_SIZE + 16];
+	int err;
+
+	pthread_mutex_lock(&d->send_lock);
+	err = lm_net_send_all(atomic_load(&d->ctl_fd), buf,
+			      lm_net_enc_done(buf, LM_NET_PHASE_PRECOPY, pages),
+			      lm_net_deadline_ms(d->req_timeout_ms));
+	pthread_mutex_unlock(&d->send_lock);
+	if (err)
+		lm_net_whyf(d->rx_why, WHY_LEN, "answering a pre-copy round: %s",
+			    strerror(-err));
+	return err;
+}
+
 static int handle(struct lm_net_dest *d, const struct lm_net_msg *m)
 {
 	bool after = atomic_load(&d->switched);
@@ -248,6 +266,8 @@ static int handle(struct lm_net_dest *d, const struct lm_net_msg *m)
 	case LM_NET_LIST_DONE:
 		if (m->u.done.phase == LM_NET_PHASE_PUSH)
 			atomic_store(&d->push_done, true);
+		else if (!after)
+			return echo_round(d, m->u.done.pages);
 		return 0;
 	case LM_NET_ERROR:
 		lm_net_whyf(d->rx_why, WHY_LEN, "the source reports: %s",
