@@ -1,34 +1,37 @@
 #!/usr/bin/env python3
 """Sum the cmocka test cases of every meson test run into one closing line,
 and repeat each skip's one-line reason so that a skip is never silent."""
-import json, re, sys
+import glob, json, re, sys
 
 passed = failed = skipped = 0
 reasons = set()
+lines = []
 for d in sys.argv[1:]:
-    try:
-        lines = open(f"{d}/meson-logs/testlog.json").read().splitlines()
-    except OSError:
-        continue
-    for line in lines:
-        t = json.loads(line)
-        out = (t.get("stdout") or "") + (t.get("stderr") or "")
-        cases = 0
-        for m in re.finditer(r"^\[  PASSED  \] (\d+) test", out, re.M):
-            passed += int(m.group(1)); cases += 1
-        for m in re.finditer(r"^\[  FAILED  \] (\d+) test", out, re.M):
-            failed += int(m.group(1)); cases += 1
-        for m in re.finditer(r"^\[  SKIPPED \] (\d+) test", out, re.M):
-            skipped += int(m.group(1)); cases += 1
-        for m in re.finditer(r"^SKIP: (.*)$", out, re.M):
-            reasons.add(f"{t['name']}: {m.group(1)}")
-        if not cases:  # a script test: meson's own verdict
-            r = t.get("result")
-            if r == "OK": passed += 1
-            elif r == "SKIP": skipped += 1
-            else: failed += 1
-        elif t.get("result") not in ("OK", "SKIP") and not failed:
-            failed += 1  # crashed after its cases passed
+    # one log per `meson test` run (scripts/test.sh keeps them all), else
+    # the last run's
+    logs = sorted(glob.glob(f"{d}/meson-logs/testlog-run*.json")) or \
+        glob.glob(f"{d}/meson-logs/testlog.json")
+    for log in logs:
+        lines += open(log).read().splitlines()
+for line in lines:
+    t = json.loads(line)
+    out = (t.get("stdout") or "") + (t.get("stderr") or "")
+    cases = 0
+    for m in re.finditer(r"^\[  PASSED  \] (\d+) test", out, re.M):
+        passed += int(m.group(1)); cases += 1
+    for m in re.finditer(r"^\[  FAILED  \] (\d+) test", out, re.M):
+        failed += int(m.group(1)); cases += 1
+    for m in re.finditer(r"^\[  SKIPPED \] (\d+) test", out, re.M):
+        skipped += int(m.group(1)); cases += 1
+    for m in re.finditer(r"^SKIP: (.*)$", out, re.M):
+        reasons.add(f"{t['name']}: {m.group(1)}")
+    if not cases:  # a script test: meson's own verdict
+        r = t.get("result")
+        if r == "OK": passed += 1
+        elif r == "SKIP": skipped += 1
+        else: failed += 1
+    elif t.get("result") not in ("OK", "SKIP") and not failed:
+        failed += 1  # crashed after its cases passed
 for r in sorted(reasons):
     print("skipped:", r)
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")

@@ -117,7 +117,11 @@ static int send__wait_dirtying(struct send *x)
 	for (;;) {
 		unsigned n = 0;
 
-		for (unsigned i = 0; i < x->vm->cfg.nr_vcpus; i++)
+		/* The mailboxes are only ours to read once the run has set
+		 * them up and counted its vCPUs in (this load orders it). */
+		bool counted = atomic_load(&x->vm->running) == x->vm->cfg.nr_vcpus;
+
+		for (unsigned i = 0; i < x->vm->cfg.nr_vcpus && counted; i++)
 			n += x->vm->vcpus[i].mb->phase == LM_PHASE_DIRTYING;
 		if (n == x->vm->cfg.nr_vcpus)
 			return 0;
