@@ -45,7 +45,7 @@ uint64_t lm_vm_layout_pages(const struct lm_vm *vm)
 	return (vm->reserved_size + vm->ram.size) / 4096;
 }
 
-int lm_vm_dirty_log_start(struct lm_vm *vm)
+int lm_vm_dirty_log_start(struct lm_vm *vm, bool ram)
 {
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
@@ -62,8 +62,9 @@ int lm_vm_dirty_log_start(struct lm_vm *vm)
 		return lm_vm_error(-errno, "dirty log: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: %s",
 				   strerror(errno));
 	rc = dirty_log__slot_flags(vm, 0, KVM_MEM_LOG_DIRTY_PAGES);
-	if (!rc)
+	if (!rc && ram)
 		rc = dirty_log__slot_flags(vm, 1, KVM_MEM_LOG_DIRTY_PAGES);
+	vm->dirty_log_ram = ram;
 	return rc;
 }
 
@@ -94,8 +95,10 @@ int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
 	uint64_t words = (n0 + n1 + 63) / 64, c = 0;
 	int rc = dirty_log__slot(vm, 0, n0, bitmap);
 
-	if (!rc)
+	if (!rc && vm->dirty_log_ram)
 		rc = dirty_log__slot(vm, 1, n1, bitmap + n0 / 64);
+	else
+		memset(bitmap + n0 / 64, 0, (n1 + 63) / 64 * 8);
 	for (uint64_t w = 0; w < words && !rc; w++)
 		c += (uint64_t)__builtin_popcountll(bitmap[w]);
 	if (count)
@@ -106,7 +109,8 @@ int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
 int lm_vm_dirty_log_stop(struct lm_vm *vm)
 {
 	int rc0 = dirty_log__slot_flags(vm, 0, 0);
-	int rc1 = dirty_log__slot_flags(vm, 1, 0);
+	int rc1 = vm->dirty_log_ram ? dirty_log__slot_flags(vm, 1, 0) : 0;
 
+	vm->dirty_log_ram = false;
 	return rc1 ? rc1 : rc0;
 }

@@ -225,6 +225,7 @@ struct lm_vm {
 	/* Plain RAM only: the reserved area and RAM as one range (RAM at
 	 * image + reserved_size), what a migration sends; else NULL. */
 	uint8_t *image;
+	bool dirty_log_ram;		/* dirty_log.c: RAM's slot logged too */
 	struct lm_vm_ram ram;
 	struct lm_vcpu *vcpus;
 	unsigned nr_cpus;		/* CPUs this process may run on */
@@ -373,7 +374,9 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 /* dirty_log.c: pages written since the last fetch, over the layout
  * (reserved area, then RAM; 4 KiB pages). fetch re-arms what it read. */
 uint64_t lm_vm_layout_pages(const struct lm_vm *vm);
-int lm_vm_dirty_log_start(struct lm_vm *vm);
+/* ram false: the reserved area only (a post-copy migration pre-copies
+ * only that); RAM's bits then read as clean. */
+int lm_vm_dirty_log_start(struct lm_vm *vm, bool ram);
 int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
 			  uint64_t *count);
 int lm_vm_dirty_log_stop(struct lm_vm *vm);

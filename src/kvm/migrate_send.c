@@ -9,9 +9,13 @@
  *   precopy   every page dirtied since its last send, both regions;
  *   hybrid    the reserved area's dirty pages only; RAM's go to the
  *             destination as a DIRTY bitmap and are fetched on demand;
- *   postcopy  the whole reserved area (no round ran before).
+ *   postcopy  the reserved area's dirty pages only: that area alone was
+ *             pre-copied (one round, RAM not even logged), RAM all goes
+ *             after the switch-over.
  * The reserved area must be complete before any vCPU runs there: it holds
- * the code, stacks and page tables, which are not lazily served.
+ * the code, stacks and page tables, which are not lazily served. Copying
+ * all of it during the pause cost 30 ms for a 1 GiB guest (8 MiB, most
+ * of it page tables and the destination's first touch of fresh memory).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -151,13 +155,33 @@ static uint64_t popcount(const uint64_t *b, uint64_t words)
  * stays pending: it was re-armed in KVM, so it must be sent by the
  * pause or named as dirty.
  */
+static int send__precopy_reserved(struct send *x)
+{
+	uint64_t r0_words = x->vm->reserved_size / 4096 / 64;
+	int rc = lm_vm_dirty_log_start(x->vm, false);
+
+	if (rc)
+		return rc;
+	memset(x->scratch, 0, x->words * 8);
+	memset(x->scratch, 0xff, r0_words * 8);
+	send__progress(x, "pre-copy of the reserved area", 0, r0_words * 64);
+	rc = lm_net_server_precopy(x->srv, x->scratch);
+	if (rc)
+		return lm_vm_error(rc, "pre-copy of the reserved area: %s",
+				   lm_last_error());
+	return 0;
+}
+
 static int send__precopy(struct send *x)
 {
 	const struct lm_migrate_send_opts *o = x->o;
 	unsigned max = o->max_rounds ? o->max_rounds : 8;
 	uint64_t prev = UINT64_MAX, count;
-	int rc = lm_vm_dirty_log_start(x->vm);
+	int rc;
 
+	if (o->mode == LM_MIGRATE_POSTCOPY)
+		return send__precopy_reserved(x);
+	rc = lm_vm_dirty_log_start(x->vm, true);
 	if (rc)
 		return rc;
 	send__progress(x, "pre-copy round 1", 0, x->layout.nr_pages);
@@ -199,12 +223,8 @@ static int send__final_sets(struct send *x)
 	int rc;
 
 	memset(x->scratch, 0, x->words * 8);
-	if (x->o->mode == LM_MIGRATE_POSTCOPY) {
-		memset(x->scratch, 0xff, r0_words * 8);
-		memset(x->pending, 0, x->words * 8);
-		return 0;
-	}
-	/* pages written since the last fetch, on top of the pending ones */
+	/* pages written since the last fetch, on top of the pending ones
+	 * (post-copy: of the reserved area; RAM was not logged) */
 	rc = lm_vm_dirty_log_fetch(vm, x->scratch, NULL);
 	if (rc)
 		return rc;
@@ -216,9 +236,9 @@ static int send__final_sets(struct send *x)
 		bit_set(x->pending, LM_GPA_MAILBOX / 4096 + i);
 	bit_set(x->pending, LM_GPA_SHARED / 4096);
 	memcpy(x->scratch, x->pending, x->words * 8);
-	if (x->o->mode == LM_MIGRATE_PRECOPY) {
+	if (x->o->mode != LM_MIGRATE_HYBRID) {
 		memset(x->pending, 0, x->words * 8);
-	} else {	/* hybrid: the reserved area now, RAM later */
+	} else {	/* the reserved area now, RAM later */
 		memset(x->scratch + r0_words, 0, (x->words - r0_words) * 8);
 		memset(x->pending, 0, r0_words * 8);
 	}
@@ -405,7 +425,7 @@ int lm_vm_migrate_send(const struct lm_vm_config *cfg,
 		rc = send__wait_dirtying(&x);
 	if (!rc && o->warmup_ms)
 		sleep_ms(o->warmup_ms);
-	if (!rc && o->mode != LM_MIGRATE_POSTCOPY)
+	if (!rc)
 		rc = send__precopy(&x);
 	if (!rc)
 		rc = send__pause_and_switch(&x);
