@@ -7,9 +7,12 @@
  * then checks every word of its memory on the destination.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lazymem/snapshot.h>
 
@@ -164,6 +167,80 @@ static void test_layout_mismatch(void **state)
 	assert_int_equal(p.recv_rc, -ECANCELED);
 }
 
+struct t_recv {
+	struct lm_migrate_recv_opts o;
+	struct lm_migrate_recv_result res;
+	int rc;
+	char err[512];
+	char addr[128];
+	atomic_bool listening;
+};
+
+static void t_recv_listening(const char *addr, void *arg)
+{
+	struct t_recv *t = arg;
+
+	snprintf(t->addr, sizeof(t->addr), "%s", addr);
+	atomic_store(&t->listening, true);
+}
+
+static void *t_recv_main(void *arg)
+{
+	struct t_recv *t = arg;
+
+	t->rc = lm_vm_migrate_recv(&t->o, &t->res);
+	snprintf(t->err, sizeof(t->err), "%s", lm_vm_last_error());
+	atomic_store(&t->listening, true);
+	return NULL;
+}
+
+/*
+ * A peer that speaks the protocol but is no migrating VM: its memory is
+ * all zeroes, its vCPU states are junk. The destination must refuse it
+ * at the switch-over, naming what is wrong, and run nothing.
+ */
+static void test_hostile_source(void **state)
+{
+	struct t_recv t = { .o = { .listen = "127.0.0.1:0", .mem_size = MEM,
+				   .nr_vcpus = VCPUS, .guest_page_size = 4096,
+				   .delivery = LM_VM_EXIT, .timeout_ms = 10000 } };
+	struct lm_net_server_config sc = { .compress = true,
+					   .io_timeout_ms = 3000 };
+	static const uint8_t junk[64] = { 3, 'x', 'y', 'z', 200, 0, 0, 0 };
+	const void *blobs[VCPUS] = { junk, junk };
+	const uint32_t lens[VCPUS] = { sizeof(junk), sizeof(junk) };
+	struct lm_net_layout l;
+	struct lm_net_server *s;
+	uint8_t *zero;
+	pthread_t th;
+
+	(void)state;
+	LM_REQUIRE_KVM();
+	t.o.listening = t_recv_listening;
+	t.o.listening_arg = &t;
+	KVM_OK(lm_vm_migrate_layout(MEM, 4096, &l));
+	zero = calloc(1, l.size);
+	assert_non_null(zero);
+	assert_int_equal(pthread_create(&th, NULL, t_recv_main, &t), 0);
+	while (!atomic_load(&t.listening))
+		usleep(1000);
+	sc.mem = zero;
+	sc.layout = &l;
+	sc.to = t.addr;
+	assert_int_equal(lm_net_server_create(&sc, &s), 0);
+	assert_int_equal(lm_net_server_connect(s), 0);
+	assert_int_equal(lm_net_server_precopy(s, NULL), 0);
+	assert_int_equal(lm_net_server_switchover(s, NULL, VCPUS, blobs, lens), 0);
+	lm_net_server_serve(s);	/* ends when the destination closes */
+	pthread_join(th, NULL);
+	lm_net_server_destroy(s);
+	free(zero);
+	assert_int_equal(t.rc, -EINVAL);
+	if (!strstr(t.err, "is not that of a migrating 2-vCPU"))
+		fail_msg("hostile source refused with '%s'", t.err);
+	assert_int_equal(t.res.run.words_checked, 0);
+}
+
 /* vCPU state from a peer: every malformation refused by name. */
 static void test_vcpu_state_refused(void **state)
 {
@@ -239,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_postcopy),
 		cmocka_unit_test(test_cut_and_resume),
 		cmocka_unit_test(test_layout_mismatch),
+		cmocka_unit_test(test_hostile_source),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
