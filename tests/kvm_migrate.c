@@ -41,15 +41,7 @@ static void t_migrate(enum lm_migrate_mode mode, unsigned cut_after_ms,
 
 	wl.ws_pages = 256;	/* the hot set, per vCPU */
 	KVM_OK(lm_vm_migrate_pair(&c, &wl, &so, &ro, 0, p));
-	if (!r->verified)
-		fail_msg("migrated VM not verified: %llu words checked, %llu mismatches (first at gpa 0x%llx: expected 0x%llx, got 0x%llx), %llu/%llu VMM samples wrong",
-			 (unsigned long long)r->words_checked,
-			 (unsigned long long)r->mismatches,
-			 (unsigned long long)r->first_bad_gpa,
-			 (unsigned long long)r->first_expected,
-			 (unsigned long long)r->first_got,
-			 (unsigned long long)r->host_mismatches,
-			 (unsigned long long)r->host_checked);
+	t_check_verified(lm_migrate_mode_name(mode), r);
 	/* every word of RAM, by the guest */
 	assert_int_equal(r->words_checked, MEM / 8);
 	/* the guest kept dirtying on both sides */

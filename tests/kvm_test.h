@@ -50,12 +50,29 @@ static inline struct lm_vm_workload t_workload(enum lm_workload w)
 	return wl;
 }
 
+/* The guest's own check and the VMM's samples passed, or fail saying
+ * where the first wrong word was. */
+static inline void t_check_verified(const char *what,
+				    const struct lm_vm_result *res)
+{
+	if (!res->verified)
+		fail_msg("%s: not verified: %llu words checked, %llu mismatches (first at gpa 0x%llx: expected 0x%llx, got 0x%llx), %llu/%llu VMM samples wrong",
+			 what, (unsigned long long)res->words_checked,
+			 (unsigned long long)res->mismatches,
+			 (unsigned long long)res->first_bad_gpa,
+			 (unsigned long long)res->first_expected,
+			 (unsigned long long)res->first_got,
+			 (unsigned long long)res->host_mismatches,
+			 (unsigned long long)res->host_checked);
+}
+
 /* Boot, run, check the guest's verification and the VMM's samples. */
 static inline void t_vm_run(const struct lm_vm_config *cfg,
 			    const struct lm_vm_workload *wl,
 			    struct lm_vm_result *res)
 {
 	struct lm_vm *vm;
+	char what[128];
 	int rc;
 
 	KVM_OK(lm_vm_create(cfg, &vm));
@@ -67,18 +84,9 @@ static inline void t_vm_run(const struct lm_vm_config *cfg,
 			 lm_vm_delivery_name(cfg->delivery),
 			 lm_backing_name(cfg->backing), cfg->nr_vcpus, rc,
 			 strerror(-rc), lm_vm_last_error());
-	if (!res->verified)
-		fail_msg("%s on %s (%s): not verified: %llu words checked, %llu mismatches (first at gpa 0x%llx: expected 0x%llx, got 0x%llx), %llu/%llu VMM samples wrong",
-			 lm_workload_name(wl->kind),
-			 lm_vm_delivery_name(cfg->delivery),
-			 lm_backing_name(cfg->backing),
-			 (unsigned long long)res->words_checked,
-			 (unsigned long long)res->mismatches,
-			 (unsigned long long)res->first_bad_gpa,
-			 (unsigned long long)res->first_expected,
-			 (unsigned long long)res->first_got,
-			 (unsigned long long)res->host_mismatches,
-			 (unsigned long long)res->host_checked);
+	snprintf(what, sizeof(what), "%s on %s (%s)", lm_workload_name(wl->kind),
+		 lm_vm_delivery_name(cfg->delivery), lm_backing_name(cfg->backing));
+	t_check_verified(what, res);
 }
 
 #endif

@@ -36,6 +36,34 @@ static int parse_ms(const char *opt, const char *s, int min, int *out)
 	return 0;
 }
 
+/*
+ * The VM's shape, which both ends must be given alike: --mem (m), --vcpus
+ * (c), --guest-pages (g). 1: handled, 0: not one of them, 2: bad value.
+ */
+static int parse_shape(int c, const char *arg, uint64_t *mem,
+		       unsigned *vcpus, uint64_t *guest_pages)
+{
+	unsigned long v;
+
+	switch (c) {
+	case 'm':
+		if (cli_parse_size(arg, mem) || !*mem)
+			return cli_usage_error("--mem: '%s' is not a size", arg);
+		return 1;
+	case 'c':
+		if (vm_opt_uint(arg, 1, LM_MAX_VCPUS, &v))
+			return cli_usage_error("--vcpus: '%s': expected 1 to %d",
+					       arg, LM_MAX_VCPUS);
+		*vcpus = (unsigned)v;
+		return 1;
+	case 'g':
+		if (vm_opt_guest_pages(arg, guest_pages))
+			return cli_usage_error("--guest-pages: '%s': expected 4k or 2m", arg);
+		return 1;
+	}
+	return 0;
+}
+
 static void progress(const char *what, uint64_t done, uint64_t total,
 		     void *arg)
 {
@@ -124,8 +152,7 @@ static int recv_parse(int argc, char **argv, struct recv_cli *r)
 		{ 0 },
 	};
 	struct lm_migrate_recv_opts *o = &r->o;
-	unsigned long v;
-	int c, t;
+	int c, t, k;
 
 	*o = (struct lm_migrate_recv_opts){
 		.mem_size = DEFAULT_MEM, .nr_vcpus = 2, .guest_page_size = 4096,
@@ -133,22 +160,14 @@ static int recv_parse(int argc, char **argv, struct recv_cli *r)
 		.run_ms = 100, .timeout_ms = 120000 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:m:c:d:jh", opts, NULL)) != -1) {
+		k = parse_shape(c, optarg, &o->mem_size, &o->nr_vcpus,
+				&o->guest_page_size);
+		if (k == 2)
+			return 2;
+		if (k)
+			continue;
 		switch (c) {
 		case 'l': o->listen = optarg; break;
-		case 'm':
-			if (cli_parse_size(optarg, &o->mem_size) || !o->mem_size)
-				return cli_usage_error("--mem: '%s' is not a size", optarg);
-			break;
-		case 'c':
-			if (vm_opt_uint(optarg, 1, LM_MAX_VCPUS, &v))
-				return cli_usage_error("--vcpus: '%s': expected 1 to %d",
-						       optarg, LM_MAX_VCPUS);
-			o->nr_vcpus = (unsigned)v;
-			break;
-		case 'g':
-			if (vm_opt_guest_pages(optarg, &o->guest_page_size))
-				return cli_usage_error("--guest-pages: '%s': expected 4k or 2m", optarg);
-			break;
 		case 'd':
 			if (lm_vm_delivery_parse(optarg, &o->delivery) ||
 			    (o->delivery != LM_VM_EXIT && o->delivery != LM_VM_HYBRID))
@@ -331,7 +350,7 @@ static int send_parse(int argc, char **argv, struct send_cli *s)
 		{ 0 },
 	};
 	unsigned long v;
-	int c, t;
+	int c, t, k;
 
 	s->cfg = (struct lm_vm_config){ .mem_size = DEFAULT_MEM, .nr_vcpus = 2,
 		.backing = LM_BACKING_ANON, .delivery = LM_VM_LIMIT,
@@ -344,27 +363,19 @@ static int send_parse(int argc, char **argv, struct send_cli *s)
 	s->hot = "1%";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:M:m:c:b:jh", opts, NULL)) != -1) {
+		k = parse_shape(c, optarg, &s->cfg.mem_size, &s->cfg.nr_vcpus,
+				&s->cfg.guest_page_size);
+		if (k == 2)
+			return 2;
+		if (k)
+			continue;
 		switch (c) {
 		case 't': s->o.to = optarg; break;
 		case 'M':
 			if (lm_migrate_mode_parse(optarg, &s->o.mode))
 				return cli_usage_error("--mode: '%s': expected hybrid, precopy or postcopy", optarg);
 			break;
-		case 'm':
-			if (cli_parse_size(optarg, &s->cfg.mem_size) || !s->cfg.mem_size)
-				return cli_usage_error("--mem: '%s' is not a size", optarg);
-			break;
-		case 'c':
-			if (vm_opt_uint(optarg, 1, LM_MAX_VCPUS, &v))
-				return cli_usage_error("--vcpus: '%s': expected 1 to %d",
-						       optarg, LM_MAX_VCPUS);
-			s->cfg.nr_vcpus = (unsigned)v;
-			break;
 		case 'W': s->hot = optarg; break;
-		case 'g':
-			if (vm_opt_guest_pages(optarg, &s->cfg.guest_page_size))
-				return cli_usage_error("--guest-pages: '%s': expected 4k or 2m", optarg);
-			break;
 		case 'b':
 			if (vm_opt_backing(optarg, &s->cfg.backing) ||
 			    s->cfg.backing == LM_BACKING_HUGETLB)
