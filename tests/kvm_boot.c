@@ -10,7 +10,7 @@
 
 static const enum lm_workload workloads[] = {
 	LM_WL_TOUCH, LM_WL_RANDOM, LM_WL_COUNTER, LM_WL_DIRTY, LM_WL_VERIFY,
-	LM_WL_LOCKINC, LM_WL_STOS, LM_WL_FETCH,
+	LM_WL_LOCKINC, LM_WL_STOS, LM_WL_FETCH, LM_WL_MIGRATE,
 };
 #define NWL (sizeof(workloads) / sizeof(workloads[0]))
 

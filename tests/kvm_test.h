@@ -46,6 +46,8 @@ static inline struct lm_vm_workload t_workload(enum lm_workload w)
 	struct lm_vm_workload wl = {
 		.kind = w, .write = true, .iterations = 2, .seed = 7,
 		.stos_len = 8192 + 24, .timeout_ms = 30000,
+		/* migrate dirties until stopped */
+		.stop_after_ms = w == LM_WL_MIGRATE ? 50 : 0,
 	};
 	return wl;
 }

@@ -25,7 +25,10 @@ static void usage(FILE *f, const char *prog)
 		"  --mem SIZE           guest RAM (default 256M)\n"
 		"  --vcpus N            vCPUs, 1..%d (default 1)\n"
 		"  --workload NAME      touch, random, counter, dirty, verify, lockinc,\n"
-		"                       stos, fetch, ping, spin, restore (default touch)\n"
+		"                       stos, fetch, ping, spin, restore, migrate\n"
+		"                       (default touch; migrate dirties its --ws hot\n"
+		"                       set for 200 ms, then checks every word: what\n"
+		"                       `lazymem migrate send` runs)\n"
 		"  --access read|write  touch and random: access kind (default write)\n"
 		"  --delivery NAME      limit, handler, minor, exit, hybrid (default exit)\n"
 		"  --backing KIND       anon, memfd, hugetlb (default anon; memfd for\n"
@@ -264,7 +267,7 @@ int cmd_vm_run(int argc, char **argv)
 			break;
 		case 'w':
 			if (lm_workload_parse(optarg, &wl.kind))
-				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch, ping, spin or restore", optarg);
+				return cli_usage_error("--workload '%s': expected touch, random, counter, dirty, verify, lockinc, stos, fetch, ping, spin, restore or migrate", optarg);
 			workload_set = true;
 			break;
 		case 'a':
@@ -364,7 +367,9 @@ int cmd_vm_run(int argc, char **argv)
 		if (!backing_set)
 			cfg.backing = LM_BACKING_MEMFD;
 	}
-	if (wl.kind == LM_WL_RESTORE) {
+	if (wl.kind == LM_WL_MIGRATE)
+		wl.stop_after_ms = 200;	/* it dirties until stopped */
+	if (wl.kind == LM_WL_RESTORE || wl.kind == LM_WL_MIGRATE) {
 		uint64_t pages = cfg.mem_size / lm_backing_page_size(cfg.backing) / cfg.nr_vcpus;
 
 		if (vm_opt_ws(ws_arg, cfg.mem_size, lm_backing_page_size(cfg.backing),
