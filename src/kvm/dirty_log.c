@@ -105,12 +105,3 @@ int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
 		*count = c;
 	return rc;
 }
-
-int lm_vm_dirty_log_stop(struct lm_vm *vm)
-{
-	int rc0 = dirty_log__slot_flags(vm, 0, 0);
-	int rc1 = vm->dirty_log_ram ? dirty_log__slot_flags(vm, 1, 0) : 0;
-
-	vm->dirty_log_ram = false;
-	return rc1 ? rc1 : rc0;
-}

@@ -372,14 +372,14 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 		  struct lm_restore_result *res);
 
 /* dirty_log.c: pages written since the last fetch, over the layout
- * (reserved area, then RAM; 4 KiB pages). fetch re-arms what it read. */
+ * (reserved area, then RAM; 4 KiB pages). fetch re-arms what it read.
+ * Logging stays on for the VM's life: a migrated VM never runs again. */
 uint64_t lm_vm_layout_pages(const struct lm_vm *vm);
 /* ram false: the reserved area only (a post-copy migration pre-copies
  * only that); RAM's bits then read as clean. */
 int lm_vm_dirty_log_start(struct lm_vm *vm, bool ram);
 int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
 			  uint64_t *count);
-int lm_vm_dirty_log_stop(struct lm_vm *vm);
 
 /* vcpu_state.c: a vCPU's state as the snapshot format's named blobs. */
 struct lm_snap_vcpu;

@@ -365,7 +365,9 @@ static int send_run(struct lm_net_server *s, int fd, unsigned type,
  * destination may take a long while to store; without the echo a pause
  * could begin with a round still in flight, and the downtime would
  * include the destination catching up (seen: 250 ms to 5 s on a loaded
- * 2-CPU host). The rounds' own length is generous: they may be large.
+ * 2-CPU host). By the time the round's LIST_DONE is sent, TCP flow
+ * control has kept the backlog to what the socket buffers hold, so two
+ * I/O timeouts are plenty.
  */
 static int round_stored(struct lm_net_server *s, int fd)
 {
@@ -373,7 +375,7 @@ static int round_stored(struct lm_net_server *s, int fd)
 	struct lm_net_msg m;
 	int err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
 				    &s->layout, &m,
-				    lm_net_deadline_ms(12 * s->io_timeout_ms),
+				    lm_net_deadline_ms(2 * s->io_timeout_ms),
 				    why, sizeof(why));
 
 	if (err == -EPROTO)
