@@ -123,12 +123,12 @@ def main():
     try:
         dat = os.path.join(tmp, 'm.dat')
         rtts = write_data(doc, dat)
-        term = ('svg size 1500,500 dynamic' if out.endswith('.svg')
-                else 'pngcairo size 1500,500')
+        term = ('svg size 1500,540 dynamic' if out.endswith('.svg')
+                else 'pngcairo size 1500,540')
         script = [
             'set terminal %s' % term, "set output '%s'" % out,
             "set multiplot layout 1,3 title '%s'" % title.replace("'", ''),
-            "set xlabel 'injected RTT'", 'set grid ytics', 'set key top left',
+            "set xlabel 'injected RTT'", 'set grid ytics', 'set key below horizontal',
             'set offsets 0.3, 0.3, 0, 0',
         ]
         script += panel_downtime(dat) + panel_faults(dat, rtts)
