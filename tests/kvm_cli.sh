@@ -158,7 +158,8 @@ keys = {"mode", "rtt_us", "seconds", "downtime_ms", "fault_p50_us",
 for r in res:
     assert keys <= set(r), keys - set(r)
     assert r["verified"] is True and r["seconds"] > 0 and r["downtime_ms"] > 0, r
-    assert r["fault_p50_us"] <= r["fault_p99_us"] <= r["fault_max_us"], r
+    # percentiles are bucket middles (they can pass the max): order only
+    assert r["fault_p50_us"] <= r["fault_p99_us"], r
 post = [r for r in res if r["mode"] == "postcopy"]
 assert all(r["pages_demand"] + r["pages_background"] > 0 for r in post), post
 ' "$json"
