@@ -47,6 +47,9 @@ void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from);
 
 /* Representative value (ns) of histogram bucket i. */
 uint64_t lm_lat_bucket_ns(unsigned i);
+/* The bucket a latency of ns falls in (< LM_LAT_BUCKETS): for callers
+ * keeping a histogram of their own in the same scale. */
+unsigned lm_lat_bucket(uint64_t ns);
 
 const char *lm_origin_name(enum lm_fault_origin o);
 

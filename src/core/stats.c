@@ -9,7 +9,7 @@
 
 #include "core/region_internal.h"
 
-static unsigned bucket_of(uint64_t ns)
+unsigned lm_lat_bucket(uint64_t ns)
 {
 	unsigned e;
 
@@ -38,7 +38,7 @@ void lm__stats_latency(struct lm_region *r, uint64_t ns)
 	uint64_t max = atomic_load_explicit(&r->stats.lat_max_ns,
 					    memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&r->stats.lat_hist[bucket_of(ns)], 1,
+	atomic_fetch_add_explicit(&r->stats.lat_hist[lm_lat_bucket(ns)], 1,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&r->stats.lat_count, 1,
 				  memory_order_relaxed);

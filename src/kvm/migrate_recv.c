@@ -15,6 +15,8 @@
  * an eager store, complete before any vCPU runs.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,13 @@ struct recv {
 	struct lm_net_layout layout;
 	struct lm_net_dest *dest;
 	struct lm_vm *vm;
+	/* the completion watcher, from the switch-over on */
+	pthread_t watcher;
+	bool watching;
+	atomic_bool stop_watching;	/* the guest is done: time out */
+	atomic_bool abandon;		/* the run failed: stop now */
+	int complete_rc;
+	char complete_msg[512];
 };
 
 static int recv__timeout(const struct recv *x)
@@ -173,25 +182,71 @@ static int recv__restore_vcpus(struct recv *x)
 	return 0;
 }
 
-/* Every page here (received, or valid in the page cache): DONE. */
-static int recv__complete(struct recv *x)
+/*
+ * Every page here (received, or valid in the page cache): DONE, so the
+ * source may go, as soon as it is true, while the guest runs on. Polled:
+ * the transport has no completion event, and 1 ms is noise against a
+ * post-copy of seconds.
+ */
+static void *recv__watch(void *arg)
 {
+	struct recv *x = arg;
 	int left = recv__timeout(x);
 
 	while (!lm_net_dest_region_complete(x->dest, 1)) {
-		struct timespec d = { 0, 2 * 1000000L };
+		struct timespec d = { 0, 1000000L };
 
-		if (left >= 0 && (left -= 2) <= 0)
-			return lm_vm_error(-ETIMEDOUT, "guest RAM still incomplete %u ms after the guest finished: %s",
-					   x->o->timeout_ms,
-					   lm_net_dest_last_error(x->dest));
+		if (atomic_load(&x->abandon))
+			return NULL;
+		if (atomic_load(&x->stop_watching) && left >= 0 && (left -= 1) <= 0) {
+			x->complete_rc = -ETIMEDOUT;
+			snprintf(x->complete_msg, sizeof(x->complete_msg),
+				 "guest RAM still incomplete %u ms after the guest finished: %s",
+				 x->o->timeout_ms, lm_net_dest_last_error(x->dest));
+			return NULL;
+		}
 		nanosleep(&d, NULL);
 	}
 	x->res->t_complete_ns = lm_now_ns();
-	if (lm_net_dest_finish(x->dest))
-		return lm_vm_error(-EPIPE, "telling the source it may go: %s",
-				   lm_net_dest_last_error(x->dest));
+	/* The link may be down just now (a cut the source is resuming
+	 * from): the DONE waits for it, as long as the guest may run. */
+	left = recv__timeout(x);
+	while (lm_net_dest_finish(x->dest)) {
+		struct timespec d = { 0, 1000000L };
+
+		if (atomic_load(&x->abandon))
+			return NULL;
+		if (atomic_load(&x->stop_watching) && left >= 0 && (left -= 1) <= 0) {
+			x->complete_rc = -EPIPE;
+			snprintf(x->complete_msg, sizeof(x->complete_msg),
+				 "telling the source it may go: %s",
+				 lm_net_dest_last_error(x->dest));
+			return NULL;
+		}
+		nanosleep(&d, NULL);
+	}
+	return NULL;
+}
+
+static int recv__watch_start(struct recv *x)
+{
+	int rc = pthread_create(&x->watcher, NULL, recv__watch, x);
+
+	if (rc)
+		return lm_vm_error(-rc, "completion thread: %s", strerror(rc));
+	x->watching = true;
 	return 0;
+}
+
+/* After the guest: the watcher gives up after the timeout from here. */
+static int recv__watch_join(struct recv *x)
+{
+	if (!x->watching)
+		return 0;
+	atomic_store(&x->stop_watching, true);
+	pthread_join(x->watcher, NULL);
+	x->watching = false;
+	return x->complete_rc ? lm_vm_error(x->complete_rc, "%s", x->complete_msg) : 0;
 }
 
 static int recv__run(struct recv *x)
@@ -214,6 +269,9 @@ static int recv__run(struct recv *x)
 	wl.kind = LM_WL_MIGRATE;
 	wl.timeout_ms = x->o->timeout_ms;
 	wl.stop_after_ms = x->o->run_ms ? x->o->run_ms : 1;
+	rc = recv__watch_start(x);
+	if (rc)
+		return rc;
 	rc = lm_vm_resume(x->vm, &wl, &res->run);
 	for (unsigned i = 0; i < x->o->nr_vcpus; i++) {
 		uint64_t t = x->vm->vcpus[i].t_enter_ns;
@@ -232,7 +290,7 @@ static int recv__run(struct recv *x)
 		return lm_vm_error(rc, "the migration cannot complete: %s",
 				   lm_vm_last_error());
 	res->passes = x->vm->vcpus[0].mb->iterations;
-	rc = recv__complete(x);
+	rc = recv__watch_join(x);
 	if (rc)
 		return rc;
 	lm_vm_host_check(x->vm, &res->run);
@@ -266,6 +324,10 @@ int lm_vm_migrate_recv(const struct lm_migrate_recv_opts *o,
 		if (!res->t_up_ns)
 			res->t_up_ns = res->t_switchover_ns;
 		rc = recv__run(&x);
+	}
+	if (x.watching) {	/* the run failed: nothing will complete */
+		atomic_store(&x.abandon, true);
+		pthread_join(x.watcher, NULL);
 	}
 	/* The transport first: its receiver may still be returning from
 	 * the install that completed the region (and counting it). */

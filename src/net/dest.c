@@ -177,6 +177,10 @@ static void go_up(struct lm_net_dest *d, struct dest_pending *p)
 	atomic_fetch_add(&d->st.sessions, 1);
 	atomic_fetch_add(&d->link, 1);		/* even -> odd: up */
 	lm_futex_wake_all(&d->link);
+	/* A DONE sent into a connection the break had already cut is
+	 * lost, and the source would serve on forever: say it again. */
+	if (atomic_load(&d->finished))
+		lm_net_dest_finish(d);
 }
 
 static int session_hello(struct lm_net_dest *d, int fd, const char *peer,

@@ -25,7 +25,8 @@
 
 #define LM_NET_BUF (LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD)
 #define WHY_LEN 256
-#define REQ_HIST 64	/* power-of-two buckets of request round trips */
+/* request round trips, in the core's log-linear buckets (4 per octave) */
+#define REQ_HIST LM_LAT_BUCKETS
 
 struct dest_slot {
 	_Atomic int fd;

@@ -32,19 +32,12 @@
 __thread struct rx_ctx *lm__rx __attribute__((tls_model("initial-exec")));
 static __thread int slot_hint __attribute__((tls_model("initial-exec"))) = -1;
 
-/* Power-of-two buckets: coarse, but the fine fault latency is the
- * region's own histogram; this one is for the wire alone. */
-static unsigned hist_bucket(uint64_t ns)
-{
-	return ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
-}
-
 static void record_rtt(struct lm_net_dest *d, uint64_t ns)
 {
 	uint64_t max = atomic_load_explicit(&d->st.req_max_ns,
 					    memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&d->st.req_hist[hist_bucket(ns)], 1,
+	atomic_fetch_add_explicit(&d->st.req_hist[lm_lat_bucket(ns)], 1,
 				  memory_order_relaxed);
 	while (ns > max && !atomic_compare_exchange_weak(&d->st.req_max_ns,
 							 &max, ns))
@@ -220,13 +213,25 @@ static int demand(struct lm_net_dest *d, uint64_t off, void *dst, size_t len)
 }
 
 /* off and len are relative to the region; the wire speaks image offsets. */
+/* Pages valid in the pre-copy store: no transfer, and no copy at all when
+ * the store is where the page goes (the region's alias). */
+static void store_hit(struct lm_net_dest *d, struct dest_region *dr,
+		      uint64_t off, uint8_t *dst, uint64_t len)
+{
+	if (dst != dr->store + off)
+		memcpy(dst, dr->store + off, len);
+	atomic_fetch_add_explicit(&d->st.precopy_hits,
+				  len / d->layout.page_size,
+				  memory_order_relaxed);
+	mark_have(d, dr->base + off, len);
+}
+
 static int dest_read(struct lm_source *src, uint64_t off, void *dst,
 		     size_t len)
 {
 	struct dest_region *dr = (struct dest_region *)src;
 	struct lm_net_dest *d = dr->d;
 	uint64_t ps = d->layout.page_size, ioff = dr->base + off;
-	bool all_valid = dr->store != NULL;
 
 	if (off % ps || len % ps || off > dr->size || len > dr->size - off ||
 	    len == 0)
@@ -244,17 +249,27 @@ static int dest_read(struct lm_source *src, uint64_t off, void *dst,
 		mark_have(d, ioff, len);
 		return 0;
 	}
-	for (uint64_t p = ioff / ps; all_valid && p < (ioff + len) / ps; p++)
-		all_valid = lm__bit(d->valid, p);
-	if (all_valid) {
-		if (dst != dr->store + off)
-			memcpy(dst, dr->store + off, len);
-		atomic_fetch_add_explicit(&d->st.precopy_hits, len / ps,
-					  memory_order_relaxed);
-		mark_have(d, ioff, len);
-		return 0;
+	if (!dr->store)
+		return demand(d, ioff, dst, len);
+	/* A run (fault-around, background fill) may mix pages valid in the
+	 * store with dirtied or never-sent ones: serve each stretch from
+	 * where it is, so a page already here never crosses the network. */
+	for (uint64_t at = 0; at < len;) {
+		bool valid = lm__bit(d->valid, (ioff + at) / ps);
+		uint64_t n = ps;
+		int err = 0;
+
+		while (at + n < len && lm__bit(d->valid, (ioff + at + n) / ps) == valid)
+			n += ps;
+		if (valid)
+			store_hit(d, dr, off + at, (uint8_t *)dst + at, n);
+		else
+			err = demand(d, ioff + at, (uint8_t *)dst + at, n);
+		if (err)
+			return err;
+		at += n;
 	}
-	return demand(d, ioff, dst, len);
+	return 0;
 }
 
 static void dest_source_destroy(struct lm_source *src)
@@ -278,14 +293,17 @@ void lm__dest_req_percentiles(struct lm_net_dest *d, uint64_t *p50,
 	*p50 = *p99 = 0;
 	for (unsigned i = 0; i < REQ_HIST; i++)
 		total += atomic_load(&d->st.req_hist[i]);
+	/* a bucket's middle, never above the largest seen */
+	uint64_t max = atomic_load(&d->st.req_max_ns);
+
 	for (unsigned i = 0; i < REQ_HIST && total; i++) {
 		uint64_t c = atomic_load(&d->st.req_hist[i]);
-		uint64_t lo = 1ull << i;
+		uint64_t v = LM_MIN(lm_lat_bucket_ns(i), max);
 
 		acc += c;
 		if (!*p50 && acc * 2 >= total)
-			*p50 = lo + lo / 2;
+			*p50 = v;
 		if (!*p99 && acc * 100 >= total * 99)
-			*p99 = lo + lo / 2;
+			*p99 = v;
 	}
 }
