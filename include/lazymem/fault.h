@@ -79,17 +79,27 @@ int lm_region_fault(struct lm_region *r, uint64_t off,
  * failed. Installed pages are counted under origin (pages_background for
  * LM_ORIGIN_BACKGROUND, pages_demand otherwise) and their waiters woken.
  *
+ * A caller that must record which pages it provided before any thread can
+ * see them (the destination's "have" bitmap, which a faulting thread may
+ * check once its page is present) sets run->on_claimed: it is called with
+ * each run this call claimed, before the run is installed.
+ *
  * Returns 0 when no page of the range is failed; -EIO if a page had failed
  * earlier, or the install's -errno for a page failed now (the page is
  * poisoned, as any failed fault); -EAGAIN for a foreign region whose owner
  * has an event pending (pages not installed were given back: retry after
  * the event is read); -EINVAL / -EFAULT for bad arguments. lm_last_error()
- * names the page or argument. *res is filled whenever the arguments are
- * valid: which pages this call installed and which are failed.
+ * names the page or argument. The out fields of *run are filled whenever
+ * the arguments are valid: which pages this call installed and which are
+ * failed; the others were skipped.
  */
 #define LM_INSTALL_RUN_MAX 64u
 
-struct lm_install_result {
+struct lm_install_run {
+	/* in, optional: pages [off, off + npages * page size) claimed */
+	void (*on_claimed)(void *arg, uint64_t off, unsigned npages);
+	void *arg;
+	/* out */
 	uint64_t installed;	/* bit i: page i installed by this call */
 	uint64_t failed;	/* bit i: page i is failed (earlier or now) */
 	unsigned nr_installed;	/* bits set in installed */
@@ -97,7 +107,7 @@ struct lm_install_result {
 
 int lm_region_install_run(struct lm_region *r, uint64_t off, unsigned npages,
 			  const void *buf, enum lm_fault_origin origin,
-			  struct lm_install_result *res);
+			  struct lm_install_run *run);
 
 #ifdef __cplusplus
 }

@@ -25,11 +25,11 @@ static const char *why(int err)
 
 static int check_args(struct lm_region *r, uint64_t off, unsigned npages,
 		      enum lm_fault_origin origin,
-		      const struct lm_install_result *res)
+		      const struct lm_install_run *run)
 {
-	if (!res)
+	if (!run)
 		return lm_error(-EINVAL, "region '%s': install run: no "
-				"result given", r->name);
+				"struct lm_install_run given", r->name);
 	if ((unsigned)origin >= LM_ORIGIN_COUNT)
 		return lm_error(-EINVAL, "region '%s': install run: origin "
 				"%u is not one of lm_fault_origin", r->name,
@@ -197,6 +197,7 @@ static int unclaimed(struct lm_region *r, uint64_t idx)
 
 static int install_runs(struct lm_region *r, uint64_t first, unsigned npages,
 			const uint8_t *buf, enum lm_fault_origin origin,
+			const struct lm_install_run *run,
 			struct lm__run_outcome *out)
 {
 	int first_err = 0;
@@ -224,6 +225,9 @@ static int install_runs(struct lm_region *r, uint64_t first, unsigned npages,
 		}
 		atomic_fetch_add_explicit(&r->stats.faults[origin], n,
 					  memory_order_relaxed);
+		if (run->on_claimed)
+			run->on_claimed(run->arg,
+					(first + i) << r->page_shift, n);
 		err = r->foreign
 			? install_foreign(r, first + i, n, data, origin, out, i)
 			: install_local(r, first + i, n, data, origin, out, i);
@@ -238,10 +242,10 @@ static int install_runs(struct lm_region *r, uint64_t first, unsigned npages,
 
 int lm_region_install_run(struct lm_region *r, uint64_t off, unsigned npages,
 			  const void *buf, enum lm_fault_origin origin,
-			  struct lm_install_result *res)
+			  struct lm_install_run *run)
 {
 	struct lm__run_outcome out = { 0, 0 };
-	int err = check_args(r, off, npages, origin, res);
+	int err = check_args(r, off, npages, origin, run);
 
 	if (err)
 		return err;
@@ -249,12 +253,13 @@ int lm_region_install_run(struct lm_region *r, uint64_t off, unsigned npages,
 	if (origin != LM_ORIGIN_BACKGROUND)
 		atomic_fetch_add_explicit(&r->demand_active, 1,
 					  memory_order_relaxed);
-	err = install_runs(r, off >> r->page_shift, npages, buf, origin, &out);
+	err = install_runs(r, off >> r->page_shift, npages, buf, origin, run,
+			   &out);
 	if (origin != LM_ORIGIN_BACKGROUND)
 		atomic_fetch_sub_explicit(&r->demand_active, 1,
 					  memory_order_relaxed);
-	res->installed = out.installed;
-	res->failed = out.failed;
-	res->nr_installed = (unsigned)__builtin_popcountll(out.installed);
+	run->installed = out.installed;
+	run->failed = out.failed;
+	run->nr_installed = (unsigned)__builtin_popcountll(out.installed);
 	return err;
 }
