@@ -36,9 +36,13 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 /*
  * Pushed pages for one lazymem region gathered for one
- * lm_region_install_run: contiguous, all zero or all data, at most
- * rx_ctx.run_pages. Raw pages are installed straight from the frame while
- * the run is raw only; an LZ4 page moves the run into the thread's buffer.
+ * lm_region_install_run: contiguous, at most rx_ctx.run_pages. A run that
+ * starts with zero pages stays a zero run (UFFDIO_ZEROPAGE: no memory
+ * used) until a data page ends it; a zero page inside a data run joins it
+ * as zeroes, so a frame of mixed pages still goes in a few long runs (the
+ * bench's image has every eighth page zero: one ioctl per 64 pages, not
+ * two per 8). Raw pages are installed straight from the frame while the
+ * run is raw only; any other page moves the run into the thread's buffer.
  */
 struct push_run {
 	struct dest_region *dr;
@@ -100,7 +104,7 @@ static int add_page(struct lm_net_dest *d, struct push_run *run,
 	bool zero = rec[0] == LM_NET_ENC_ZERO, raw = rec[0] == LM_NET_ENC_RAW;
 
 	if (run->n && (run->dr != dr || off != run->off + run->n * ps ||
-		       run->zero != zero || run->n == run->ctx->run_pages))
+		       (run->zero && !zero) || run->n == run->ctx->run_pages))
 		flush_run(d, run);
 	if (run->n == 0) {
 		run->dr = dr;
@@ -108,7 +112,8 @@ static int add_page(struct lm_net_dest *d, struct push_run *run,
 		run->zero = zero;
 		run->direct = raw ? data : NULL;
 	}
-	if (zero || (raw && run->direct && run->direct + run->n * ps == data)) {
+	if (run->zero || (raw && run->direct &&
+			  run->direct + run->n * ps == data)) {
 		run->n++;
 		return 0;
 	}
