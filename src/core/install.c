@@ -7,9 +7,10 @@
  * present, failed or being fetched by another thread is skipped (never
  * waited for, never installed twice), the missing ones are claimed in
  * maximal contiguous runs. Going through lm_region_fault page by page
- * costs a claim, a source read and an ioctl per page: 546 MiB/s against
- * 2833 MiB/s for runs of 64 (anon, UFFDIO_COPY; memfd with UFFDIO_CONTINUE
- * 443 against 887), which bounded a migration's background push.
+ * costs a claim, a source read and an ioctl per page: 1.2-1.7 GB/s against
+ * 2.1-3.2 GB/s for runs of 64 (anon, UFFDIO_COPY; memfd with
+ * UFFDIO_CONTINUE 0.4-0.8 against 0.75-0.9), measured by `lazymem bench
+ * postcopy`'s install A/B (docs/migration.md).
  *
  * Not on the signal path: called by ordinary threads only.
  */

@@ -6,9 +6,9 @@
  * background origin, so the page-state map decides, as for the background
  * fill: a page already present or being fetched by a faulting thread is
  * skipped (never waited for, never installed twice), and the missing ones
- * are claimed and installed with one ioctl per contiguous run: page by
- * page through lm_region_fault the push stopped at 0.73-0.87 GB/s on
- * loopback (docs/migration.md). Pre-copy pages go to the pre-copy store
+ * are claimed and installed with one ioctl per contiguous run, about half
+ * the cost of one lm_region_fault per page (docs/migration.md, "The push
+ * before and after"). Pre-copy pages go to the pre-copy store
  * and are valid until a DIRTY bitmap says otherwise; both are refused
  * after SWITCHOVER, when the destination's copy has become the live one.
  *
