@@ -16,6 +16,12 @@
  *   push       demand faults while the source pushes everything else;
  *   push-only  no faulting threads: the push's own rate.
  *
+ * Then the destination's install step alone, without the network, both
+ * ways in the same run: the image installed into a fresh region page by
+ * page through lm_region_fault (how the receiver installed pushed pages
+ * until lm_region_install_run) and in runs of 64 through
+ * lm_region_install_run (how it does now), with the ratio.
+ *
  * Every run is verified: each page must hold the image's content.
  */
 #include <errno.h>
@@ -41,6 +47,10 @@
 enum mode { M_LOCAL, M_DEMAND, M_PUSH, M_PUSH_ONLY, M_COUNT };
 static const char *const mode_name[M_COUNT] = { "local", "demand", "push",
 						"push-only" };
+
+#define NR_AB 2	/* install A/B: anon with COPY, memfd with CONTINUE */
+
+struct install_ab;
 
 struct pc_config {
 	double load[2];		/* 1-minute load average, start and end */
@@ -220,6 +230,68 @@ out:
 	return err;
 }
 
+/* The install step A/B: one backing and install mode, both ways. */
+struct install_ab {
+	enum lm_backing backing;
+	enum lm_install install;
+	double page_mib_s, run_mib_s;
+	bool ok;
+};
+
+/* Fill a fresh region from the image, per page or in runs; MiB/s, or a
+ * negative value when it could not be done or verified. */
+static double install_fill(const struct pc_config *c, struct install_ab *ab,
+			   bool runs)
+{
+	struct lm_source *src;
+	struct lm_region *r;
+	struct lm_region_config rc = { .name = "bench-install",
+				       .size = c->mem, .backing = ab->backing,
+				       .install = ab->install,
+				       .delivery = LM_DELIVERY_SELF,
+				       .on_fail = fail_page };
+	uint64_t t0, ns;
+	int err = 0;
+
+	if (lm_source_memory_create(c->image, c->mem, &src))
+		return -1;
+	rc.source = src;
+	if (lm_region_create(&rc, &r)) {
+		lm_source_destroy(src);
+		return -1;
+	}
+	t0 = bench_now_ns();
+	for (uint64_t off = 0; off < c->mem && !err;
+	     off += runs ? LM_INSTALL_RUN_MAX * PAGE : PAGE) {
+		uint64_t left = (c->mem - off) / PAGE;
+		struct lm_install_run run = { 0 };
+
+		if (runs)
+			err = lm_region_install_run(
+				r, off, left < LM_INSTALL_RUN_MAX
+						? (unsigned)left
+						: LM_INSTALL_RUN_MAX,
+				c->image + off, LM_ORIGIN_BACKGROUND, &run);
+		else
+			err = lm_region_fault(r, off, LM_ORIGIN_BACKGROUND);
+	}
+	ns = bench_now_ns() - t0;
+	if (err || lm_net_pattern_check(lm_region_addr(r), c->mem, PAGE, SEED,
+					NULL))
+		ab->ok = false;
+	lm_region_destroy(r);
+	lm_source_destroy(src);
+	return err ? -1 : (double)c->mem / 1048576.0 / ((double)ns / 1e9);
+}
+
+static void run_install_ab(const struct pc_config *c, struct install_ab *ab)
+{
+	ab->ok = true;
+	ab->page_mib_s = install_fill(c, ab, false);
+	ab->run_mib_s = install_fill(c, ab, true);
+	ab->ok &= ab->page_mib_s > 0 && ab->run_mib_s > 0;
+}
+
 static double loadavg(void)
 {
 	double v = -1;
@@ -239,7 +311,9 @@ static const char help[] =
 "Post-copy over TCP with an injected round-trip time. No VM: threads stand\n"
 "in for vCPUs, each resolving its own faults (SIGBUS) over its own urgent\n"
 "connection; the page server runs in this process; the RTT is added by\n"
-"lazymem's delaying proxy on loopback (0: direct). Every run is verified.\n"
+"lazymem's delaying proxy on loopback (0: direct). Then the destination's\n"
+"install step alone, per page against runs of 64, with the ratio. Every\n"
+"run is verified.\n"
 "\n"
 "  -m, --mem SIZE          region for push, push-only, local (default 1G)\n"
 "      --demand-mem SIZE   region for demand-only runs (default 64M)\n"
@@ -351,8 +425,14 @@ static int goals(const struct pc_config *c, const struct pc_result *res,
 	return k;
 }
 
+static const char *ab_name(const struct install_ab *ab)
+{
+	return ab->install == LM_INSTALL_COPY ? "anon, UFFDIO_COPY"
+					      : "memfd, UFFDIO_CONTINUE";
+}
+
 static void print_table(const struct pc_config *c, const struct pc_result *res,
-			int n)
+			int n, const struct install_ab *ab)
 {
 	struct goal g[16];
 	int ng = goals(c, res, n, g);
@@ -396,10 +476,39 @@ static void print_table(const struct pc_config *c, const struct pc_result *res,
 	       "every demand fault");
 	for (int i = 0; i < ng; i++)
 		printf("  [%s] %s\n", g[i].met ? "met" : "MISSED", g[i].text);
+	printf("\nthe destination's install step alone (no network), %llu "
+	       "MiB from memory into a fresh region:\n",
+	       (unsigned long long)(c->mem >> 20));
+	printf("  %-24s %14s %14s %7s %8s\n", "", "per page MiB/s",
+	       "runs MiB/s", "ratio", "verified");
+	for (int i = 0; i < NR_AB; i++)
+		printf("  %-24s %14.0f %14.0f %6.2fx %8s\n", ab_name(&ab[i]),
+		       ab[i].page_mib_s, ab[i].run_mib_s,
+		       ab[i].run_mib_s / ab[i].page_mib_s,
+		       ab[i].ok ? "yes" : "NO");
+	printf("per page: lm_region_fault for each page (the receiver until "
+	       "now); runs: lm_region_install_run, 64 pages a call.\n");
+}
+
+static json_object *ab_json(const struct install_ab *ab)
+{
+	json_object *a = json_object_new_array();
+
+	for (int i = 0; i < NR_AB; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "mode", json_object_new_string(ab_name(&ab[i])));
+		json_object_object_add(o, "per_page_mib_per_s", json_object_new_double(ab[i].page_mib_s));
+		json_object_object_add(o, "runs_mib_per_s", json_object_new_double(ab[i].run_mib_s));
+		json_object_object_add(o, "ratio", json_object_new_double(ab[i].run_mib_s / ab[i].page_mib_s));
+		json_object_object_add(o, "verified", json_object_new_boolean(ab[i].ok));
+		json_object_array_add(a, o);
+	}
+	return a;
 }
 
 static void print_json(const struct pc_config *c, const struct pc_result *res,
-		       int n)
+		       int n, const struct install_ab *ab)
 {
 	json_object *root = json_object_new_object();
 	json_object *cfg = json_object_new_object();
@@ -456,6 +565,7 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 	json_object_object_add(root, "config", cfg);
 	json_object_object_add(root, "results", arr);
 	json_object_object_add(root, "goals", ga);
+	json_object_object_add(root, "install_ab", ab_json(ab));
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 }
@@ -464,6 +574,10 @@ int cmd_bench_postcopy(int argc, char **argv)
 {
 	struct pc_config c;
 	struct pc_result res[2 + 3 * MAX_RTTS];
+	struct install_ab ab[NR_AB] = {
+		{ .backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY },
+		{ .backing = LM_BACKING_MEMFD, .install = LM_INSTALL_CONTINUE },
+	};
 	int n = 0, err = parse(argc, argv, &c);
 	bool all_ok = true;
 
@@ -506,15 +620,21 @@ int cmd_bench_postcopy(int argc, char **argv)
 			n++;
 		}
 	}
+	for (int i = 0; i < NR_AB; i++) {
+		if (!c.json)
+			fprintf(stderr, "\rrunning the install A/B ...      ");
+		run_install_ab(&c, &ab[i]);
+		all_ok &= ab[i].ok;
+	}
 	c.load[1] = loadavg();
 	if (!c.json)
 		fprintf(stderr, "\r%40s\r", "");
 	for (int i = 0; i < n; i++)
 		all_ok &= res[i].ok;
 	if (c.json)
-		print_json(&c, res, n);
+		print_json(&c, res, n, ab);
 	else
-		print_table(&c, res, n);
+		print_table(&c, res, n, ab);
 	munmap(c.image, BENCH_MAX(c.mem, c.demand_mem));
 	return all_ok ? 0 : cli_fail("bench postcopy: a run failed its "
 				     "verification");

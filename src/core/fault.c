@@ -281,18 +281,16 @@ static int install_read(struct lm_region *r, struct lm_view *v, uint64_t off,
 	return err;
 }
 
-/* Install [off, off+len) from buf (NULL: zero pages) in the fault's view. */
-static int install_run(struct lm_region *r, const struct lm_fault *f,
-		       uint64_t off, const uint8_t *buf, uint64_t len)
+int lm__install_range(struct lm_region *r, unsigned view, bool all_views,
+		      uint64_t off, const uint8_t *buf, uint64_t len)
 {
-	struct lm_view *v = &r->view[f->view];
+	struct lm_view *v = &r->view[view];
 	uint8_t *dst = v->addr + off;
 	int err;
 
 	if (r->install == LM_INSTALL_CONTINUE)
-		return f->origin == LM_ORIGIN_BACKGROUND
-			       ? lm__continue_all(r, off, len)
-			       : map_present(r, v, off, len);
+		return all_views ? lm__continue_all(r, off, len)
+				 : map_present(r, v, off, len);
 	if (r->foreign) {
 		uint64_t done;
 
@@ -312,6 +310,15 @@ static int install_run(struct lm_region *r, const struct lm_fault *f,
 	if (err == -EEXIST)
 		err = v->sigbus ? 0 : lm_uffd_wake(v->uffd, dst, len);
 	return err;
+}
+
+/* Install [off, off+len) from buf (NULL: zero pages) in the fault's view;
+ * the background filler, which resolves no one's fault, maps every view. */
+static int install_run(struct lm_region *r, const struct lm_fault *f,
+		       uint64_t off, const uint8_t *buf, uint64_t len)
+{
+	return lm__install_range(r, f->view, f->origin == LM_ORIGIN_BACKGROUND,
+				 off, buf, len);
 }
 
 /* Mark pages [idx, idx+n) present and count them. */

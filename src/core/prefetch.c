@@ -47,6 +47,33 @@ static bool is_zero(struct lm_region *r, uint64_t off, uint64_t len)
 	return s->ops->is_zero && s->ops->is_zero(s, off, len) == 1;
 }
 
+/*
+ * Where a run's content comes from: the region's source (background fill,
+ * prefetch), or the caller of lm_region_install_run, whose pages are in
+ * data (NULL: zero pages). out, when set, gets each page's outcome.
+ */
+struct run_src {
+	bool given;
+	const uint8_t *data;
+	enum lm_fault_origin origin;
+	struct lm__run_outcome *out;	/* bit j: page first + j */
+};
+
+static void note(uint64_t *mask, uint64_t j)
+{
+	if (mask)
+		*mask |= 1ull << j;
+}
+
+/* Pages [first, first+n) installed: counted, and noted from bit j on. */
+static void installed(struct lm_region *r, uint64_t first, uint64_t n,
+		      const struct run_src *rs, uint64_t j, bool zero)
+{
+	lm__pages_done(r, first, n, LM_PS_PRESENT, rs->origin, zero);
+	for (uint64_t k = 0; rs->out && k < n; k++)
+		note(&rs->out->installed, j + k);
+}
+
 /* Copy (or zero) [first, first+n) from buf; *done_pages installed. */
 static int install(struct lm_region *r, uint64_t first, uint64_t n,
 		   const void *buf, bool zero_page, uint64_t *done_pages)
@@ -64,25 +91,49 @@ static int install(struct lm_region *r, uint64_t first, uint64_t n,
 	return err;
 }
 
-/* One page at a time, to give each page its own outcome. */
-static int one_by_one(struct lm_region *r, uint64_t first, uint64_t n,
-		      uint8_t *buf)
+/* Page i's content: into buf (one page), or from the caller's data, or
+ * *zp: install the zero page. Whether it was read from the source. */
+static int page_content(struct lm_region *r, uint64_t i, uint64_t first,
+			const struct run_src *rs, uint8_t *buf,
+			const void **from, bool *zero, bool *read)
+{
+	uint64_t off = i << r->page_shift;
+
+	*zero = lm_pagemap_removed(&r->map, i) ||
+		(rs->given ? rs->data == NULL : is_zero(r, off, r->page_size));
+	*read = false;
+	*from = NULL;
+	if (*zero && r->backing != LM_BACKING_HUGETLB)
+		return 0;		/* UFFDIO_ZEROPAGE */
+	*from = buf;
+	if (*zero) {
+		memset(buf, 0, r->page_size);
+		return 0;
+	}
+	if (rs->given) {
+		*from = rs->data + ((i - first) << r->page_shift);
+		return 0;
+	}
+	*read = true;
+	return lm_source_read(r->src, off, buf, r->page_size);
+}
+
+/* One page at a time, to give each page its own outcome; pages before
+ * first0 in the run were dealt with already (bit offsets count from it). */
+static int one_by_one(struct lm_region *r, uint64_t first0, uint64_t first,
+		      uint64_t n, uint8_t *buf, const struct run_src *rs)
 {
 	int first_err = 0;
 
 	for (uint64_t i = first; i < first + n; i++) {
-		uint64_t off = i << r->page_shift, done;
-		bool zero = lm_pagemap_removed(&r->map, i) ||
-			    is_zero(r, off, r->page_size);
-		bool zp = zero && r->backing != LM_BACKING_HUGETLB;
-		int err = 0;
+		const void *from;
+		uint64_t done;
+		bool zero, read;
+		int err = page_content(r, i, first0, rs, buf, &from, &zero,
+				       &read);
 
-		if (zero && !zp)
-			memset(buf, 0, r->page_size);
-		else if (!zero)
-			err = lm_source_read(r->src, off, buf, r->page_size);
 		if (!err)
-			err = install(r, i, 1, buf, zp, &done);
+			err = install(r, i, 1, from, from == NULL, &done);
 		if (err == -EAGAIN) {
 			release(r, i, first + n - i);
 			count(&r->stats.faults_retried, 1);
@@ -90,13 +141,14 @@ static int one_by_one(struct lm_region *r, uint64_t first, uint64_t n,
 		}
 		if (!err || err == -EEXIST) {
 			/* EEXIST: there already (a zap raced us back). */
-			if (!zero && !err)
+			if (read && !err)
 				count(&r->stats.bytes_read, r->page_size);
-			lm__pages_done(r, i, 1, LM_PS_PRESENT,
-				       LM_ORIGIN_BACKGROUND, zero);
+			installed(r, i, 1, rs, i - first0, zero);
 			continue;
 		}
 		fail_page(r, i, err);
+		if (rs->out)
+			note(&rs->out->failed, i - first0);
 		if (!first_err)
 			first_err = err;
 	}
@@ -126,55 +178,88 @@ static void events_unlock(struct lm_region *r)
 		pthread_rwlock_unlock(r->events_lock);
 }
 
-int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
-			void *buf, bool wake)
+/* The run's data, read or given, before the lock the handler waits on.
+ * 1: install it page by page (a given hugetlb zero run, for which the
+ * caller gave room for one page only). */
+static int run_content(struct lm_region *r, uint64_t off, uint64_t len,
+		       void *buf, const struct run_src *rs, const void **from,
+		       bool *zero)
+{
+	*zero = rs->given ? rs->data == NULL : is_zero(r, off, len);
+	*from = NULL;			/* NULL: UFFDIO_ZEROPAGE */
+	if (!*zero && rs->given) {
+		*from = rs->data;
+	} else if (!*zero && r->image) {
+		*from = r->image + off;
+	} else if (!*zero) {
+		*from = buf;
+		return lm_source_read(r->src, off, buf, len);
+	} else if (r->backing == LM_BACKING_HUGETLB) {
+		/* hugetlbfs has no zero page. */
+		if (rs->given)
+			return 1;
+		memset(buf, 0, len);
+		*from = buf;
+	}
+	return 0;
+}
+
+static int install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
+			   void *buf, bool wake, const struct run_src *rs)
 {
 	struct lm_view *v = &r->view[0];
 	uint64_t off = first << r->page_shift, len = n << r->page_shift;
 	uint64_t done = 0;
-	bool removed = false, zero = is_zero(r, off, len);
-	const void *from = NULL;	/* NULL: UFFDIO_ZEROPAGE */
-	int err = 0;
+	bool removed = false, zero;
+	const void *from;
+	int err = run_content(r, off, len, buf, rs, &from, &zero);
 
-	/* The data first, outside the lock the handler thread waits on. */
-	if (!zero && r->image) {
-		from = r->image + off;
-	} else if (!zero) {
-		err = lm_source_read(r->src, off, buf, len);
-		from = buf;
-	} else if (r->backing == LM_BACKING_HUGETLB) {
-		memset(buf, 0, len);	/* hugetlbfs has no zero page */
-		from = buf;
-	}
 	events_rdlock(r);
 	for (uint64_t i = first; i < first + n && !removed; i++)
 		removed = lm_pagemap_removed(&r->map, i);
 	if (removed || err) {
 		/* A page removed meanwhile, or a read error to pin on its
-		 * page: each page its own outcome. */
-		err = one_by_one(r, first, n, buf);
+		 * page: each page its own outcome. buf: one page at least. */
+		err = one_by_one(r, first, first, n, buf, rs);
 		goto out;
 	}
 	err = install(r, first, n, from, from == NULL, &done);
 	if (done)
-		lm__pages_done(r, first, done, LM_PS_PRESENT,
-			       LM_ORIGIN_BACKGROUND, zero);
-	if (!zero && done)
+		installed(r, first, done, rs, 0, zero);
+	if (!zero && !rs->given && done)
 		count(&r->stats.bytes_read, done << r->page_shift);
 	if (err == -EAGAIN) {
 		release(r, first + done, n - done);
 		count(&r->stats.faults_retried, 1);
 	} else if (err) {
 		/* EEXIST part-way, the mapped file shrank, or a real error:
-		 * page by page through source reads, which say why. */
-		err = one_by_one(r, first + done, n - done,
-				 (uint8_t *)buf + (done << r->page_shift));
+		 * page by page (through source reads, which say why). */
+		err = one_by_one(r, first, first + done, n - done, buf, rs);
 	}
 out:
 	events_unlock(r);
 	if (wake)
 		lm_uffd_wake(v->uffd, v->addr + off, len);
 	return err;
+}
+
+int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
+			void *buf, bool wake)
+{
+	const struct run_src rs = { .origin = LM_ORIGIN_BACKGROUND };
+
+	return install_claimed(r, first, n, buf, wake, &rs);
+}
+
+int lm__install_claimed_given(struct lm_region *r, uint64_t first, uint64_t n,
+			      const void *data, enum lm_fault_origin origin,
+			      void *page, struct lm__run_outcome *out)
+{
+	const struct run_src rs = {
+		.given = true, .data = data, .origin = origin, .out = out,
+	};
+
+	return install_claimed(r, first, n, page, true, &rs);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -119,6 +119,12 @@ int lm__fault(struct lm_region *r, unsigned view, uint64_t off,
 void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
 		    uint32_t state, enum lm_fault_origin origin, bool zero);
 void lm__record_error(struct lm_region *r, uint64_t off, int err);
+/* Install claimed pages [off, off+len) from buf (NULL: zero pages; CONTINUE:
+ * the alias already holds them) in view `view`, or, for CONTINUE, in every
+ * view when all_views. EEXIST is success (the page is there: sleepers are
+ * woken); foreign regions return -EAGAIN while an event is pending. */
+int lm__install_range(struct lm_region *r, unsigned view, bool all_views,
+		      uint64_t off, const uint8_t *buf, uint64_t len);
 /* Map [off, off+len) of the alias into every view (CONTINUE install). */
 int lm__continue_all(struct lm_region *r, uint64_t off, uint64_t len);
 
@@ -134,6 +140,17 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
  * given back MISSING), or the first page error (those pages failed). */
 int lm__install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
 			void *buf, bool wake);
+
+/* Each page's outcome in a run of at most 64: bit j is page first + j. */
+struct lm__run_outcome {
+	uint64_t installed, failed;
+};
+/* lm__install_claimed with the content given (lm_region_install_run):
+ * data holds the n pages, or is NULL for zero pages; page: one page of
+ * scratch. Counted under origin; out gets each page's outcome. */
+int lm__install_claimed_given(struct lm_region *r, uint64_t first, uint64_t n,
+			      const void *data, enum lm_fault_origin origin,
+			      void *page, struct lm__run_outcome *out);
 
 /* handler.c */
 int lm__handlers_start(struct lm_region *r, unsigned view, unsigned n,

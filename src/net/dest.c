@@ -344,6 +344,15 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
+/* A thread that installs pushed pages: its run buffer. False: no memory. */
+static bool rx_ctx_init(struct lm_net_dest *d, struct rx_ctx *c)
+{
+	c->d = d;
+	c->run_pages = lm__rx_run_pages(d->layout.page_size);
+	c->run = malloc((size_t)c->run_pages * d->layout.page_size);
+	return c->run != NULL;
+}
+
 int lm_net_dest_create(const struct lm_net_dest_config *c,
 		       struct lm_net_dest **out)
 {
@@ -397,18 +406,14 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	d->nr_inst = c->installers ? LM_MIN(c->installers, 16u) : 1;
 	d->rx_ctx = calloc(1, sizeof(*d->rx_ctx));
 	d->inst = calloc(d->nr_inst, sizeof(*d->inst));
-	if (d->rx_ctx) {
-		d->rx_ctx->d = d;
-		d->rx_ctx->page = malloc(d->layout.page_size);
-	}
+	if (d->rx_ctx)
+		rx_ctx_init(d, d->rx_ctx);
 	for (unsigned i = 0; d->inst && i + 1 < d->nr_inst; i++) {
 		d->inst[i].d = d;
-		d->inst[i].ctx.d = d;
-		d->inst[i].ctx.page = malloc(d->layout.page_size);
-		if (!d->inst[i].ctx.page)
+		if (!rx_ctx_init(d, &d->inst[i].ctx))
 			d->rx_buf = MAP_FAILED;
 	}
-	if (!d->have || !d->valid || !d->rx_ctx || !d->rx_ctx->page ||
+	if (!d->have || !d->valid || !d->rx_ctx || !d->rx_ctx->run ||
 	    !d->inst || d->rx_buf == MAP_FAILED) {
 		d->rx_buf = NULL;
 		err = lm_error(-ENOMEM, "net dest: out of memory");
@@ -670,10 +675,10 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 	if (d->rx_fd >= 0 && d->rx_fd != atomic_load(&d->ctl_fd))
 		close(d->rx_fd);
 	if (d->rx_ctx)
-		free(d->rx_ctx->page);
+		free(d->rx_ctx->run);
 	free(d->rx_ctx);
 	for (unsigned i = 0; d->inst && i + 1 < d->nr_inst; i++)
-		free(d->inst[i].ctx.page);
+		free(d->inst[i].ctx.run);
 	free(d->inst);
 	if (d->lfd >= 0)
 		close(d->lfd);

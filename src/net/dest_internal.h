@@ -61,18 +61,24 @@ struct dest_region {
 };
 
 /*
- * A thread installing pushed pages (the receiver, or an installer): the
- * page it is installing, which fetch.c's read() hands back when that same
- * thread calls it from the region's fault path.
+ * A thread installing pushed pages (the receiver, or an installer): its
+ * run buffer, where pages of a run that are not raw in the frame are
+ * expanded before the run is installed with one call.
  */
 struct rx_ctx {
 	struct lm_net_dest *d;
-	bool active, zero, used;
-	const uint8_t *src;		/* the page's bytes (raw or expanded) */
-	uint8_t *page;			/* one page: LZ4 expanded here */
-	uint64_t off;			/* image offset */
+	uint8_t *run;			/* run_pages pages */
+	unsigned run_pages;
 	char why[WHY_LEN];
 };
+
+/* Pages in a run buffer: a run of lm_region_install_run, at most a
+ * frame's worth (two pages of 2 MiB). */
+static inline unsigned lm__rx_run_pages(uint64_t page_size)
+{
+	return (unsigned)LM_MIN((uint64_t)LM_INSTALL_RUN_MAX,
+				LM_NET_MAX_RUN_BYTES / page_size);
+}
 
 /* An installer thread and its job: pages [first, end) of msg. */
 struct installer {
@@ -175,7 +181,5 @@ static inline struct dest_region *lm__dest_region_of(struct lm_net_dest *d,
 /* receive.c */
 void *lm__dest_rx_main(void *arg);
 void *lm__dest_installer_main(void *arg);
-extern __thread struct rx_ctx *lm__rx
-	__attribute__((tls_model("initial-exec")));
 
 #endif

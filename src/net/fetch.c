@@ -4,15 +4,15 @@
  * read() runs on the faulting thread, possibly inside its SIGBUS handler or
  * on a vCPU thread on its way out of KVM_RUN. It is served, in order:
  *
- *   1. by the receiver thread's own pushed page, when the caller is the
- *      receiver installing it (it calls the region's fault path, which
- *      reads the page back from here);
- *   2. from the pre-copy store, when every page asked for arrived in
+ *   1. from the pre-copy store, when every page asked for arrived in
  *      pre-copy and was not dirtied since: no transfer at all;
- *   3. by demand: the faulting thread takes a free urgent slot (the same
+ *   2. by demand: the faulting thread takes a free urgent slot (the same
  *      one each time, so with as many slots as vCPUs each vCPU owns a
  *      connection), sends DEMAND_REQ and reads the DEMAND_REPLY itself.
  *      No other thread is woken on our side.
+ *
+ * Pushed pages never come through here: the receiver installs them from
+ * the frame itself (receive.c, lm_region_install_run).
  *
  * Only poll/send/recv/futex/nanosleep and atomics are used: all
  * async-signal-safe. A broken link fails the read after req_timeout_ms,
@@ -27,9 +27,6 @@
 #include "net/dest_internal.h"
 #include "net/why.h"
 
-/* A thread installing pushed pages marks itself so read() knows who is
- * calling and which page it holds. */
-__thread struct rx_ctx *lm__rx __attribute__((tls_model("initial-exec")));
 static __thread int slot_hint __attribute__((tls_model("initial-exec"))) = -1;
 
 static void record_rtt(struct lm_net_dest *d, uint64_t ns)
@@ -49,21 +46,6 @@ static void mark_have(struct lm_net_dest *d, uint64_t off, size_t len)
 	for (uint64_t p = off / d->layout.page_size;
 	     p < (off + len) / d->layout.page_size; p++)
 		lm__bit_set(d->have, p);
-}
-
-static int dest_is_zero(struct lm_source *src, uint64_t off, size_t len)
-{
-	struct dest_region *dr = (struct dest_region *)src;
-	struct lm_net_dest *d = dr->d;
-	struct rx_ctx *rx = lm__rx;
-
-	if (!rx || rx->d != d || !rx->active || dr->base + off != rx->off ||
-	    len != d->layout.page_size || !rx->zero)
-		return 0;
-	/* The region installs a zero page without reading: taken. */
-	rx->used = true;
-	mark_have(d, dr->base + off, len);
-	return 1;
 }
 
 static struct dest_slot *slot_get(struct lm_net_dest *d)
@@ -236,19 +218,6 @@ static int dest_read(struct lm_source *src, uint64_t off, void *dst,
 	if (off % ps || len % ps || off > dr->size || len > dr->size - off ||
 	    len == 0)
 		return -ERANGE;
-	if (lm__rx && lm__rx->d == d && lm__rx->active) {
-		struct rx_ctx *rx = lm__rx;
-
-		if (ioff != rx->off || len != ps)
-			return -EIO;
-		if (rx->zero)
-			memset(dst, 0, len);
-		else
-			memcpy(dst, rx->src, len);
-		rx->used = true;
-		mark_have(d, ioff, len);
-		return 0;
-	}
 	if (!dr->store)
 		return demand(d, ioff, dst, len);
 	/* A run (fault-around, background fill) may mix pages valid in the
@@ -279,7 +248,6 @@ static void dest_source_destroy(struct lm_source *src)
 
 const struct lm_source_ops lm__dest_source_ops = {
 	.read = dest_read,
-	.is_zero = dest_is_zero,
 	.destroy = dest_source_destroy,
 };
 

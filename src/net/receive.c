@@ -2,18 +2,18 @@
  * receive.c - the destination's receiver thread: everything the source
  * sends on the control connection.
  *
- * Pushed pages are installed through the region's ordinary fault path
- * (lm_region_fault with the background origin), so the page-state map
- * decides, exactly as for any fault: a page already present is skipped, a
- * page a faulting thread is fetching is waited for and then skipped (never
- * installed twice), and a missing one is claimed and read back from the
- * frame by fetch.c. Pre-copy pages go to the pre-copy store and are valid
- * until a DIRTY bitmap says otherwise; both are refused after SWITCHOVER,
- * when the destination's copy has become the live one.
+ * Pushed pages are installed in runs by lm_region_install_run with the
+ * background origin, so the page-state map decides, as for the background
+ * fill: a page already present or being fetched by a faulting thread is
+ * skipped (never waited for, never installed twice), and the missing ones
+ * are claimed and installed with one ioctl per contiguous run, about half
+ * the cost of one lm_region_fault per page (docs/migration.md, "The push
+ * before and after"). Pre-copy pages go to the pre-copy store
+ * and are valid until a DIRTY bitmap says otherwise; both are refused
+ * after SWITCHOVER, when the destination's copy has become the live one.
  *
- * This thread never has to be waited for by the accept thread: during a
- * break it may sit in the fault path behind a held faulting thread, which
- * itself waits for the accept thread to bring the link back.
+ * The accept thread never waits for this thread, so a break is recovered
+ * whatever the receiver is doing.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +29,104 @@
 static int store_page(struct lm_net_dest *d, const struct lm_net_msg *m,
 		      unsigned i, size_t *cursor, char *why);
 
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/*
+ * Pushed pages for one lazymem region gathered for one
+ * lm_region_install_run: contiguous, at most rx_ctx.run_pages. A run that
+ * starts with zero pages stays a zero run (UFFDIO_ZEROPAGE: no memory
+ * used) until a data page ends it; a zero page inside a data run joins it
+ * as zeroes, so a frame of mixed pages still goes in a few long runs (the
+ * bench's image has every eighth page zero: one ioctl per 64 pages, not
+ * two per 8). Raw pages are installed straight from the frame while the
+ * run is raw only; any other page moves the run into the thread's buffer.
+ */
+struct push_run {
+	struct dest_region *dr;
+	uint64_t off;			/* image offset of the first page */
+	unsigned n;
+	bool zero;
+	const uint8_t *direct;		/* the raw pages in the frame, or NULL */
+	struct rx_ctx *ctx;		/* ctx->run: the expanded pages */
+};
+
+/* The region claimed pushed pages: we hold them from now on, before any
+ * faulting thread can see them present (what lm_net_dest_region_complete
+ * and a resume's HAVE bitmap rely on). */
+static void mark_claimed(void *arg, uint64_t off, unsigned npages)
+{
+	struct dest_region *dr = arg;
+	uint64_t first = (dr->base + off) / dr->d->layout.page_size;
+
+	for (unsigned k = 0; k < npages; k++)
+		lm__bit_set(dr->d->have, first + k);
+}
+
+/* Install the gathered run with one call; count each page's outcome. A
+ * page that failed earlier stays failed: not the link's business. */
+static void flush_run(struct lm_net_dest *d, struct push_run *run)
+{
+	struct dest_region *dr = run->dr;
+	struct lm_install_run ir = { .on_claimed = mark_claimed, .arg = dr };
+	const void *buf = run->zero ? NULL
+			  : run->direct ? run->direct : run->ctx->run;
+	unsigned failed;
+	int rc;
+
+	if (run->n == 0)
+		return;
+	rc = lm_region_install_run(dr->r, run->off - dr->base, run->n, buf,
+				   LM_ORIGIN_BACKGROUND, &ir);
+	/* Only bad arguments leave nothing accounted: all failed. */
+	failed = rc < 0 && !(ir.installed | ir.failed)
+			 ? run->n
+			 : (unsigned)__builtin_popcountll(ir.failed);
+	count(&d->st.push_pages, ir.nr_installed);
+	count(&d->st.push_failed, failed);
+	count(&d->st.push_skipped, run->n - ir.nr_installed - failed);
+	run->n = 0;
+}
+
+/* Page i of the frame (image offset off, data at cursor at) joins the run,
+ * which is flushed first if the page cannot extend it. LZ4 is expanded
+ * here, before any page of the run is claimed: a bad block is the peer's
+ * fault and must not fail (poison) a page. */
+static int add_page(struct lm_net_dest *d, struct push_run *run,
+		    const struct lm_net_msg *m, unsigned i, size_t at,
+		    struct dest_region *dr, uint64_t off)
+{
+	uint64_t ps = d->layout.page_size;
+	const uint8_t *rec = m->u.pages.recs + (size_t)i * LM_NET_PAGE_REC;
+	const uint8_t *data = m->u.pages.data + at;
+	bool zero = rec[0] == LM_NET_ENC_ZERO, raw = rec[0] == LM_NET_ENC_RAW;
+
+	if (run->n && (run->dr != dr || off != run->off + run->n * ps ||
+		       (run->zero && !zero) || run->n == run->ctx->run_pages))
+		flush_run(d, run);
+	if (run->n == 0) {
+		run->dr = dr;
+		run->off = off;
+		run->zero = zero;
+		run->direct = raw ? data : NULL;
+	}
+	if (run->zero || (raw && run->direct &&
+			  run->direct + run->n * ps == data)) {
+		run->n++;
+		return 0;
+	}
+	if (run->direct) {
+		memcpy(run->ctx->run, run->direct, run->n * ps);
+		run->direct = NULL;
+	}
+	run->n++;
+	return lm_net_page_expand(&d->layout, m, i, &at,
+				  run->ctx->run + (run->n - 1) * ps,
+				  run->ctx->why, WHY_LEN);
+}
+
 /* Pages [first, end) of a PUSH frame, by the calling thread (ctx is its
  * own). The cursor is found by walking the records up to first. */
 static int install_pages(struct lm_net_dest *d, struct rx_ctx *ctx,
@@ -36,6 +134,7 @@ static int install_pages(struct lm_net_dest *d, struct rx_ctx *ctx,
 			 unsigned end)
 {
 	uint64_t ps = d->layout.page_size;
+	struct push_run run = { .ctx = ctx };
 	size_t cursor = 0;
 
 	for (unsigned i = 0; i < first; i++)
@@ -53,61 +152,32 @@ static int install_pages(struct lm_net_dest *d, struct rx_ctx *ctx,
 			 * memory after the switch-over. */
 			if (lm__bit(d->valid, off / ps)) {
 				cursor += lm_get32(rec + 4);
-				atomic_fetch_add_explicit(&d->st.push_skipped,
-							  1, memory_order_relaxed);
+				count(&d->st.push_skipped, 1);
 				continue;
 			}
 			rc = store_page(d, m, i, &cursor, ctx->why);
 			if (rc)
 				return rc;
-			atomic_fetch_add_explicit(&d->st.push_pages, 1,
-						  memory_order_relaxed);
+			count(&d->st.push_pages, 1);
 			continue;
 		}
 		cursor += lm_get32(rec + 4);
 		if (lm__bit(d->have, off / ps)) {
-			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
-						  memory_order_relaxed);
+			count(&d->st.push_skipped, 1);
 			continue;
 		}
-		/* Expand before claiming: a bad LZ4 block is the peer's
-		 * fault and must not fail (poison) the page. */
-		ctx->zero = rec[0] == LM_NET_ENC_ZERO;
-		ctx->src = m->u.pages.data + at;
-		if (rec[0] == LM_NET_ENC_LZ4) {
-			rc = lm_net_page_expand(&d->layout, m, i, &at,
-						ctx->page, ctx->why, WHY_LEN);
-			if (rc)
-				return rc;
-			ctx->src = ctx->page;
-		}
-		ctx->off = off;
-		ctx->used = false;
-		ctx->active = true;
-		rc = lm_region_fault(dr->r, off - dr->base,
-				     LM_ORIGIN_BACKGROUND);
-		ctx->active = false;
-		/* A page that failed earlier stays failed: not the link's
-		 * business. */
-		if (rc < 0)
-			atomic_fetch_add_explicit(&d->st.push_failed, 1,
-						  memory_order_relaxed);
-		else if (ctx->used)
-			atomic_fetch_add_explicit(&d->st.push_pages, 1,
-						  memory_order_relaxed);
-		else
-			atomic_fetch_add_explicit(&d->st.push_skipped, 1,
-						  memory_order_relaxed);
+		rc = add_page(d, &run, m, i, at, dr, off);
+		if (rc)
+			return rc;
 	}
+	flush_run(d, &run);
 	return 0;
 }
 
 /*
  * A PUSH frame: its pages are shared out between the receiver and the
- * installers (if configured), each installing its share through the
- * region's fault path at once: installing page by page, one UFFDIO_COPY
- * each, is the push's bound on one thread. The frame is not reused until
- * every share is done.
+ * installers (if configured), each installing its share at once, a run
+ * per call. The frame is not reused until every share is done.
  */
 static int install_push(struct lm_net_dest *d, const struct lm_net_msg *m)
 {
@@ -146,7 +216,6 @@ void *lm__dest_installer_main(void *arg)
 	struct installer *in = arg;
 	struct lm_net_dest *d = in->d;
 
-	lm__rx = &in->ctx;
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	for (;;) {
 		while (!atomic_load(&in->job) && !atomic_load(&d->stop)) {
@@ -294,7 +363,7 @@ static int readable(int fd)
 void *lm__dest_rx_main(void *arg)
 {
 	struct lm_net_dest *d = arg;
-	lm__rx = d->rx_ctx;
+
 	/* Below the faulting threads, which may share our CPUs. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	while (!atomic_load(&d->stop)) {
