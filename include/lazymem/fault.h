@@ -80,6 +80,10 @@ int lm_region_fault(struct lm_region *r, uint64_t off,
  * failed. Installed pages are counted under origin (pages_background for
  * LM_ORIGIN_BACKGROUND, pages_demand otherwise) and their waiters woken.
  *
+ * With the CONTINUE install, buf may be the region's alias at off: the
+ * pages are then in the page cache already (a migration's pre-copy store)
+ * and only mapped, never copied.
+ *
  * A caller that must record which pages it provided before any thread can
  * see them (the destination's "have" bitmap, which a faulting thread may
  * check once its page is present) sets run->on_claimed: it is called with

@@ -226,7 +226,8 @@ static void recv_report(const struct recv_cli *r,
 		J_DBL(j, "resume_ms", ms(res->t_switchover_ns, res->t_resume_ns));
 		J_DBL(j, "postcopy_seconds", ms(res->t_switchover_ns, res->t_complete_ns) / 1e3);
 		J_I64(j, "pages_precopy", n->precopy_pages);
-		J_I64(j, "pages_precopy_used", n->precopy_hits);
+		J_I64(j, "pages_precopy_used", n->precopy_hits + res->pages_settled);
+		J_I64(j, "pages_precopy_mapped_ahead", res->pages_settled);
 		J_I64(j, "pages_dirty", n->dirty_pages);
 		J_I64(j, "pages_demand", n->demand_pages);
 		J_I64(j, "pages_background", n->push_pages);
@@ -250,8 +251,10 @@ static void recv_report(const struct recv_cli *r,
 	printf("migrate recv: running %.2f ms after the switch-over; every page here %.3f s after it\n",
 	       ms(res->t_switchover_ns, res->t_resume_ns),
 	       ms(res->t_switchover_ns, res->t_complete_ns) / 1e3);
-	printf("  pages: %llu pre-copied (%llu used without a transfer, %llu dropped as dirty), %llu by demand (%llu requests), %llu pushed\n",
-	       (unsigned long long)n->precopy_pages, (unsigned long long)n->precopy_hits,
+	printf("  pages: %llu pre-copied (%llu used without a transfer, %llu of them mapped ahead of the guest; %llu dropped as dirty), %llu by demand (%llu requests), %llu pushed\n",
+	       (unsigned long long)n->precopy_pages,
+	       (unsigned long long)(n->precopy_hits + res->pages_settled),
+	       (unsigned long long)res->pages_settled,
 	       (unsigned long long)n->dirty_pages, (unsigned long long)n->demand_pages,
 	       (unsigned long long)n->demand_requests, (unsigned long long)n->push_pages);
 	printf("  demand faults over the network: p50 %.0f us, p99 %.0f us, max %.0f us\n",

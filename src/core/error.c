@@ -13,13 +13,17 @@
 
 static __thread char last_error[512];
 
+/* Formatted aside first: a message may wrap the previous one
+ * (lm_error(err, "...: %s", lm_last_error())). */
 int lm_error(int err, const char *fmt, ...)
 {
+	char msg[sizeof(last_error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_error, msg, sizeof(msg));
 	return err;
 }
 

@@ -139,7 +139,9 @@ static int install_local(struct lm_region *r, uint64_t idx, unsigned n,
 	uint64_t off = idx << r->page_shift, len = (uint64_t)n << r->page_shift;
 	bool copy = r->install == LM_INSTALL_COPY;
 
-	if (!copy && data)
+	/* data may be the alias itself (a pre-copy store in the page
+	 * cache): the pages are where they go already */
+	if (!copy && data && data != r->alias + off)
 		memcpy(r->alias + off, data, len);
 	else if (!copy)
 		memset(r->alias + off, 0, len);

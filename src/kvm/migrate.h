@@ -99,6 +99,8 @@ struct lm_migrate_recv_result {
 	uint64_t t_resume_ns;		/* first vCPU entered the guest */
 	uint64_t t_complete_ns;		/* every page is here */
 	uint64_t passes;		/* guest's dirtying passes (vCPU 0) */
+	uint64_t pages_settled;		/* pre-copied pages mapped ahead of
+					 * the guest (no exit for it) */
 	struct lm_net_dest_stats net;
 };
 

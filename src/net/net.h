@@ -16,6 +16,7 @@
 #ifndef LAZYMEM_NET_NET_H
 #define LAZYMEM_NET_NET_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -100,6 +101,16 @@ int lm_net_dest_attach_region(struct lm_net_dest *d, unsigned i,
 			      struct lm_region *r);
 int lm_net_dest_start(struct lm_net_dest *d);
 bool lm_net_dest_region_complete(struct lm_net_dest *d, unsigned i);
+/*
+ * After the switch-over: map every page of region i that is valid in its
+ * pre-copy store and not present yet, runs at a time, when the store is
+ * the region's alias (the page cache): no transfer, no copy, only
+ * UFFDIO_CONTINUE, so the guest's first touch of a pre-copied page costs
+ * no fault. Returns when done or *stop is set: 0, or -errno (-EINVAL
+ * before the switch-over or without such a store). *installed counts.
+ */
+int lm_net_dest_install_stored(struct lm_net_dest *d, unsigned i,
+			       const atomic_bool *stop, uint64_t *installed);
 /* Wait for the session to be up (0), or -ETIMEDOUT. */
 int lm_net_dest_wait_up(struct lm_net_dest *d, int timeout_ms);
 /* Wait for SWITCHOVER (0), -ETIMEDOUT, or -EPIPE if the session failed. */

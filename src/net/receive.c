@@ -413,3 +413,57 @@ void *lm__dest_rx_main(void *arg)
 	}
 	return NULL;
 }
+
+/* Pages [p, p + n) of the layout, all valid in the store: map the ones
+ * still missing. Present ones are skipped by the region itself. */
+static int install_stored_run(struct lm_net_dest *d, struct dest_region *dr,
+			      uint64_t p, unsigned n, uint64_t *installed)
+{
+	uint64_t off = p * d->layout.page_size - dr->base;
+	struct lm_install_run run = { 0 };
+	int err = lm_region_install_run(dr->r, off, n, dr->store + off,
+					LM_ORIGIN_BACKGROUND, &run);
+
+	*installed += run.nr_installed;
+	/* a page failed by its own fault stays failed; that is its
+	 * faulter's to report */
+	return err == -EIO ? 0 : err;
+}
+
+int lm_net_dest_install_stored(struct lm_net_dest *d, unsigned i,
+			       const atomic_bool *stop, uint64_t *installed)
+{
+	struct dest_region *dr;
+	uint64_t ps = d->layout.page_size, p, end;
+	int err = 0;
+
+	*installed = 0;
+	if (i >= d->layout.nr_regions)
+		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+				d->layout.nr_regions);
+	dr = &d->reg[i];
+	if (!atomic_load(&d->switched) || !dr->r || !dr->store ||
+	    dr->store != lm_region_alias(dr->r))
+		return lm_error(-EINVAL, "net dest: region %u: installing from "
+				"the store needs the switch-over and the "
+				"region's alias as its store", i);
+	p = dr->base / ps;
+	end = (dr->base + dr->size) / ps;
+	while (p < end && !err && !(stop && atomic_load(stop))) {
+		unsigned n = 0;
+
+		if (!lm__bit(d->valid, p)) {
+			p++;
+			continue;
+		}
+		while (p + n < end && n < LM_INSTALL_RUN_MAX &&
+		       lm__bit(d->valid, p + n))
+			n++;
+		err = install_stored_run(d, dr, p, n, installed);
+		p += n;
+	}
+	if (err)
+		return lm_error(err, "net dest: region %u: installing stored "
+				"pages: %s", i, lm_last_error());
+	return 0;
+}
