@@ -120,14 +120,6 @@ const char *lm_region_name(const struct lm_region *r);
 uint64_t lm_region_pages_present(const struct lm_region *r);
 
 /*
- * Start the background fill now, on a region created without it: for a
- * source that only becomes readable later (a migration destination's,
- * after the switch-over). 0 (also when it already runs) or -errno.
- * Not thread-safe against itself or lm_region_destroy.
- */
-int lm_region_start_background(struct lm_region *r);
-
-/*
  * Wait until every page is present or failed, or timeout_ms passes (-1:
  * forever). 0 when complete, -ETIMEDOUT, or the first page error (-errno).
  */

@@ -387,18 +387,6 @@ uint64_t lm_region_pages_present(const struct lm_region *r)
 	       atomic_load(&r->stats.pages_background);
 }
 
-/* The fill can only start once its source can be read: a migration's
- * pages are not the destination's to fetch before the switch-over. */
-int lm_region_start_background(struct lm_region *r)
-{
-	if (r->bg.running)
-		return 0;
-	if (r->foreign)
-		return lm_error(-EINVAL, "region '%s': a foreign region has no "
-				"background fill", r->name);
-	return lm__background_start(r);
-}
-
 int lm_region_wait_complete(struct lm_region *r, int timeout_ms)
 {
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
