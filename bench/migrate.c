@@ -547,14 +547,26 @@ static void goal_downtime(const struct mb_config *c, const struct mb_run *runs, 
 }
 
 /*
- * The transport keeps request times in power-of-two buckets and reports a
- * bucket's middle (1.5 * 2^i ns): say which bucket, and whether the goal
- * falls inside it, where the verdict (on the reported value) is not exact.
+ * The transport keeps request times in the core's log-linear buckets (four
+ * per octave, lazymem/stats.h) and reports a bucket's middle: say which
+ * bucket, and whether the goal falls inside it, where the verdict (on the
+ * reported value) is not exact.
  */
+static void bucket_bounds(uint64_t ns, double *lo_us, double *hi_us)
+{
+	unsigned i = lm_lat_bucket(ns), e = i / 4 + 1;
+	uint64_t lo = i < 4 ? i : (uint64_t)(4 + i % 4) << (e - 2);
+	uint64_t width = i < 4 ? 1 : 1ull << (e - 2);
+
+	*lo_us = (double)lo / 1e3;
+	*hi_us = (double)(lo + width) / 1e3;
+}
+
 static void print_vs_goal(const char *what, uint64_t ns, double goal_us)
 {
-	double us = (double)ns / 1e3, lo = us / 1.5, hi = lo * 2;
+	double us = (double)ns / 1e3, lo, hi;
 
+	bucket_bounds(ns, &lo, &hi);
 	printf("%s %.0f us (bucket %.0f-%.0f) <= %.0f us: %s%s", what, us, lo, hi,
 	       goal_us, met(us <= goal_us),
 	       lo < goal_us && goal_us < hi ? " (the goal is inside the bucket)" : "");
