@@ -126,6 +126,31 @@ static void test_memfd_continue(void **s)
 	run_content(LM_BACKING_MEMFD, LM_INSTALL_CONTINUE, 1ull << 20);
 }
 
+/* Content already in the page cache (written through the alias, as a
+ * migration's pre-copy store is): installing from the alias itself maps
+ * it, never copies or clears it. */
+static void test_in_place(void **s)
+{
+	const uint64_t size = 1ull << 20, ps = 4096;
+	struct counting_source *c = source(size, ps, SRC_SALT);
+	struct lm_region *r;
+
+	(void)s;
+	LM_REQUIRE_UFFD();
+	r = region(c, size, LM_BACKING_MEMFD, LM_INSTALL_CONTINUE,
+		   LM_DELIVERY_HANDLER);
+	t_fill(lm_region_alias(r), size, RUN_SALT);
+	install_all(r, lm_region_alias(r), size, ps);
+	LM_ASSERT(t_check(lm_region_addr(r), size, RUN_SALT) == -1,
+		  "content differs at %lld",
+		  (long long)t_check(lm_region_addr(r), size, RUN_SALT));
+	for (uint64_t p = 0; p < size / ps; p++)
+		LM_ASSERT(atomic_load(&c->reads[p]) == 0, "page %llu read",
+			  (unsigned long long)p);
+	lm_region_destroy(r);
+	free(c);
+}
+
 static void test_memfd_copy(void **s)
 {
 	(void)s;
@@ -403,6 +428,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_anon_copy),
 		cmocka_unit_test(test_memfd_continue),
+		cmocka_unit_test(test_in_place),
 		cmocka_unit_test(test_memfd_copy),
 		cmocka_unit_test(test_hugetlb),
 		cmocka_unit_test(test_zero_run),

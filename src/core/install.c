@@ -141,10 +141,10 @@ static int install_local(struct lm_region *r, uint64_t idx, unsigned n,
 
 	/* data may be the alias itself (a pre-copy store in the page
 	 * cache): the pages are where they go already */
-	if (!copy && data && data != r->alias + off)
-		memcpy(r->alias + off, data, len);
-	else if (!copy)
+	if (!copy && !data)
 		memset(r->alias + off, 0, len);
+	else if (!copy && data != r->alias + off)
+		memcpy(r->alias + off, data, len);
 	if ((copy && !data && r->backing == LM_BACKING_HUGETLB) ||
 	    lm__install_range(r, 0, true, off, copy ? data : NULL, len))
 		return one_by_one(r, idx, n, data, origin, out, j);

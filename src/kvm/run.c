@@ -51,9 +51,10 @@ static void run__fill_mailbox(struct lm_vm *vm, struct lm_vcpu *v,
 	mb->slice_size = slice;
 	mb->stride = vm->ram.page_size;
 	/* limit RAM starts zero-filled (generation 0), except for the
-	 * restore workload, which writes its own content first */
-	mb->gen = vm->cfg.delivery == LM_VM_LIMIT && wl->kind != LM_WL_RESTORE ?
-		  0 : vm->cfg.gen;
+	 * workloads that write their own content first (restore, migrate:
+	 * a migration of mostly zero pages would prove little) */
+	mb->gen = vm->cfg.delivery == LM_VM_LIMIT && wl->kind != LM_WL_RESTORE &&
+		  wl->kind != LM_WL_MIGRATE ? 0 : vm->cfg.gen;
 	mb->write = wl->write;
 	mb->iterations = wl->iterations;
 	mb->seed = wl->seed % (slice / vm->ram.page_size);
