@@ -84,6 +84,19 @@ static void install_all(struct lm_region *r, const uint8_t *img,
 	}
 }
 
+/* Every page present with the runs' content, none read from the source. */
+static void check_installed(struct lm_region *r, struct counting_source *c,
+			    uint64_t size, uint64_t ps)
+{
+	LM_ASSERT(lm_region_pages_present(r) == size / ps, "all present");
+	LM_ASSERT(t_check(lm_region_addr(r), size, RUN_SALT) == -1,
+		  "content differs at %lld",
+		  (long long)t_check(lm_region_addr(r), size, RUN_SALT));
+	for (uint64_t p = 0; p < size / ps; p++)
+		LM_ASSERT(atomic_load(&c->reads[p]) == 0, "page %llu read",
+			  (unsigned long long)p);
+}
+
 /* A fresh region filled by runs reads as the runs' content, with no page
  * read from the source, all counted as background pages. */
 static void run_content(enum lm_backing b, enum lm_install ins,
@@ -97,13 +110,7 @@ static void run_content(enum lm_backing b, enum lm_install ins,
 
 	t_fill(img, size, RUN_SALT);
 	install_all(r, img, size, ps);
-	LM_ASSERT(lm_region_pages_present(r) == size / ps, "all present");
-	LM_ASSERT(t_check(lm_region_addr(r), size, RUN_SALT) == -1,
-		  "content differs at %lld",
-		  (long long)t_check(lm_region_addr(r), size, RUN_SALT));
-	for (uint64_t p = 0; p < size / ps; p++)
-		LM_ASSERT(atomic_load(&c->reads[p]) == 0, "page %llu read",
-			  (unsigned long long)p);
+	check_installed(r, c, size, ps);
 	lm_region_stats(r, &st);
 	LM_ASSERT(st.pages_background == size / ps,
 		  "pages_background %llu", (unsigned long long)st.pages_background);
@@ -141,12 +148,7 @@ static void test_in_place(void **s)
 		   LM_DELIVERY_HANDLER);
 	t_fill(lm_region_alias(r), size, RUN_SALT);
 	install_all(r, lm_region_alias(r), size, ps);
-	LM_ASSERT(t_check(lm_region_addr(r), size, RUN_SALT) == -1,
-		  "content differs at %lld",
-		  (long long)t_check(lm_region_addr(r), size, RUN_SALT));
-	for (uint64_t p = 0; p < size / ps; p++)
-		LM_ASSERT(atomic_load(&c->reads[p]) == 0, "page %llu read",
-			  (unsigned long long)p);
+	check_installed(r, c, size, ps);
 	lm_region_destroy(r);
 	free(c);
 }

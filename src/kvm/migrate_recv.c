@@ -27,25 +27,26 @@
 
 #include "kvm/migrate.h"
 
+/* A helper thread of the destination, and what it ended with. */
+struct recv_task {
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;	/* watcher: the guest is done, time out;
+				 * settler: stop now */
+	int rc;
+	char msg[512];
+};
+
 struct recv {
 	const struct lm_migrate_recv_opts *o;
 	struct lm_migrate_recv_result *res;
 	struct lm_net_layout layout;
 	struct lm_net_dest *dest;
 	struct lm_vm *vm;
-	/* the completion watcher, from the switch-over on */
-	pthread_t watcher;
-	bool watching;
-	atomic_bool stop_watching;	/* the guest is done: time out */
+	/* From the switch-over on: the completion watcher, and the settler
+	 * that maps pre-copied pages ahead of the guest. */
+	struct recv_task watcher, settler;
 	atomic_bool abandon;		/* the run failed: stop now */
-	/* the settler: maps pre-copied pages ahead of the guest */
-	pthread_t settler;
-	bool settling;
-	atomic_bool stop_settling;
-	int settle_rc;
-	char settle_msg[512];
-	int complete_rc;
-	char complete_msg[512];
 };
 
 static int recv__timeout(const struct recv *x)
@@ -205,9 +206,9 @@ static void *recv__watch(void *arg)
 
 		if (atomic_load(&x->abandon))
 			return NULL;
-		if (atomic_load(&x->stop_watching) && left >= 0 && (left -= 1) <= 0) {
-			x->complete_rc = -ETIMEDOUT;
-			snprintf(x->complete_msg, sizeof(x->complete_msg),
+		if (atomic_load(&x->watcher.stop) && left >= 0 && (left -= 1) <= 0) {
+			x->watcher.rc = -ETIMEDOUT;
+			snprintf(x->watcher.msg, sizeof(x->watcher.msg),
 				 "guest RAM still incomplete %u ms after the guest finished: %s",
 				 x->o->timeout_ms, lm_net_dest_last_error(x->dest));
 			return NULL;
@@ -223,9 +224,9 @@ static void *recv__watch(void *arg)
 
 		if (atomic_load(&x->abandon))
 			return NULL;
-		if (atomic_load(&x->stop_watching) && left >= 0 && (left -= 1) <= 0) {
-			x->complete_rc = -EPIPE;
-			snprintf(x->complete_msg, sizeof(x->complete_msg),
+		if (atomic_load(&x->watcher.stop) && left >= 0 && (left -= 1) <= 0) {
+			x->watcher.rc = -EPIPE;
+			snprintf(x->watcher.msg, sizeof(x->watcher.msg),
 				 "telling the source it may go: %s",
 				 lm_net_dest_last_error(x->dest));
 			return NULL;
@@ -235,25 +236,32 @@ static void *recv__watch(void *arg)
 	return NULL;
 }
 
-static int recv__watch_start(struct recv *x)
+static int recv__task_start(struct recv *x, struct recv_task *t,
+			    void *(*fn)(void *), const char *what)
 {
-	int rc = pthread_create(&x->watcher, NULL, recv__watch, x);
+	int rc = pthread_create(&t->thread, NULL, fn, x);
 
 	if (rc)
-		return lm_vm_error(-rc, "completion thread: %s", strerror(rc));
-	x->watching = true;
+		return lm_vm_error(-rc, "%s thread: %s", what, strerror(rc));
+	t->running = true;
 	return 0;
 }
 
-/* After the guest: the watcher gives up after the timeout from here. */
-static int recv__watch_join(struct recv *x)
+/* Tell it to stop (as its stop flag means) and wait for it. */
+static void recv__task_stop(struct recv_task *t)
 {
-	if (!x->watching)
-		return 0;
-	atomic_store(&x->stop_watching, true);
-	pthread_join(x->watcher, NULL);
-	x->watching = false;
-	return x->complete_rc ? lm_vm_error(x->complete_rc, "%s", x->complete_msg) : 0;
+	if (!t->running)
+		return;
+	atomic_store(&t->stop, true);
+	pthread_join(t->thread, NULL);
+	t->running = false;
+}
+
+/* The same, passing on its error. */
+static int recv__task_join(struct recv_task *t)
+{
+	recv__task_stop(t);
+	return t->rc ? lm_vm_error(t->rc, "%s", t->msg) : 0;
 }
 
 /*
@@ -269,32 +277,12 @@ static void *recv__settle(void *arg)
 	struct sched_param sp = { .sched_priority = 0 };
 
 	sched_setscheduler(0, SCHED_IDLE, &sp);
-	x->settle_rc = lm_net_dest_install_stored(x->dest, 1, &x->stop_settling,
-						  &x->res->pages_settled);
-	if (x->settle_rc)
-		snprintf(x->settle_msg, sizeof(x->settle_msg), "%s",
+	x->settler.rc = lm_net_dest_install_stored(x->dest, 1, &x->settler.stop,
+						   &x->res->pages_settled);
+	if (x->settler.rc)
+		snprintf(x->settler.msg, sizeof(x->settler.msg), "%s",
 			 lm_last_error());
 	return NULL;
-}
-
-static int recv__settle_start(struct recv *x)
-{
-	int rc = pthread_create(&x->settler, NULL, recv__settle, x);
-
-	if (rc)
-		return lm_vm_error(-rc, "settle thread: %s", strerror(rc));
-	x->settling = true;
-	return 0;
-}
-
-static int recv__settle_join(struct recv *x)
-{
-	if (!x->settling)
-		return 0;
-	atomic_store(&x->stop_settling, true);
-	pthread_join(x->settler, NULL);
-	x->settling = false;
-	return x->settle_rc ? lm_vm_error(x->settle_rc, "%s", x->settle_msg) : 0;
 }
 
 static int recv__run(struct recv *x)
@@ -317,9 +305,9 @@ static int recv__run(struct recv *x)
 	wl.kind = LM_WL_MIGRATE;
 	wl.timeout_ms = x->o->timeout_ms;
 	wl.stop_after_ms = x->o->run_ms ? x->o->run_ms : 1;
-	rc = recv__watch_start(x);
+	rc = recv__task_start(x, &x->watcher, recv__watch, "completion");
 	if (!rc)
-		rc = recv__settle_start(x);
+		rc = recv__task_start(x, &x->settler, recv__settle, "settle");
 	if (rc)
 		return rc;
 	rc = lm_vm_resume(x->vm, &wl, &res->run);
@@ -340,9 +328,9 @@ static int recv__run(struct recv *x)
 		return lm_vm_error(rc, "the migration cannot complete: %s",
 				   lm_vm_last_error());
 	res->passes = x->vm->vcpus[0].mb->iterations;
-	rc = recv__watch_join(x);
+	rc = recv__task_join(&x->watcher);
 	if (!rc)
-		rc = recv__settle_join(x);
+		rc = recv__task_join(&x->settler);
 	if (rc)
 		return rc;
 	lm_vm_host_check(x->vm, &res->run);
@@ -377,11 +365,10 @@ int lm_vm_migrate_recv(const struct lm_migrate_recv_opts *o,
 			res->t_up_ns = res->t_switchover_ns;
 		rc = recv__run(&x);
 	}
-	if (x.watching) {	/* the run failed: nothing will complete */
-		atomic_store(&x.abandon, true);
-		pthread_join(x.watcher, NULL);
-	}
-	recv__settle_join(&x);
+	/* after a failed run: nothing will complete (its error stands) */
+	atomic_store(&x.abandon, true);
+	recv__task_stop(&x.watcher);
+	recv__task_stop(&x.settler);
 	/* The transport first: its receiver may still be returning from
 	 * the install that completed the region (and counting it). */
 	if (x.dest) {
