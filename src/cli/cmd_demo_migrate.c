@@ -33,8 +33,11 @@ static void show_progress(const char *what, uint64_t done, uint64_t total,
 			  void *arg)
 {
 	(void)arg;
-	fprintf(stderr, "\r\033[K   %s %llu%s%llu", what, (unsigned long long)done,
-		total ? " / " : "", (unsigned long long)total);
+	if (total)
+		fprintf(stderr, "\r\033[K   %s: %llu / %llu pages", what,
+			(unsigned long long)done, (unsigned long long)total);
+	else
+		fprintf(stderr, "\r\033[K   %s\n", what);
 	fflush(stderr);
 }
 

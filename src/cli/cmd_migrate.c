@@ -69,11 +69,11 @@ static void progress(const char *what, uint64_t done, uint64_t total,
 {
 	(void)arg;
 	if (total)
-		fprintf(stderr, "\r\033[Kmigrate: %s: %llu / %llu pages", what,
-			(unsigned long long)done, (unsigned long long)total);
+		fprintf(stderr, "\r\033[Kmigrate: %s: %llu / %llu pages (%.0f%%)",
+			what, (unsigned long long)done,
+			(unsigned long long)total, 100.0 * (double)done / (double)total);
 	else
-		fprintf(stderr, "\r\033[Kmigrate: %s #%llu", what,
-			(unsigned long long)done);
+		fprintf(stderr, "\r\033[Kmigrate: %s", what);
 	if (!strcmp(what, "post-copy"))
 		fputs("\n", stderr);
 	fflush(stderr);

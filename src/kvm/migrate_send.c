@@ -82,6 +82,13 @@ struct send {
 	int run_rc;
 	char run_msg[512];		/* its error (another thread's) */
 	atomic_bool run_over;
+	/* the progress line */
+	pthread_t ticker;
+	bool ticker_started;
+	atomic_bool ticker_stop;
+	pthread_mutex_t label_lock;
+	char label[64];
+	uint64_t label_base, label_total;
 	/* the post-copy cut (test aid) */
 	pthread_t cutter;
 	bool cutter_started;
@@ -99,11 +106,54 @@ static void *send__runner(void *arg)
 	return NULL;
 }
 
-static void send__progress(struct send *x, const char *what, uint64_t done,
-			   uint64_t total)
+/*
+ * The progress line: a round is one long call, so a ticker thread reports
+ * the pages sent so far (the transport counts them per frame) every
+ * 100 ms, under the label of the round under way.
+ */
+static void *send__ticker(void *arg)
 {
-	if (x->o->progress)
-		x->o->progress(what, done, total, x->o->progress_arg);
+	struct send *x = arg;
+
+	while (!atomic_load(&x->ticker_stop)) {
+		struct lm_net_server_stats st;
+		struct timespec d = { 0, 100 * 1000000L };
+
+		lm_net_server_stats(x->srv, &st);
+		pthread_mutex_lock(&x->label_lock);
+		x->o->progress(x->label, st.precopy_pages - x->label_base,
+			       x->label_total, x->o->progress_arg);
+		pthread_mutex_unlock(&x->label_lock);
+		nanosleep(&d, NULL);
+	}
+	return NULL;
+}
+
+/* What is going on now: total pages, counted from here. */
+static void send__progress(struct send *x, const char *what, uint64_t total)
+{
+	struct lm_net_server_stats st;
+
+	if (!x->o->progress)
+		return;
+	lm_net_server_stats(x->srv, &st);
+	pthread_mutex_lock(&x->label_lock);
+	snprintf(x->label, sizeof(x->label), "%s", what);
+	x->label_base = st.precopy_pages;
+	x->label_total = total;
+	pthread_mutex_unlock(&x->label_lock);
+	if (!x->ticker_started &&
+	    pthread_create(&x->ticker, NULL, send__ticker, x) == 0)
+		x->ticker_started = true;
+}
+
+static void send__ticker_stop(struct send *x)
+{
+	if (!x->ticker_started)
+		return;
+	atomic_store(&x->ticker_stop, true);
+	pthread_join(x->ticker, NULL);
+	x->ticker_started = false;
 }
 
 static void sleep_ms(unsigned ms)
@@ -164,7 +214,7 @@ static int send__precopy_reserved(struct send *x)
 		return rc;
 	memset(x->scratch, 0, x->words * 8);
 	memset(x->scratch, 0xff, r0_words * 8);
-	send__progress(x, "pre-copy of the reserved area", 0, r0_words * 64);
+	send__progress(x, "pre-copy of the reserved area", r0_words * 64);
 	rc = lm_net_server_precopy(x->srv, x->scratch);
 	if (rc)
 		return lm_vm_error(rc, "pre-copy of the reserved area: %s",
@@ -184,7 +234,7 @@ static int send__precopy(struct send *x)
 	rc = lm_vm_dirty_log_start(x->vm, true);
 	if (rc)
 		return rc;
-	send__progress(x, "pre-copy round 1", 0, x->layout.nr_pages);
+	send__progress(x, "pre-copy round 1", x->layout.nr_pages);
 	rc = lm_net_server_precopy(x->srv, NULL);
 	if (rc)
 		return lm_vm_error(rc, "pre-copy round 1: %s", lm_last_error());
@@ -197,7 +247,10 @@ static int send__precopy(struct send *x)
 		if (x->res->rounds >= max || count <= 256 ||
 		    count * 10 > prev * 9)
 			return 0;
-		send__progress(x, "pre-copy round", x->res->rounds + 1, count);
+		char what[32];
+
+		snprintf(what, sizeof(what), "pre-copy round %u", x->res->rounds + 1);
+		send__progress(x, what, count);
 		rc = lm_net_server_precopy(x->srv, x->pending);
 		if (rc)
 			return lm_vm_error(rc, "pre-copy round %u: %s",
@@ -332,7 +385,10 @@ static int send__serve(struct send *x)
 			return lm_vm_error(-rc, "cut thread: %s", strerror(rc));
 		x->cutter_started = true;
 	}
-	send__progress(x, "post-copy", 0, 0);
+	/* the line ends here: post-copy is the destination's to show */
+	send__ticker_stop(x);
+	if (x->o->progress)
+		x->o->progress("post-copy", 0, 0, x->o->progress_arg);
 	rc = lm_net_server_serve(x->srv);
 	atomic_store(&x->serving_over, true);
 	x->res->t_done_ns = lm_now_ns();
@@ -353,6 +409,8 @@ static void send__release(struct send *x)
 		atomic_store(&x->serving_over, true);
 		pthread_join(x->cutter, NULL);
 	}
+	send__ticker_stop(x);
+	pthread_mutex_destroy(&x->label_lock);
 	if (x->srv) {
 		lm_net_server_stats(x->srv, &x->res->net);
 		lm_net_server_destroy(x->srv);
@@ -420,6 +478,7 @@ int lm_vm_migrate_send(const struct lm_vm_config *cfg,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	pthread_mutex_init(&x.label_lock, NULL);
 	rc = send__start(&x, cfg, wl);
 	if (!rc)
 		rc = send__wait_dirtying(&x);

@@ -353,6 +353,9 @@ static int send_run(struct lm_net_server *s, int fd, unsigned type,
 		if (err)
 			return err;
 		count_encodings(s, s->tx);
+		/* per frame, so a long round shows its progress */
+		if (type == LM_NET_PRECOPY)
+			atomic_fetch_add(&s->st.precopy_pages, k);
 		first += k;
 		n -= k;
 	}
@@ -421,7 +424,6 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 	if (!err)
 		err = send_frame(s, fd, buf, lm_net_enc_done(
 			buf, LM_NET_PHASE_PRECOPY, sent));
-	atomic_fetch_add(&s->st.precopy_pages, sent);
 	if (err)
 		return lm_error(err, "pre-copy to %s: %s", s->to.text,
 				strerror(-err));
