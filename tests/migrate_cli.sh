@@ -2,7 +2,8 @@
 # migrate_cli.sh - `lazymem migrate recv` and `migrate send` as two
 # processes, as on two hosts: help and one-line errors naming the bad
 # value; a hybrid migration whose destination's guest verifies every word;
-# a source of another size refused by name; a source killed in the middle
+# a source of another size refused by name; one with another vCPU count
+# refused at the switch-over, the source told why; a source killed in the middle
 # of post-copy, after which the destination says plainly that the VM
 # cannot complete (and never hangs); `demo migrate`. Skips (exit 77)
 # without /dev/kvm.
@@ -72,6 +73,16 @@ check "size mismatch refused, naming the region" \
   migrate send --to "$raddr" --mem 32M
 wait "$rpid"; dst=$?
 check "the destination gives up, saying why" bash -c "[ $dst -eq 1 ] && grep -q 'no switch-over' '$tmp/b.err' || { cat '$tmp/b.err'; false; }"
+
+# Same layout, other vCPU count: the destination refuses what it received
+# at the switch-over, and the source is told why, not just "closed".
+start_recv "$tmp/v" --mem 32M --vcpus 2
+check "vCPU mismatch: the source is told the destination's reason" \
+  expect_error 1 "the destination reports: vcpu 0's mailbox" \
+  migrate send --to "$raddr" --mem 32M --vcpus 4
+wait "$rpid"; dst=$?
+check "vCPU mismatch: the destination refuses it, naming it" \
+  bash -c "[ $dst -eq 1 ] && grep -q 'is not that of a migrating 2-vCPU' '$tmp/v.err' || { cat '$tmp/v.err'; false; }"
 
 # The source dies in post-copy: held vCPUs give up after --hold-timeout
 # and the destination says the VM cannot complete.

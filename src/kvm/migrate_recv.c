@@ -365,6 +365,8 @@ int lm_vm_migrate_recv(const struct lm_migrate_recv_opts *o,
 			res->t_up_ns = res->t_switchover_ns;
 		rc = recv__run(&x);
 	}
+	if (rc && x.dest)
+		lm_net_dest_abort(x.dest, rc, lm_vm_last_error());
 	/* after a failed run: nothing will complete (its error stands) */
 	atomic_store(&x.abandon, true);
 	recv__task_stop(&x.watcher);

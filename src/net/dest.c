@@ -605,6 +605,19 @@ int lm_net_dest_finish(struct lm_net_dest *d)
 	return err;
 }
 
+void lm_net_dest_abort(struct lm_net_dest *d, int err, const char *why)
+{
+	int fd;
+
+	if (!(atomic_load(&d->link) & 1))
+		return;
+	pthread_mutex_lock(&d->send_lock);
+	fd = atomic_load(&d->ctl_fd);
+	if (fd >= 0)
+		lm_net_send_error(fd, err < 0 ? -err : err, why);
+	pthread_mutex_unlock(&d->send_lock);
+}
+
 void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s)
 {
 	memset(s, 0, sizeof(*s));

@@ -118,6 +118,10 @@ int lm_net_dest_wait_switchover(struct lm_net_dest *d, int timeout_ms);
 /* A vCPU state blob received before switch-over; NULL if none. */
 const uint8_t *lm_net_dest_vcpu(struct lm_net_dest *d, unsigned id,
 				uint32_t *len);
+/* The destination gives up (a VMM that refuses what it received): tell
+ * the source why, in an ERROR frame (at most 256 bytes of why), so that
+ * it does not only see a closed connection. Best effort. */
+void lm_net_dest_abort(struct lm_net_dest *d, int err, const char *why);
 /* Tell the source every page is here (DONE): it may exit. */
 int lm_net_dest_finish(struct lm_net_dest *d);
 void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s);

@@ -127,7 +127,22 @@ static void broke(struct lm_net_server *s)
 	}
 }
 
-/* After a break: was a DONE already waiting on the control connection? */
+/* The destination gave up and said why: that is the reason, whichever
+ * broken connection another thread noticed first. */
+static void peer_error(struct lm_net_server *s, const char *text)
+{
+	pthread_mutex_lock(&s->why_lock);
+	snprintf(s->why, sizeof(s->why), "the destination reports: %.200s",
+		 text);
+	pthread_mutex_unlock(&s->why_lock);
+}
+
+/*
+ * After a break: was a DONE already waiting on the control connection (the
+ * destination finished just before closing)? An ERROR there is the
+ * destination giving up, and its reason is the real one: it replaces
+ * whatever broken connection was noticed first.
+ */
 static bool done_pending(struct lm_net_server *s, int fd)
 {
 	char why[WHY_LEN];
@@ -143,6 +158,10 @@ static bool done_pending(struct lm_net_server *s, int fd)
 			return false;
 		if (m.h.type == LM_NET_DONE)
 			return true;
+		if (m.h.type == LM_NET_ERROR) {
+			peer_error(s, m.u.error.text);
+			return false;
+		}
 	}
 }
 
@@ -620,8 +639,7 @@ static int serve_once(struct lm_net_server *s)
 			break;
 		}
 		if (!err && m.h.type == LM_NET_ERROR)
-			set_why(s, "the destination reports: %s",
-				m.u.error.text);
+			peer_error(s, m.u.error.text);
 		else if (!err)
 			set_why(s, "unexpected %s from the destination",
 				lm_net_type_name(m.h.type));
