@@ -40,11 +40,6 @@ static int dirty_log__slot_flags(struct lm_vm *vm, unsigned slot,
 	return 0;
 }
 
-uint64_t lm_vm_layout_pages(const struct lm_vm *vm)
-{
-	return (vm->reserved_size + vm->ram.size) / 4096;
-}
-
 int lm_vm_dirty_log_start(struct lm_vm *vm, bool ram)
 {
 	struct kvm_enable_cap cap = {
@@ -92,16 +87,15 @@ int lm_vm_dirty_log_fetch(struct lm_vm *vm, uint64_t *bitmap,
 			  uint64_t *count)
 {
 	uint64_t n0 = vm->reserved_size / 4096, n1 = vm->ram.size / 4096;
-	uint64_t words = (n0 + n1 + 63) / 64, c = 0;
 	int rc = dirty_log__slot(vm, 0, n0, bitmap);
 
-	if (!rc && vm->dirty_log_ram)
+	if (rc)
+		return rc;
+	if (vm->dirty_log_ram)
 		rc = dirty_log__slot(vm, 1, n1, bitmap + n0 / 64);
 	else
 		memset(bitmap + n0 / 64, 0, (n1 + 63) / 64 * 8);
-	for (uint64_t w = 0; w < words && !rc; w++)
-		c += (uint64_t)__builtin_popcountll(bitmap[w]);
-	if (count)
-		*count = c;
+	if (!rc && count)
+		*count = lm_bitmap_weight(bitmap, (n0 + n1 + 63) / 64);
 	return rc;
 }

@@ -371,10 +371,19 @@ struct lm_restore_result {
 int lm_vm_restore(const struct lm_restore_opts *o,
 		  struct lm_restore_result *res);
 
+/* Set bits of a bitmap of words 64-bit words. */
+static inline uint64_t lm_bitmap_weight(const uint64_t *b, uint64_t words)
+{
+	uint64_t c = 0;
+
+	for (uint64_t w = 0; w < words; w++)
+		c += (uint64_t)__builtin_popcountll(b[w]);
+	return c;
+}
+
 /* dirty_log.c: pages written since the last fetch, over the layout
  * (reserved area, then RAM; 4 KiB pages). fetch re-arms what it read.
  * Logging stays on for the VM's life: a migrated VM never runs again. */
-uint64_t lm_vm_layout_pages(const struct lm_vm *vm);
 /* ram false: the reserved area only (a post-copy migration pre-copies
  * only that); RAM's bits then read as clean. */
 int lm_vm_dirty_log_start(struct lm_vm *vm, bool ram);

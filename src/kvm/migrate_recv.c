@@ -67,7 +67,7 @@ static int recv__listen(struct recv *x)
 	dc.layout = &x->layout;
 	/* one urgent connection per vCPU, plus one for the VMM's own reads
 	 * (its check of guest RAM faults like a vCPU) */
-	dc.nr_urgent = o->nr_vcpus + 2;
+	dc.nr_urgent = o->nr_vcpus + 1;
 	dc.hold = o->hold;
 	dc.hold_timeout_ms = o->hold_timeout_ms;
 	dc.req_timeout_ms = o->req_timeout_ms;
@@ -191,6 +191,45 @@ static int recv__restore_vcpus(struct recv *x)
 }
 
 /*
+ * Poll done(x) every 1 ms: true once it holds; false when the run was
+ * abandoned, or when the guest is done and the timeout has passed since
+ * (the watcher's error then says what did not happen, and the transport's
+ * last word on why).
+ */
+static bool recv__poll(struct recv *x, bool (*done)(struct recv *), int err,
+		       const char *what)
+{
+	int left = recv__timeout(x);
+
+	while (!done(x)) {
+		struct timespec d = { 0, 1000000L };
+
+		if (atomic_load(&x->abandon))
+			return false;
+		if (atomic_load(&x->watcher.stop) && left >= 0 && (left -= 1) <= 0) {
+			x->watcher.rc = err;
+			snprintf(x->watcher.msg, sizeof(x->watcher.msg),
+				 "%s: %s", what, lm_net_dest_last_error(x->dest));
+			return false;
+		}
+		nanosleep(&d, NULL);
+	}
+	return true;
+}
+
+static bool recv__all_here(struct recv *x)
+{
+	return lm_net_dest_region_complete(x->dest, 1);
+}
+
+/* The link may be down just now (a cut the source is resuming from): the
+ * DONE waits for it, as long as the guest may run. */
+static bool recv__told_done(struct recv *x)
+{
+	return lm_net_dest_finish(x->dest) == 0;
+}
+
+/*
  * Every page here (received, or valid in the page cache): DONE, so the
  * source may go, as soon as it is true, while the guest runs on. Polled:
  * the transport has no completion event, and 1 ms is noise against a
@@ -199,40 +238,15 @@ static int recv__restore_vcpus(struct recv *x)
 static void *recv__watch(void *arg)
 {
 	struct recv *x = arg;
-	int left = recv__timeout(x);
+	char what[96];
 
-	while (!lm_net_dest_region_complete(x->dest, 1)) {
-		struct timespec d = { 0, 1000000L };
-
-		if (atomic_load(&x->abandon))
-			return NULL;
-		if (atomic_load(&x->watcher.stop) && left >= 0 && (left -= 1) <= 0) {
-			x->watcher.rc = -ETIMEDOUT;
-			snprintf(x->watcher.msg, sizeof(x->watcher.msg),
-				 "guest RAM still incomplete %u ms after the guest finished: %s",
-				 x->o->timeout_ms, lm_net_dest_last_error(x->dest));
-			return NULL;
-		}
-		nanosleep(&d, NULL);
-	}
+	snprintf(what, sizeof(what),
+		 "guest RAM still incomplete %u ms after the guest finished",
+		 x->o->timeout_ms);
+	if (!recv__poll(x, recv__all_here, -ETIMEDOUT, what))
+		return NULL;
 	x->res->t_complete_ns = lm_now_ns();
-	/* The link may be down just now (a cut the source is resuming
-	 * from): the DONE waits for it, as long as the guest may run. */
-	left = recv__timeout(x);
-	while (lm_net_dest_finish(x->dest)) {
-		struct timespec d = { 0, 1000000L };
-
-		if (atomic_load(&x->abandon))
-			return NULL;
-		if (atomic_load(&x->watcher.stop) && left >= 0 && (left -= 1) <= 0) {
-			x->watcher.rc = -EPIPE;
-			snprintf(x->watcher.msg, sizeof(x->watcher.msg),
-				 "telling the source it may go: %s",
-				 lm_net_dest_last_error(x->dest));
-			return NULL;
-		}
-		nanosleep(&d, NULL);
-	}
+	recv__poll(x, recv__told_done, -EPIPE, "telling the source it may go");
 	return NULL;
 }
 

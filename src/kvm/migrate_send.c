@@ -190,21 +190,8 @@ static int send__wait_dirtying(struct send *x)
 	}
 }
 
-static uint64_t popcount(const uint64_t *b, uint64_t words)
-{
-	uint64_t c = 0;
-
-	for (uint64_t w = 0; w < words; w++)
-		c += (uint64_t)__builtin_popcountll(b[w]);
-	return c;
-}
-
-/*
- * Rounds until the dirty set stops shrinking by a tenth, gets small
- * (a 1 MiB of pages), or the round limit. What the last fetch found
- * stays pending: it was re-armed in KVM, so it must be sent by the
- * pause or named as dirty.
- */
+/* Post-copy: only the reserved area goes ahead (RAM is not logged), so
+ * that the pause only has to send what was written there since. */
 static int send__precopy_reserved(struct send *x)
 {
 	uint64_t r0_words = x->vm->reserved_size / 4096 / 64;
@@ -222,6 +209,12 @@ static int send__precopy_reserved(struct send *x)
 	return 0;
 }
 
+/*
+ * Rounds until the dirty set stops shrinking by a tenth, gets small
+ * (a 1 MiB of pages), or the round limit. What the last fetch found
+ * stays pending: it was re-armed in KVM, so it must be sent by the
+ * pause or named as dirty.
+ */
 static int send__precopy(struct send *x)
 {
 	const struct lm_migrate_send_opts *o = x->o;
@@ -363,13 +356,13 @@ static int send__pause_and_switch(struct send *x)
 	rc = send__final_sets(x);
 	if (rc)
 		return rc;
-	count = popcount(x->scratch, x->words);
+	count = lm_bitmap_weight(x->scratch, x->words);
 	rc = lm_net_server_precopy(x->srv, x->scratch);
 	if (rc)
 		return lm_vm_error(rc, "sending the last dirty pages while paused: %s",
 				   lm_last_error());
 	res->pages_final = count;
-	res->pages_left = popcount(x->pending, x->words);
+	res->pages_left = lm_bitmap_weight(x->pending, x->words);
 	rc = send__switchover(x);
 	res->t_switchover_ns = lm_now_ns();
 	return rc;
