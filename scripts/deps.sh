@@ -11,6 +11,7 @@ pkgs=(
   libjson-c-dev      # JSON output of every benchmark and command
   libcmocka-dev      # the unit and integration tests
   libxxhash-dev      # per-page integrity hashes of snapshots
+  liblz4-dev         # compression of pages on the migration wire
   gnuplot-nox        # the plots in docs/
   python3            # meson itself; the test summary
   iproute2           # network namespaces for the two-host tests
