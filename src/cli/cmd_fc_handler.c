@@ -13,12 +13,18 @@
 static void usage(FILE *f)
 {
 	fputs("usage: lazymem fc-handler --socket PATH --mem-file FILE "
+	      "[options]\n"
+	      "       lazymem fc-handler --socket-activated --mem-file FILE "
 	      "[options]\n\n"
 	      "Serve the guest memory of Firecracker-style VMMs from a raw "
 	      "memory file:\neach VMM connects to PATH once per VM and sends "
 	      "its regions (JSON) with\nthe guest memory's userfaultfd. Any "
 	      "number of VMs, all sharing FILE.\n\n"
 	      "  -s, --socket PATH        Unix socket to listen on\n"
+	      "  -a, --socket-activated   listen on the socket systemd passes "
+	      "(LISTEN_FDS,\n"
+	      "                           LISTEN_PID; fd 3); implied "
+	      "without --socket\n"
 	      "  -m, --mem-file FILE      the snapshot's raw memory file\n"
 	      "  -p, --prefetch WHAT      none (default) | all (every page "
 	      "in the\n"
@@ -45,6 +51,7 @@ int cmd_fc_handler(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "socket-activated", no_argument, NULL, 'a' },
 		{ "mem-file", required_argument, NULL, 'm' },
 		{ "prefetch", required_argument, NULL, 'p' },
 		{ "record-ws", required_argument, NULL, 'r' },
@@ -57,9 +64,10 @@ int cmd_fc_handler(int argc, char **argv)
 	struct fc_options o = { .ready_fd = -1 };
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:m:p:r:kjqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:am:p:r:kjqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': o.socket_path = optarg; break;
+		case 'a': o.socket_activated = true; break;
 		case 'm': o.mem_path = optarg; break;
 		case 'p':
 			if (!strcmp(optarg, "none")) {
@@ -88,9 +96,14 @@ int cmd_fc_handler(int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("fc-handler: unexpected argument '%s'",
 				       argv[optind]);
-	if (!o.socket_path || !o.mem_path)
+	if (!o.mem_path || (!o.socket_path && !o.socket_activated &&
+			    !getenv("LISTEN_FDS")))
 		return cli_usage_error("fc-handler: --socket and --mem-file are "
-				       "required");
+				       "required (--socket-activated instead "
+				       "of --socket under systemd)");
+	/* No path to listen on: the socket must come from systemd. */
+	if (!o.socket_path)
+		o.socket_activated = true;
 	if (o.record_path && o.prefetch != FC_PREFETCH_NONE)
 		fprintf(stderr, "lazymem fc-handler: warning: --record-ws "
 			"records the pages that fault; with --prefetch the "

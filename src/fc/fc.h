@@ -78,7 +78,12 @@ void fc_ws_free(struct fc_ws *ws);
 enum fc_prefetch { FC_PREFETCH_NONE, FC_PREFETCH_ALL, FC_PREFETCH_WS };
 
 struct fc_options {
-	const char *socket_path;
+	const char *socket_path;	/* NULL: the socket comes from systemd */
+	/* Use the listening socket systemd passed (LISTEN_FDS / LISTEN_PID,
+	 * fd 3) and refuse to start without it; set for --socket-activated
+	 * or when no --socket is given. Without it an inherited socket meant
+	 * for this process is still used (then it must be at socket_path). */
+	bool socket_activated;
 	const char *mem_path;
 	enum fc_prefetch prefetch;
 	const char *ws_path;		/* FC_PREFETCH_WS */
@@ -133,6 +138,8 @@ struct fc_server {
 	struct fc_ws ws;
 	bool record_taken;
 	int listen_fd, epoll_fd, sig_fd;
+	bool inherited;		/* listen_fd came from systemd: not ours to unlink */
+	char sock_name[128];	/* for messages: the path listened on */
 	int fork_pipe[2];	/* handler threads hand forked children over */
 	struct fc_vm *vms;
 	_Atomic unsigned next_id;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -45,7 +46,7 @@ void fc_log(const struct fc_server *s, const char *fmt, ...)
 	fprintf(stderr, "lazymem fc-handler: %s\n", line);
 }
 
-static int listen_on(struct fc_server *s)
+static int bind_socket(struct fc_server *s)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -70,7 +71,133 @@ static int listen_on(struct fc_server *s)
 			s->o.socket_path, strerror(errno));
 		return -1;
 	}
+	snprintf(s->sock_name, sizeof(s->sock_name), "%s", s->o.socket_path);
 	return 0;
+}
+
+/* The first descriptor systemd passes (SD_LISTEN_FDS_START). */
+#define FC_LISTEN_FD 3
+
+static int activation_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int activation_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("lazymem fc-handler: socket activation: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+/* Is fd 3 a listening Unix stream socket? Names it in s->sock_name. */
+static int check_inherited(struct fc_server *s, int fd)
+{
+	struct sockaddr_un a = { 0 };
+	socklen_t alen = sizeof(a), olen;
+	struct stat st;
+	int domain = -1, type = -1, acc = 0;
+
+	if (fstat(fd, &st) < 0)
+		return activation_error("fd %d is not open (LISTEN_FDS=1 but "
+					"nothing was passed)", fd);
+	if (!S_ISSOCK(st.st_mode))
+		return activation_error("fd %d is not a socket; expected a "
+					"listening Unix stream socket", fd);
+	olen = sizeof(domain);
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &olen);
+	olen = sizeof(type);
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &olen);
+	olen = sizeof(acc);
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &olen);
+	if (domain != AF_UNIX || type != SOCK_STREAM)
+		return activation_error("fd %d is a socket of the wrong kind "
+			"(%s, %s); expected a Unix stream socket "
+			"(ListenStream=/path in the .socket unit)", fd,
+			domain == AF_UNIX ? "Unix" : domain == AF_INET ? "IPv4" :
+			domain == AF_INET6 ? "IPv6" : "non-Unix",
+			type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ?
+			"datagram" : type == SOCK_SEQPACKET ? "seqpacket" :
+			"non-stream");
+	if (!acc)
+		return activation_error("fd %d is a Unix stream socket that is "
+			"not listening (a connection, or Accept=yes in the "
+			".socket unit); expected the listening socket", fd);
+	if (getsockname(fd, (struct sockaddr *)&a, &alen) < 0 ||
+	    alen <= offsetof(struct sockaddr_un, sun_path) || !a.sun_path[0])
+		snprintf(s->sock_name, sizeof(s->sock_name),
+			 "an unnamed or abstract socket (fd %d)", fd);
+	else
+		snprintf(s->sock_name, sizeof(s->sock_name), "%.*s",
+			 (int)sizeof(a.sun_path), a.sun_path);
+	if (s->o.socket_path && strcmp(s->o.socket_path, s->sock_name))
+		return activation_error("the socket passed in is bound to %s, "
+					"not to --socket %s", s->sock_name,
+					s->o.socket_path);
+	return 0;
+}
+
+/*
+ * systemd's socket activation (sd_listen_fds(3), done by hand: a few
+ * lines, no libsystemd): LISTEN_PID names the process the descriptors are
+ * for, LISTEN_FDS how many there are, from fd 3 on. The variables are
+ * removed either way so that nothing this process starts takes them for
+ * its own. 1: s->listen_fd is the inherited socket; 0: none for us; -1:
+ * refused, with the reason on stderr.
+ */
+static int inherit_socket(struct fc_server *s)
+{
+	const char *fds_s = getenv("LISTEN_FDS"), *pid_s = getenv("LISTEN_PID");
+	char fds_v[32], pid_v[32], *end;
+	long nfds, pid;
+	int fd = FC_LISTEN_FD, fl;
+
+	snprintf(fds_v, sizeof(fds_v), "%s", fds_s ? fds_s : "");
+	snprintf(pid_v, sizeof(pid_v), "%s", pid_s ? pid_s : "");
+	if (fds_s || pid_s) {
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDNAMES");
+	}
+	if (!fds_s) {
+		if (!s->o.socket_activated)
+			return 0;
+		return activation_error("LISTEN_FDS is not set: start it from "
+			"a systemd .socket unit (or a launcher that passes the "
+			"listening socket as fd 3), or use --socket PATH");
+	}
+	errno = 0;
+	pid = strtol(pid_v, &end, 10);
+	if (!pid_s || errno || end == pid_v || *end || pid != (long)getpid()) {
+		/* Set for another process (inherited through exec): not ours.
+		 * Serving on --socket is still fine; activation is not. */
+		if (!s->o.socket_activated)
+			return 0;
+		return activation_error("LISTEN_PID=%s%s is not this process "
+			"(pid %d): the passed sockets are meant for another "
+			"process; refusing them", pid_s ? pid_v : "",
+			pid_s ? "" : "(unset)", (int)getpid());
+	}
+	errno = 0;
+	nfds = strtol(fds_v, &end, 10);
+	if (errno || end == fds_v || *end || nfds != 1)
+		return activation_error("LISTEN_FDS=%s: expected exactly one "
+			"listening socket (one ListenStream= in the .socket unit)",
+			fds_v);
+	if (check_inherited(s, fd) < 0)
+		return -1;
+	/* Ours from now: not passed on to anything we exec, and accept_all
+	 * drains it without blocking. */
+	fl = fcntl(fd, F_GETFL);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return activation_error("fd %d: fcntl: %s", fd, strerror(errno));
+	s->listen_fd = fd;
+	s->inherited = true;
+	return 1;
 }
 
 static void drop_vm(struct fc_server *s, struct fc_vm *vm, const char *why)
@@ -183,8 +310,12 @@ static int setup(struct fc_server *s)
 	struct epoll_event ev = { .events = EPOLLIN };
 	char why[512];
 	sigset_t set;
-	int err = lm_source_file_open(s->o.mem_path, &s->mem);
+	int err;
 
+	/* First, while fd 3 is still the one that was passed in. */
+	if (inherit_socket(s) < 0)
+		return -1;
+	err = lm_source_file_open(s->o.mem_path, &s->mem);
 	if (err) {
 		fprintf(stderr, "lazymem fc-handler: memory file: %s\n",
 			lm_last_error());
@@ -205,7 +336,8 @@ static int setup(struct fc_server *s)
 	signal(SIGPIPE, SIG_IGN);
 	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (s->sig_fd < 0 || s->epoll_fd < 0 || listen_on(s) < 0 ||
+	if (s->sig_fd < 0 || s->epoll_fd < 0 ||
+	    (!s->inherited && bind_socket(s) < 0) ||
 	    pipe2(s->fork_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
 	ev.data.ptr = &s->fork_pipe[0];
@@ -268,8 +400,9 @@ int fc_server_run(const struct fc_options *o)
 				       strerror(errno));
 			close(o->ready_fd);
 		}
-		fc_log(&s, "listening on %s, memory file %s (%llu bytes)%s%s",
-		       o->socket_path, o->mem_path,
+		fc_log(&s, "listening on %s%s, memory file %s (%llu bytes)%s%s",
+		       s.sock_name, s.inherited ? " (socket from systemd)" : "",
+		       o->mem_path,
 		       (unsigned long long)s.mem_size,
 		       o->prefetch == FC_PREFETCH_WS ? ", working set " : "",
 		       o->prefetch == FC_PREFETCH_WS ? o->ws_path : "");
@@ -288,7 +421,10 @@ int fc_server_run(const struct fc_options *o)
 	}
 	if (s.listen_fd >= 0) {
 		close(s.listen_fd);
-		unlink(o->socket_path);
+		/* An inherited socket stays: its owner (systemd) keeps
+		 * listening on it and removes it. */
+		if (!s.inherited)
+			unlink(o->socket_path);
 	}
 	if (s.epoll_fd >= 0)
 		close(s.epoll_fd);
