@@ -19,6 +19,28 @@ done <<<"$cmds"
 check "every command has a section in lazymem(1)" \
   bash -c "[ -z '$missing' ] || { echo '  no section for:$missing'; exit 1; }"
 
+# Every option a command's --help defines (an option line's first
+# option, and the usage line's) is in that command's section as *--opt*.
+missing=
+while read -r c; do
+  sect=$(awk -v h="## $c" '$0 == h {on=1; next} on && /^#/ {exit} on' "$man1")
+  help=$("$LAZYMEM" $c --help 2>&1)
+  opts=$( { grep -oE '^ +(-[a-zA-Z], +)?--[a-z0-9-]+' <<<"$help"
+            grep '^usage:' <<<"$help"; } | grep -oE -- '--[a-z0-9][a-z0-9-]*' | sort -u)
+  for o in $opts; do
+    [ "$o" = --help ] || grep -qF -- "*$o*" <<<"$sect" || missing="$missing $c:$o"
+  done
+  # and the other way: an option the page describes (a line of its own,
+  # "*-x*, *--opt*" or "*--opt*") that --help does not know is stale.
+  for o in $(grep -oE '^\*(-[a-zA-Z]\*, \*)?--[a-z0-9-]+\*' <<<"$sect" | grep -oE -- '--[a-z0-9-]+'); do
+    grep -qxF -- "$o" <<<"$opts" || stale="${stale:-} $c:$o"
+  done
+done <<<"$cmds"
+check "every option of every command's --help is in its lazymem(1) section" \
+  bash -c "[ -z '$missing' ] || { echo '  missing:$missing'; exit 1; }"
+check "lazymem(1) describes no option --help does not list" \
+  bash -c "[ -z '${stale:-}' ] || { echo '  stale:${stale:-}'; exit 1; }"
+
 # Public functions: a line of a header that starts a declaration (no
 # indent, not a comment or typedef) with "lm_name(".
 funcs=$(grep -hE '^[a-z][^(]*[ *]lm_[a-z0-9_]+\(' "$src"/include/lazymem/*.h \
