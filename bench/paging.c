@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include <lazymem/lazymem.h>
+#include "util/error.h"
 #include "bench.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
@@ -124,13 +125,13 @@ static void run_one(const struct paging_config *c, const struct contender *k,
 	for (int i = 0; i < c->repeat; i++) {
 		rc = lm_vm_create(&cfg, &vm);
 		if (rc) {
-			snprintf(r->err, sizeof(r->err), "%s", lm_vm_last_error());
+			snprintf(r->err, sizeof(r->err), "%s", util_last_error());
 			return;
 		}
 		rc = lm_vm_run(vm, &wl, &res);
 		lm_vm_destroy(vm);
 		if (rc) {
-			snprintf(r->err, sizeof(r->err), "%s", lm_vm_last_error());
+			snprintf(r->err, sizeof(r->err), "%s", util_last_error());
 			return;
 		}
 		if (!res.verified) {

@@ -25,8 +25,9 @@
 
 #include <lazymem/lazymem.h>
 #include "cli/cli.h"
-#include "core/util.h"
+#include "util/clock.h"
 #include "net/net.h"
+#include "util/error.h"
 
 #define PAGE 4096u
 #define DEFAULT_SEED 0x6c617a79u
@@ -181,13 +182,13 @@ int cmd_page_server(int argc, char **argv)
 		.compress = o.compress, .resume = o.resume,
 		.resume_timeout_ms = o.resume_timeout };
 	if (lm_net_server_create(&sc, &s))
-		return cli_fail("%s", lm_last_error());
+		return cli_fail("%s", util_last_error());
 	t0 = lm_now_ns();
 	rc = lm_net_server_connect(s);
 	if (!rc)
 		rc = lm_net_server_serve(s);
 	if (rc) {
-		cli_fail("%s", lm_last_error());
+		cli_fail("%s", util_last_error());
 		lm_net_server_destroy(s);
 		return 1;
 	}
@@ -415,15 +416,21 @@ int cmd_page_fetch(int argc, char **argv)
 		.hold_timeout_ms = o.hold_timeout, .req_timeout_ms = o.timeout,
 		.installers = o.installers };
 	if (lm_net_dest_create(&dc, &d))
-		return cli_fail("%s", lm_last_error());
+		return cli_fail("%s", util_last_error());
 	rc = (struct lm_region_config){
 		.name = "page-fetch", .size = o.size,
 		.backing = o.memfd ? LM_BACKING_MEMFD : LM_BACKING_ANON,
 		.install = o.memfd ? LM_INSTALL_CONTINUE : LM_INSTALL_COPY,
 		.delivery = LM_DELIVERY_SELF, .source = lm_net_dest_source(d),
 		.on_fail = fetch_on_fail };
-	if (lm_region_create(&rc, &r) || lm_net_dest_attach(d, r)) {
+	if (lm_region_create(&rc, &r)) {
 		cli_fail("%s", lm_last_error());
+		lm_net_dest_destroy(d);
+		return 1;
+	}
+	if (lm_net_dest_attach(d, r)) {
+		cli_fail("%s", util_last_error());
+		lm_region_destroy(r);
 		lm_net_dest_destroy(d);
 		return 1;
 	}
@@ -587,7 +594,7 @@ int cmd_proxy(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (lm_net_proxy_create(listen, connect, rtt, &p))
-		return cli_fail("%s", lm_last_error());
+		return cli_fail("%s", util_last_error());
 	fprintf(stderr, "proxy: %s -> %s, round trip +%.0f us\n",
 		lm_net_proxy_address(p), connect, (double)rtt / 1e3);
 	sigwait(&set, &sig);

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
 #include "kvm/kvm.h"
@@ -112,7 +113,7 @@ int cmd_vm_restore(int argc, char **argv)
 	}
 	rc = lm_vm_restore(&o, &res);
 	if (rc)
-		return cli_fail("vm restore: %s", lm_vm_last_error());
+		return cli_fail("vm restore: %s", util_last_error());
 	if (json) {
 		json_object *j = json_object_new_object();
 

@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
 #include "kvm/kvm.h"
@@ -396,11 +398,11 @@ int cmd_vm_run(int argc, char **argv)
 
 	rc = lm_vm_create(&cfg, &vm);
 	if (rc)
-		return cli_fail("vm: %s", lm_vm_last_error());
+		return cli_fail("vm: %s", util_last_error());
 	rc = lm_vm_run(vm, &wl, &res);
 	if (rc) {
 		lm_vm_destroy(vm);
-		return cli_fail("vm run: %s", lm_vm_last_error());
+		return cli_fail("vm run: %s", util_last_error());
 	}
 	if (save_dir) {
 		uint64_t t0 = lm_now_ns();
@@ -410,7 +412,7 @@ int cmd_vm_run(int argc, char **argv)
 				(void *)"save");
 		lm_vm_destroy(vm);
 		if (rc)
-			return cli_fail("vm run --save: %s", lm_vm_last_error());
+			return cli_fail("vm run --save: %s", util_last_error());
 		if (json)
 			printf("{\"saved\": \"%s\", \"vcpus\": %u, \"mem\": %llu, \"ws_pages\": %llu, \"seconds\": %.3f}\n",
 			       save_dir, cfg.nr_vcpus, (unsigned long long)cfg.mem_size,

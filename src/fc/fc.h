@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include <lazymem/lazymem.h>
+#include "util/clock.h"
 
 #define FC_MAX_REGIONS 64
 #define FC_MSG_MAX (64u << 10)	/* bytes of JSON a VMM may send */
@@ -160,7 +161,6 @@ void fc_prefetch_stop(struct fc_vm *vm);
 /* report.c */
 void fc_report(const struct fc_vm *vm, const char *event);
 
-uint64_t fc_now_ns(void);
 void fc_log(const struct fc_server *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

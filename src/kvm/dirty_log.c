@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "util/bits.h"
+#include "util/error.h"
 #include "kvm/kvm.h"
 
 static int dirty_log__slot_flags(struct lm_vm *vm, unsigned slot,
@@ -35,7 +37,7 @@ static int dirty_log__slot_flags(struct lm_vm *vm, unsigned slot,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0)
-		return lm_vm_error(-errno, "dirty log: memslot %u flags 0x%x: %s",
+		return util_error(-errno, "dirty log: memslot %u flags 0x%x: %s",
 				   slot, flags, strerror(errno));
 	return 0;
 }
@@ -51,10 +53,10 @@ int lm_vm_dirty_log_start(struct lm_vm *vm, bool ram)
 	int rc;
 
 	if (vm->ram.page_size != 4096)
-		return lm_vm_error(-EINVAL, "dirty log: guest RAM has %llu-byte pages; migration logs 4 KiB pages",
+		return util_error(-EINVAL, "dirty log: guest RAM has %llu-byte pages; migration logs 4 KiB pages",
 				   (unsigned long long)vm->ram.page_size);
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-		return lm_vm_error(-errno, "dirty log: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: %s",
+		return util_error(-errno, "dirty log: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: %s",
 				   strerror(errno));
 	rc = dirty_log__slot_flags(vm, 0, KVM_MEM_LOG_DIRTY_PAGES);
 	if (!rc && ram)
@@ -75,10 +77,10 @@ static int dirty_log__slot(struct lm_vm *vm, unsigned slot, uint64_t npages,
 
 	memset(bitmap, 0, (npages + 63) / 64 * 8);
 	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &get) < 0)
-		return lm_vm_error(-errno, "dirty log: KVM_GET_DIRTY_LOG slot %u: %s",
+		return util_error(-errno, "dirty log: KVM_GET_DIRTY_LOG slot %u: %s",
 				   slot, strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
-		return lm_vm_error(-errno, "dirty log: KVM_CLEAR_DIRTY_LOG slot %u: %s",
+		return util_error(-errno, "dirty log: KVM_CLEAR_DIRTY_LOG slot %u: %s",
 				   slot, strerror(errno));
 	return 0;
 }

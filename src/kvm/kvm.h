@@ -31,6 +31,9 @@
 #include "compat/linux_compat.h"
 #include "fc/client.h"
 #include "kvm/guest_abi.h"
+#include "util/bits.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 /* How guest RAM is filled. */
 enum lm_vm_delivery {
@@ -250,10 +253,6 @@ int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out);
  * region 0, a migration layout's first region). */
 uint64_t lm_vm_reserved_size(uint64_t mem_size, uint64_t guest_page_size);
 void lm_vm_destroy(struct lm_vm *vm);
-/* The last error of this thread in the VMM (like lm_last_error). */
-const char *lm_vm_last_error(void);
-int lm_vm_error(int err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 static inline bool lm_vm_gpa_in_ram(const struct lm_vm *vm, uint64_t gpa)
 {
 	return gpa >= LM_GPA_RAM && gpa - LM_GPA_RAM < vm->ram.size;
@@ -263,8 +262,6 @@ int lm_vm_delivery_parse(const char *s, enum lm_vm_delivery *out);
 const char *lm_vm_placement_name(enum lm_vm_placement p);
 const char *lm_workload_name(enum lm_workload w);
 int lm_workload_parse(const char *s, enum lm_workload *out);
-uint64_t lm_now_ns(void);
-uint64_t lm_process_cpu_ns(void);
 
 /* ram.c */
 int ram__create(struct lm_vm *vm);
@@ -370,16 +367,6 @@ struct lm_restore_result {
 
 int lm_vm_restore(const struct lm_restore_opts *o,
 		  struct lm_restore_result *res);
-
-/* Set bits of a bitmap of words 64-bit words. */
-static inline uint64_t lm_bitmap_weight(const uint64_t *b, uint64_t words)
-{
-	uint64_t c = 0;
-
-	for (uint64_t w = 0; w < words; w++)
-		c += (uint64_t)__builtin_popcountll(b[w]);
-	return c;
-}
 
 /* dirty_log.c: pages written since the last fetch, over the layout
  * (reserved area, then RAM; 4 KiB pages). fetch re-arms what it read.

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/error.h"
 #include "kvm/migrate.h"
 
 struct pair {
@@ -47,7 +48,7 @@ static void *pair__dest(void *arg)
 
 	p->rc = lm_vm_migrate_recv(&p->ro, p->rres);
 	if (p->rc)
-		snprintf(p->err, sizeof(p->err), "%s", lm_vm_last_error());
+		snprintf(p->err, sizeof(p->err), "%s", util_last_error());
 	pthread_mutex_lock(&p->lock);
 	p->over = true;
 	pthread_cond_broadcast(&p->cond);
@@ -80,7 +81,7 @@ int lm_vm_migrate_pair(const struct lm_vm_config *cfg,
 	pthread_cond_init(&p.cond, NULL);
 	rc = pthread_create(&th, NULL, pair__dest, &p);
 	if (rc) {
-		rc = lm_vm_error(-rc, "destination thread: %s", strerror(rc));
+		rc = util_error(-rc, "destination thread: %s", strerror(rc));
 		goto out;
 	}
 	pthread_mutex_lock(&p.lock);
@@ -90,13 +91,13 @@ int lm_vm_migrate_pair(const struct lm_vm_config *cfg,
 	if (p.listening && rtt_ns &&
 	    lm_net_proxy_create("127.0.0.1:0", p.addr, rtt_ns, &proxy)) {
 		/* no source will come: let the destination give up */
-		res->send_rc = lm_vm_error(-EIO, "proxy: %s", lm_last_error());
+		res->send_rc = util_error(-EIO, "proxy: %s", util_last_error());
 	} else if (p.listening) {
 		s.to = proxy ? lm_net_proxy_address(proxy) : p.addr;
 		res->send_rc = lm_vm_migrate_send(cfg, wl, &s, &res->send);
 		if (res->send_rc)
 			snprintf(res->send_err, sizeof(res->send_err), "%s",
-				 lm_vm_last_error());
+				 util_last_error());
 	}
 	if (res->send_rc && !res->send.t_switchover_ns)
 		atomic_store(&p.cancel, true);
@@ -109,7 +110,7 @@ int lm_vm_migrate_pair(const struct lm_vm_config *cfg,
 		res->total_ns = res->recv.t_complete_ns - res->send.t_start_ns;
 	rc = res->send_rc ? res->send_rc : res->recv_rc;
 	if (rc)
-		lm_vm_error(rc, "%s%s%s%s", res->send_rc ? "source: " : "",
+		util_error(rc, "%s%s%s%s", res->send_rc ? "source: " : "",
 			    res->send_rc ? res->send_err : "",
 			    res->send_rc && res->recv_rc ? "; " : "",
 			    res->recv_rc ? res->recv_err : "");

@@ -25,6 +25,8 @@
 
 #include <lazymem/snapshot.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm/migrate.h"
 
 /* A helper thread of the destination, and what it ended with. */
@@ -73,8 +75,8 @@ static int recv__listen(struct recv *x)
 	dc.req_timeout_ms = o->req_timeout_ms;
 	rc = lm_net_dest_create(&dc, &x->dest);
 	if (rc)
-		return lm_vm_error(rc, "listening on %s: %s", o->listen,
-				   lm_last_error());
+		return util_error(rc, "listening on %s: %s", o->listen,
+				   util_last_error());
 	return 0;
 }
 
@@ -95,7 +97,7 @@ static int recv__create_vm(struct recv *x)
 	if (rc)
 		return rc;
 	if (x->vm->reserved_size != x->layout.region_size[0])
-		return lm_vm_error(-EINVAL, "reserved area: %llu bytes, the layout says %llu",
+		return util_error(-EINVAL, "reserved area: %llu bytes, the layout says %llu",
 				   (unsigned long long)x->vm->reserved_size,
 				   (unsigned long long)x->layout.region_size[0]);
 	rc = lm_net_dest_set_region_store(x->dest, 0, x->vm->reserved);
@@ -107,7 +109,7 @@ static int recv__create_vm(struct recv *x)
 	if (!rc)
 		rc = lm_net_dest_start(x->dest);
 	if (rc)
-		return lm_vm_error(rc, "migration destination: %s", lm_last_error());
+		return util_error(rc, "migration destination: %s", util_last_error());
 	return 0;
 }
 
@@ -124,7 +126,7 @@ static int recv__wait_switchover(struct recv *x)
 		if (rc != -ETIMEDOUT)
 			break;
 		if (x->o->cancel && atomic_load(x->o->cancel))
-			return lm_vm_error(-ECANCELED, "the source gave up before the switch-over");
+			return util_error(-ECANCELED, "the source gave up before the switch-over");
 		if (left >= 0 && (left -= step) <= 0)
 			break;
 		lm_net_dest_stats(x->dest, &st);
@@ -135,10 +137,10 @@ static int recv__wait_switchover(struct recv *x)
 				       x->layout.nr_pages, x->o->progress_arg);
 	}
 	if (rc == -ETIMEDOUT)
-		return lm_vm_error(rc, "no switch-over from the source within %u ms",
+		return util_error(rc, "no switch-over from the source within %u ms",
 				   x->o->timeout_ms);
 	if (rc)
-		return lm_vm_error(rc, "the source went away before the switch-over: %s",
+		return util_error(rc, "the source went away before the switch-over: %s",
 				   lm_net_dest_last_error(x->dest));
 	return 0;
 }
@@ -155,7 +157,7 @@ static int recv__check_mailboxes(struct recv *x)
 		    mb->nr_vcpus != x->o->nr_vcpus || mb->slice_off != slice * i ||
 		    mb->slice_size != slice || mb->ram_size != x->o->mem_size ||
 		    mb->phase != LM_PHASE_DIRTYING)
-			return lm_vm_error(-EINVAL, "vcpu %u's mailbox as received (workload %llu, phase %llu, vcpu %llu of %llu, slice 0x%llx+0x%llx) is not that of a migrating %u-vCPU, %llu-byte VM",
+			return util_error(-EINVAL, "vcpu %u's mailbox as received (workload %llu, phase %llu, vcpu %llu of %llu, slice 0x%llx+0x%llx) is not that of a migrating %u-vCPU, %llu-byte VM",
 					   i, (unsigned long long)mb->workload,
 					   (unsigned long long)mb->phase,
 					   (unsigned long long)mb->vcpu,
@@ -178,10 +180,10 @@ static int recv__restore_vcpus(struct recv *x)
 		int rc;
 
 		if (!blob)
-			return lm_vm_error(-EPROTO, "the source sent no state for vcpu %u", i);
+			return util_error(-EPROTO, "the source sent no state for vcpu %u", i);
 		rc = vcpu_state__unpack(blob, len, i, &sv, why, sizeof(why));
 		if (rc)
-			return lm_vm_error(rc, "the source's %s", why);
+			return util_error(rc, "the source's %s", why);
 		rc = vcpu_state__apply(&x->vm->vcpus[i], &sv);
 		vcpu_state__snap_free(&sv);
 		if (rc)
@@ -256,7 +258,7 @@ static int recv__task_start(struct recv *x, struct recv_task *t,
 	int rc = pthread_create(&t->thread, NULL, fn, x);
 
 	if (rc)
-		return lm_vm_error(-rc, "%s thread: %s", what, strerror(rc));
+		return util_error(-rc, "%s thread: %s", what, strerror(rc));
 	t->running = true;
 	return 0;
 }
@@ -275,7 +277,7 @@ static void recv__task_stop(struct recv_task *t)
 static int recv__task_join(struct recv_task *t)
 {
 	recv__task_stop(t);
-	return t->rc ? lm_vm_error(t->rc, "%s", t->msg) : 0;
+	return t->rc ? util_error(t->rc, "%s", t->msg) : 0;
 }
 
 /*
@@ -295,7 +297,7 @@ static void *recv__settle(void *arg)
 						   &x->res->pages_settled);
 	if (x->settler.rc)
 		snprintf(x->settler.msg, sizeof(x->settler.msg), "%s",
-			 lm_last_error());
+			 util_last_error());
 	return NULL;
 }
 
@@ -307,7 +309,7 @@ static int recv__run(struct recv *x)
 	int rc;
 
 	if (!lm_net_dest_region_complete(x->dest, 0))
-		return lm_vm_error(-EPROTO, "switch-over with the reserved area incomplete: the source did not send all of it");
+		return util_error(-EPROTO, "switch-over with the reserved area incomplete: the source did not send all of it");
 	rc = recv__check_mailboxes(x);
 	if (!rc)
 		rc = recv__restore_vcpus(x);
@@ -335,12 +337,12 @@ static int recv__run(struct recv *x)
 	/* The source's copy is the only one left of what is missing here:
 	 * a vCPU that could not get a page means the VM is lost. */
 	if (rc && lm_net_dest_last_error(x->dest)[0])
-		return lm_vm_error(rc, "the migration cannot complete: %s (transport: %s)",
-				   lm_vm_last_error(),
+		return util_error(rc, "the migration cannot complete: %s (transport: %s)",
+				   util_last_error(),
 				   lm_net_dest_last_error(x->dest));
 	if (rc)
-		return lm_vm_error(rc, "the migration cannot complete: %s",
-				   lm_vm_last_error());
+		return util_error(rc, "the migration cannot complete: %s",
+				   util_last_error());
 	res->passes = x->vm->vcpus[0].mb->iterations;
 	rc = recv__task_join(&x->watcher);
 	if (!rc)
@@ -364,7 +366,7 @@ int lm_vm_migrate_recv(const struct lm_migrate_recv_opts *o,
 
 	memset(res, 0, sizeof(*res));
 	if (o->delivery != LM_VM_EXIT && o->delivery != LM_VM_HYBRID)
-		return lm_vm_error(-EINVAL, "migrate recv: delivery %s: vCPU faults are resolved on the vCPU (exit or hybrid)",
+		return util_error(-EINVAL, "migrate recv: delivery %s: vCPU faults are resolved on the vCPU (exit or hybrid)",
 				   lm_vm_delivery_name(o->delivery));
 	rc = recv__listen(&x);
 	if (!rc)
@@ -380,7 +382,7 @@ int lm_vm_migrate_recv(const struct lm_migrate_recv_opts *o,
 		rc = recv__run(&x);
 	}
 	if (rc && x.dest)
-		lm_net_dest_abort(x.dest, rc, lm_vm_last_error());
+		lm_net_dest_abort(x.dest, rc, util_last_error());
 	/* after a failed run: nothing will complete (its error stands) */
 	atomic_store(&x.abandon, true);
 	recv__task_stop(&x.watcher);

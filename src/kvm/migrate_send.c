@@ -26,6 +26,9 @@
 
 #include <lazymem/snapshot.h>
 
+#include "util/bits.h"
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm/migrate.h"
 
 _Static_assert(VCPU_STATE_MAX <= LM_NET_MAX_BLOB,
@@ -61,7 +64,7 @@ int lm_vm_migrate_layout(uint64_t mem_size, uint64_t guest_page_size,
 	char why[256];
 	int rc = lm_net_layout_init(l, 4096, sizes, 2, why, sizeof(why));
 
-	return rc ? lm_vm_error(rc, "migration layout: %s", why) : 0;
+	return rc ? util_error(rc, "migration layout: %s", why) : 0;
 }
 
 /* Everything the source holds; released in one place. */
@@ -101,7 +104,7 @@ static void *send__runner(void *arg)
 
 	x->run_rc = lm_vm_run(x->vm, &x->wl, &x->run_res);
 	if (x->run_rc)
-		snprintf(x->run_msg, sizeof(x->run_msg), "%s", lm_vm_last_error());
+		snprintf(x->run_msg, sizeof(x->run_msg), "%s", util_last_error());
 	atomic_store(&x->run_over, true);
 	return NULL;
 }
@@ -180,11 +183,11 @@ static int send__wait_dirtying(struct send *x)
 		if (n == x->vm->cfg.nr_vcpus)
 			return 0;
 		if (atomic_load(&x->run_over))
-			return lm_vm_error(x->run_rc ? x->run_rc : -EIO,
+			return util_error(x->run_rc ? x->run_rc : -EIO,
 					   "the VM stopped before migrating: %s",
 					   x->run_rc ? x->run_msg : "its guest finished");
 		if (lm_now_ns() > t_end)
-			return lm_vm_error(-ETIMEDOUT, "the guest did not reach its dirtying loop (%u of %u vCPUs)",
+			return util_error(-ETIMEDOUT, "the guest did not reach its dirtying loop (%u of %u vCPUs)",
 					   n, x->vm->cfg.nr_vcpus);
 		sleep_ms(1);
 	}
@@ -204,8 +207,8 @@ static int send__precopy_reserved(struct send *x)
 	send__progress(x, "pre-copy of the reserved area", r0_words * 64);
 	rc = lm_net_server_precopy(x->srv, x->scratch);
 	if (rc)
-		return lm_vm_error(rc, "pre-copy of the reserved area: %s",
-				   lm_last_error());
+		return util_error(rc, "pre-copy of the reserved area: %s",
+				   util_last_error());
 	return 0;
 }
 
@@ -230,7 +233,7 @@ static int send__precopy(struct send *x)
 	send__progress(x, "pre-copy round 1", x->layout.nr_pages);
 	rc = lm_net_server_precopy(x->srv, NULL);
 	if (rc)
-		return lm_vm_error(rc, "pre-copy round 1: %s", lm_last_error());
+		return util_error(rc, "pre-copy round 1: %s", util_last_error());
 	x->res->round_pages[0] = x->layout.nr_pages;
 	x->res->rounds = 1;
 	for (;;) {
@@ -246,8 +249,8 @@ static int send__precopy(struct send *x)
 		send__progress(x, what, count);
 		rc = lm_net_server_precopy(x->srv, x->pending);
 		if (rc)
-			return lm_vm_error(rc, "pre-copy round %u: %s",
-					   x->res->rounds + 1, lm_last_error());
+			return util_error(rc, "pre-copy round %u: %s",
+					   x->res->rounds + 1, util_last_error());
 		if (x->res->rounds < 16)
 			x->res->round_pages[x->res->rounds] = count;
 		x->res->rounds++;
@@ -312,7 +315,7 @@ static int send__switchover(struct send *x)
 					      x->pending : NULL, n,
 					      (const void *const *)blobs, lens);
 		if (rc)
-			rc = lm_vm_error(rc, "switch-over: %s", lm_last_error());
+			rc = util_error(rc, "switch-over: %s", util_last_error());
 	}
 	for (unsigned i = 0; i < n; i++)
 		free(blobs[i]);
@@ -346,11 +349,11 @@ static int send__pause_and_switch(struct send *x)
 	pthread_join(x->runner, NULL);
 	x->runner_started = false;
 	if (x->run_rc)
-		return lm_vm_error(x->run_rc, "the VM failed before the pause: %s",
+		return util_error(x->run_rc, "the VM failed before the pause: %s",
 				   x->run_msg);
 	for (unsigned i = 0; i < x->vm->cfg.nr_vcpus; i++)
 		if (!x->vm->vcpus[i].at_save)
-			return lm_vm_error(-EIO, "vcpu %u finished before it could be paused", i);
+			return util_error(-EIO, "vcpu %u finished before it could be paused", i);
 	res->t_paused_ns = lm_now_ns();
 	res->passes = x->vm->vcpus[0].mb->iterations;
 	rc = send__final_sets(x);
@@ -359,8 +362,8 @@ static int send__pause_and_switch(struct send *x)
 	count = lm_bitmap_weight(x->scratch, x->words);
 	rc = lm_net_server_precopy(x->srv, x->scratch);
 	if (rc)
-		return lm_vm_error(rc, "sending the last dirty pages while paused: %s",
-				   lm_last_error());
+		return util_error(rc, "sending the last dirty pages while paused: %s",
+				   util_last_error());
 	res->pages_final = count;
 	res->pages_left = lm_bitmap_weight(x->pending, x->words);
 	rc = send__switchover(x);
@@ -375,7 +378,7 @@ static int send__serve(struct send *x)
 	if (x->o->cut_after_ms) {
 		rc = pthread_create(&x->cutter, NULL, send__cutter, x);
 		if (rc)
-			return lm_vm_error(-rc, "cut thread: %s", strerror(rc));
+			return util_error(-rc, "cut thread: %s", strerror(rc));
 		x->cutter_started = true;
 	}
 	/* the line ends here: post-copy is the destination's to show */
@@ -386,7 +389,7 @@ static int send__serve(struct send *x)
 	atomic_store(&x->serving_over, true);
 	x->res->t_done_ns = lm_now_ns();
 	if (rc)
-		return lm_vm_error(rc, "post-copy: %s", lm_last_error());
+		return util_error(rc, "post-copy: %s", util_last_error());
 	return 0;
 }
 
@@ -421,12 +424,12 @@ static int send__start(struct send *x, const struct lm_vm_config *cfg,
 	int rc;
 
 	if (cfg->delivery != LM_VM_LIMIT || cfg->fc_socket)
-		return lm_vm_error(-EINVAL, "migrate: the source VM's memory must be plain (delivery limit), not %s",
+		return util_error(-EINVAL, "migrate: the source VM's memory must be plain (delivery limit), not %s",
 				   lm_vm_delivery_name(cfg->delivery));
 	if (cfg->backing == LM_BACKING_HUGETLB)
-		return lm_vm_error(-EINVAL, "migrate: hugetlb-backed guests are not migrated (KVM logs dirty memory in 4 KiB pages)");
+		return util_error(-EINVAL, "migrate: hugetlb-backed guests are not migrated (KVM logs dirty memory in 4 KiB pages)");
 	if (wl->kind != LM_WL_MIGRATE)
-		return lm_vm_error(-EINVAL, "migrate: workload %s: only 'migrate' dirties memory until it is stopped",
+		return util_error(-EINVAL, "migrate: workload %s: only 'migrate' dirties memory until it is stopped",
 				   lm_workload_name(wl->kind));
 	rc = lm_vm_migrate_layout(cfg->mem_size, cfg->guest_page_size, &x->layout);
 	if (rc)
@@ -438,7 +441,7 @@ static int send__start(struct send *x, const struct lm_vm_config *cfg,
 	x->pending = calloc(x->words, 8);
 	x->scratch = calloc(x->words, 8);
 	if (!x->pending || !x->scratch)
-		return lm_vm_error(-ENOMEM, "migrate: out of memory");
+		return util_error(-ENOMEM, "migrate: out of memory");
 	sc.mem = x->vm->image;
 	sc.layout = &x->layout;
 	sc.to = o->to;
@@ -451,12 +454,12 @@ static int send__start(struct send *x, const struct lm_vm_config *cfg,
 	if (!rc)
 		rc = lm_net_server_connect(x->srv);
 	if (rc)
-		return lm_vm_error(rc, "migrate to %s: %s", o->to, lm_last_error());
+		return util_error(rc, "migrate to %s: %s", o->to, util_last_error());
 	x->wl = *wl;
 	x->wl.stop_after_ms = 0;	/* the pause stops it, nothing else */
 	rc = pthread_create(&x->runner, NULL, send__runner, x);
 	if (rc)
-		return lm_vm_error(-rc, "VM thread: %s", strerror(rc));
+		return util_error(-rc, "VM thread: %s", strerror(rc));
 	x->runner_started = true;
 	x->res->t_start_ns = lm_now_ns();
 	return 0;

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/error.h"
 #include "kvm/kvm.h"
 
 #ifndef MFD_HUGE_2MB
@@ -34,11 +35,11 @@ static int ram__check_hugepages(uint64_t size)
 	int n;
 
 	if (!f)
-		return lm_vm_error(-ENOENT, "hugetlb backing: 2 MiB huge pages not available");
+		return util_error(-ENOENT, "hugetlb backing: 2 MiB huge pages not available");
 	n = fscanf(f, "%llu", &free_pages);
 	fclose(f);
 	if (n != 1 || free_pages < size / (2u << 20))
-		return lm_vm_error(-ENOMEM,
+		return util_error(-ENOMEM,
 				   "hugetlb backing: %llu free 2 MiB pages, %llu needed (raise /proc/sys/vm/nr_hugepages)",
 				   free_pages,
 				   (unsigned long long)(size / (2u << 20)));
@@ -61,17 +62,17 @@ static int ram__create_plain(struct lm_vm_ram *ram, enum lm_backing b)
 			flags |= MFD_HUGETLB | MFD_HUGE_2MB;
 		ram->memfd = memfd_create("lazymem-guest-ram", flags);
 		if (ram->memfd < 0)
-			return lm_vm_error(-errno, "memfd_create for guest RAM: %s",
+			return util_error(-errno, "memfd_create for guest RAM: %s",
 					   strerror(errno));
 		if (ftruncate(ram->memfd, (off_t)ram->size) < 0)
-			return lm_vm_error(-errno, "guest RAM memfd of %llu bytes: %s",
+			return util_error(-errno, "guest RAM memfd of %llu bytes: %s",
 					   (unsigned long long)ram->size,
 					   strerror(errno));
 		p = mmap(ram->at, ram->size, PROT_READ | PROT_WRITE,
 			 MAP_SHARED | fixed, ram->memfd, 0);
 	}
 	if (p == MAP_FAILED)
-		return lm_vm_error(-errno, "guest RAM mapping of %llu bytes: %s",
+		return util_error(-errno, "guest RAM mapping of %llu bytes: %s",
 				   (unsigned long long)ram->size, strerror(errno));
 	ram->host = ram->vmm_view = p;
 	return 0;
@@ -88,7 +89,7 @@ static int ram__create_fc(struct lm_vm *vm)
 	err = fc_guest_start(&ram->fc, vm->cfg.fc_socket, ram->size,
 			     ram->page_size, 1);
 	if (err)
-		return lm_vm_error(err, "handing guest RAM (%llu MiB, %llu-byte "
+		return util_error(err, "handing guest RAM (%llu MiB, %llu-byte "
 				   "pages) to the page-fault handler at %s: %s",
 				   (unsigned long long)(ram->size >> 20),
 				   (unsigned long long)ram->page_size,
@@ -114,7 +115,7 @@ int ram__create(struct lm_vm *vm)
 	}
 	if (cfg->fc_socket) {
 		if (cfg->delivery != LM_VM_HANDLER)
-			return lm_vm_error(-EINVAL, "a handler socket (%s) "
+			return util_error(-EINVAL, "a handler socket (%s) "
 					   "needs delivery handler, not %s",
 					   cfg->fc_socket,
 					   lm_vm_delivery_name(cfg->delivery));
@@ -128,7 +129,7 @@ int ram__create(struct lm_vm *vm)
 					     ram->page_size, cfg->code_source,
 					     &ram->source);
 		if (err)
-			return lm_vm_error(err, "pattern source: %s",
+			return util_error(err, "pattern source: %s",
 					   strerror(-err));
 	}
 
@@ -140,7 +141,7 @@ int ram__create(struct lm_vm *vm)
 		err = lm_source_failing_create(rc.source, cfg->fail_off, -EIO,
 					       &ram->failing);
 		if (err)
-			return lm_vm_error(err, "failing source: %s",
+			return util_error(err, "failing source: %s",
 					   lm_last_error());
 		rc.source = ram->failing;
 	}
@@ -170,12 +171,12 @@ int ram__create(struct lm_vm *vm)
 		rc.vmm_view = true;
 		break;
 	default:
-		return lm_vm_error(-EINVAL, "delivery %d unknown", cfg->delivery);
+		return util_error(-EINVAL, "delivery %d unknown", cfg->delivery);
 	}
 	err = lm_region_create(&rc, &ram->region);
 	if (err) {
 		ram->region = NULL;
-		return lm_vm_error(err, "guest RAM region (%s, %s): %s",
+		return util_error(err, "guest RAM region (%s, %s): %s",
 				   lm_vm_delivery_name(cfg->delivery),
 				   lm_backing_name(cfg->backing),
 				   *lm_last_error() ? lm_last_error()

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm/guest_image.h"
 #include "kvm/kvm.h"
 
@@ -147,7 +149,7 @@ static int run__watch(struct lm_vm *vm, unsigned timeout_ms,
 			last_ns = lm_now_ns();
 		} else if (timeout_ms &&
 			   lm_now_ns() - last_ns > timeout_ms * 1000000ULL) {
-			rc = lm_vm_error(-ETIMEDOUT,
+			rc = util_error(-ETIMEDOUT,
 					 "no progress for %u ms: %u vCPUs still running",
 					 timeout_ms, atomic_load(&vm->running));
 			break;
@@ -192,7 +194,7 @@ int lm_vm_pause(struct lm_vm *vm, unsigned timeout_ms)
 		struct timespec ts;
 
 		if (lm_now_ns() > t_end) {
-			rc = lm_vm_error(-ETIMEDOUT, "pause: %u vCPUs still running after %u ms",
+			rc = util_error(-ETIMEDOUT, "pause: %u vCPUs still running after %u ms",
 					 atomic_load(&vm->running), timeout_ms);
 			break;
 		}
@@ -293,14 +295,14 @@ int lm_vm_run(struct lm_vm *vm, const struct lm_vm_workload *wl,
 
 	memset(res, 0, sizeof(*res));
 	if (!img)
-		return lm_vm_error(-ENOENT, "no guest image for workload %d",
+		return util_error(-ENOENT, "no guest image for workload %d",
 				   wl->kind);
 	if (img->size > LM_CODE_MAX)
-		return lm_vm_error(-E2BIG, "guest image %s is %zu bytes, the code area %llu",
+		return util_error(-E2BIG, "guest image %s is %zu bytes, the code area %llu",
 				   img->name, img->size,
 				   (unsigned long long)LM_CODE_MAX);
 	if (wl->kind == LM_WL_COUNTER && n < 2)
-		return lm_vm_error(-EINVAL, "workload counter needs at least 2 vCPUs (vCPU 0 counts while the others touch)");
+		return util_error(-EINVAL, "workload counter needs at least 2 vCPUs (vCPU 0 counts while the others touch)");
 	vm->wl = *wl;
 	memset(vm->reserved + LM_GPA_CODE, 0, LM_CODE_MAX);
 	memcpy(vm->reserved + LM_GPA_CODE, img->data, img->size);
@@ -356,7 +358,7 @@ static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
 		int err = pthread_create(&v->thread, NULL, vcpu__thread, v);
 
 		if (err) {
-			rc = lm_vm_error(-err, "vcpu %u: pthread_create: %s", i,
+			rc = util_error(-err, "vcpu %u: pthread_create: %s", i,
 					 strerror(err));
 			atomic_fetch_sub(&vm->running, n - i);
 			break;
@@ -377,9 +379,9 @@ static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
 		struct lm_vcpu *v = &vm->vcpus[i];
 
 		if (v->err)
-			rc = lm_vm_error(v->err, "vcpu %u: %s", i, v->msg);
+			rc = util_error(v->err, "vcpu %u: %s", i, v->msg);
 		else if (!v->done)
-			rc = lm_vm_error(-EIO, "vcpu %u stopped without reporting done", i);
+			rc = util_error(-EIO, "vcpu %u stopped without reporting done", i);
 	}
 	/* With background fill the run ends when every page is in, so the
 	 * statistics account for each page exactly once. */
@@ -389,13 +391,13 @@ static int run__go(struct lm_vm *vm, struct lm_vm_result *res)
 		uint64_t off = 0;
 
 		if (rc && rc != -ETIMEDOUT && lm_region_error(vm->ram.region, &off))
-			rc = lm_vm_error(rc, "background fill: guest RAM page at offset 0x%llx (gpa 0x%llx) failed: %s",
+			rc = util_error(rc, "background fill: guest RAM page at offset 0x%llx (gpa 0x%llx) failed: %s",
 					 (unsigned long long)off,
 					 (unsigned long long)(LM_GPA_RAM + off),
 					 rc == -EBADMSG ? "its content fails the integrity check"
 							: strerror(-rc));
 		else if (rc)
-			rc = lm_vm_error(rc, "background fill did not complete: %s",
+			rc = util_error(rc, "background fill did not complete: %s",
 					 strerror(-rc));
 	}
 	run__collect(vm, res, t0);

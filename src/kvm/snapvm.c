@@ -31,6 +31,8 @@
 #include <json-c/json.h>
 #include <lazymem/snapshot.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm/kvm.h"
 #include "fc/fc.h"
 
@@ -181,7 +183,7 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 	memset(&m, 0, sizeof(m));
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
 		if (!vm->vcpus[i].at_save)
-			return lm_vm_error(-EINVAL, "vcpu %u did not reach the save point (workload %s has none?)",
+			return util_error(-EINVAL, "vcpu %u did not reach the save point (workload %s has none?)",
 					   i, lm_workload_name(vm->wl.kind));
 	m.version = LM_SNAP_VERSION;
 	m.page_size = vm->ram.page_size;
@@ -193,13 +195,13 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 	m.vcpus = calloc(m.nr_vcpus, sizeof(*m.vcpus));
 	m.workload = workload_json(vm);
 	if (!m.vcpus || !m.workload) {
-		rc = lm_vm_error(-ENOMEM, "save: out of memory");
+		rc = util_error(-ENOMEM, "save: out of memory");
 		goto out;
 	}
 	for (unsigned i = 0; i < m.nr_vcpus && !rc; i++) {
 		rc = vcpu_state__to_snap(&vm->vcpus[i].saved, i, &m.vcpus[i]);
 		if (rc)
-			rc = lm_vm_error(rc, "save: %s", lm_vm_last_error());
+			rc = util_error(rc, "save: %s", util_last_error());
 	}
 	if (rc)
 		goto out;
@@ -211,7 +213,7 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 	mem = mmap(NULL, total, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem == MAP_FAILED) {
-		rc = lm_vm_error(-errno, "save: %llu bytes of address space: %s",
+		rc = util_error(-errno, "save: %llu bytes of address space: %s",
 				 (unsigned long long)total, strerror(errno));
 		goto out;
 	}
@@ -219,7 +221,7 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 	if (memfd >= 0) {
 		if (mmap(mem + rs, vm->ram.size, PROT_READ, MAP_SHARED | MAP_FIXED,
 			 memfd, 0) == MAP_FAILED) {
-			rc = lm_vm_error(-errno, "save: mapping guest RAM: %s",
+			rc = util_error(-errno, "save: mapping guest RAM: %s",
 					 strerror(errno));
 			goto out;
 		}
@@ -228,7 +230,7 @@ int lm_vm_save(struct lm_vm *vm, const char *dir,
 	}
 	rc = lm_snap_save(dir, &m, mem, progress, arg);
 	if (rc)
-		rc = lm_vm_error(rc, "save to %s: %s", dir, lm_last_error());
+		rc = util_error(rc, "save to %s: %s", dir, lm_last_error());
 out:
 	if (mem != MAP_FAILED)
 		munmap(mem, total);
@@ -342,7 +344,7 @@ static int get_u64(json_object *o, const char *k, uint64_t *out,
 
 	if (!json_object_object_get_ex(o, k, &v) ||
 	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
-		return lm_vm_error(-EINVAL, "snapshot %s: workload state: missing or bad '%s' (a number >= 0)",
+		return util_error(-EINVAL, "snapshot %s: workload state: missing or bad '%s' (a number >= 0)",
 				   dir, k);
 	*out = (uint64_t)json_object_get_int64(v);
 	return 0;
@@ -359,27 +361,27 @@ static int restore__check(struct restore *r)
 
 	if (m->nr_regions != 2 || m->regions[0].gpa != 0 ||
 	    m->regions[1].gpa != LM_GPA_RAM)
-		return lm_vm_error(-EINVAL, "snapshot %s: memory layout: expected 2 regions (reserved area at gpa 0, RAM at gpa 0x%llx), found %u",
+		return util_error(-EINVAL, "snapshot %s: memory layout: expected 2 regions (reserved area at gpa 0, RAM at gpa 0x%llx), found %u",
 				   dir, (unsigned long long)LM_GPA_RAM, m->nr_regions);
 	r->rreg = &m->regions[0];
 	r->rram = &m->regions[1];
 	if (m->page_size != 4096)
-		return lm_vm_error(-EINVAL, "snapshot %s: page size %llu: this VMM restores 4096-byte pages",
+		return util_error(-EINVAL, "snapshot %s: page size %llu: this VMM restores 4096-byte pages",
 				   dir, (unsigned long long)m->page_size);
 	if (!m->workload || !(w = json_tokener_parse(m->workload)) ||
 	    !json_object_is_type(w, json_type_object)) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: no workload state (not saved by 'vm run --save')", dir);
+		rc = util_error(-EINVAL, "snapshot %s: no workload state (not saved by 'vm run --save')", dir);
 		goto out;
 	}
 	if (!json_object_object_get_ex(w, "kind", &v) ||
 	    strcmp(json_object_get_string(v), "restore")) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: workload kind '%s': only 'restore' has a save point",
+		rc = util_error(-EINVAL, "snapshot %s: workload kind '%s': only 'restore' has a save point",
 				 dir, v ? json_object_get_string(v) : "(none)");
 		goto out;
 	}
 	if (!json_object_object_get_ex(w, "phase", &v) ||
 	    strcmp(json_object_get_string(v), "saved")) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: workload phase: expected 'saved'", dir);
+		rc = util_error(-EINVAL, "snapshot %s: workload phase: expected 'saved'", dir);
 		goto out;
 	}
 	if ((rc = get_u64(w, "gen", &r->gen, dir)) ||
@@ -391,18 +393,18 @@ static int restore__check(struct restore *r)
 	    (rc = get_u64(w, "seed", &r->seed, dir)))
 		goto out;
 	if (vcpus != m->nr_vcpus || vcpus < 1 || vcpus > LM_MAX_VCPUS) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: vCPU count: the workload state says %llu, the snapshot holds %u vCPU states (at most %d)",
+		rc = util_error(-EINVAL, "snapshot %s: vCPU count: the workload state says %llu, the snapshot holds %u vCPU states (at most %d)",
 				 dir, (unsigned long long)vcpus, m->nr_vcpus, LM_MAX_VCPUS);
 		goto out;
 	}
 	if (mem != r->rram->size) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: memory size: the workload state says %llu bytes, the RAM region holds %llu",
+		rc = util_error(-EINVAL, "snapshot %s: memory size: the workload state says %llu bytes, the RAM region holds %llu",
 				 dir, (unsigned long long)mem,
 				 (unsigned long long)r->rram->size);
 		goto out;
 	}
 	if (r->reserved_size != r->rreg->size) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: reserved area size: the workload state says %llu bytes, region 0 holds %llu",
+		rc = util_error(-EINVAL, "snapshot %s: reserved area size: the workload state says %llu bytes, region 0 holds %llu",
 				 dir, (unsigned long long)r->reserved_size,
 				 (unsigned long long)r->rreg->size);
 		goto out;
@@ -411,12 +413,12 @@ static int restore__check(struct restore *r)
 		char why[256];
 
 		if (m->vcpus[i].id != i) {
-			rc = lm_vm_error(-EINVAL, "snapshot %s: vcpus[%u] has id %u", dir, i, m->vcpus[i].id);
+			rc = util_error(-EINVAL, "snapshot %s: vcpus[%u] has id %u", dir, i, m->vcpus[i].id);
 			goto out;
 		}
 		rc = vcpu_state__check(&m->vcpus[i], why, sizeof(why));
 		if (rc) {
-			rc = lm_vm_error(rc, "snapshot %s: %s", dir, why);
+			rc = util_error(rc, "snapshot %s: %s", dir, why);
 			goto out;
 		}
 	}
@@ -441,14 +443,14 @@ static int restore__read(struct restore *r, const struct lm_snap_region *reg,
 				       (uint8_t *)dst + p, ps);
 
 		if (e)
-			return lm_vm_error(e, "snapshot %s: page at gpa 0x%llx (memory.img offset 0x%llx): %s",
+			return util_error(e, "snapshot %s: page at gpa 0x%llx (memory.img offset 0x%llx): %s",
 					   r->o->dir,
 					   (unsigned long long)(reg->gpa + roff + p),
 					   (unsigned long long)(reg->offset + roff + p),
 					   e == -EBADMSG ? "fails its hash check (corrupt)"
 							 : strerror(-e));
 	}
-	return lm_vm_error(err, "snapshot %s: reading memory.img: %s",
+	return util_error(err, "snapshot %s: reading memory.img: %s",
 			   r->o->dir, strerror(-err));
 }
 
@@ -472,7 +474,7 @@ static int restore__reserved(struct restore *r)
 	if (mmap(dst, reg->size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
 		 0) == MAP_FAILED)
-		return lm_vm_error(-errno, "reserved area: fresh mapping: %s",
+		return util_error(-errno, "reserved area: fresh mapping: %s",
 				   strerror(errno));
 	snprintf(path, sizeof(path), "%s/memory.img", r->o->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -521,7 +523,7 @@ static int restore__check_mailboxes(struct restore *r)
 		    mb->nr_vcpus != r->m.nr_vcpus || mb->slice_off != slice * i ||
 		    mb->slice_size != slice || mb->ram_size != r->rram->size ||
 		    mb->workload != LM_WL_RESTORE)
-			return lm_vm_error(-EINVAL, "snapshot %s: vcpu %u's mailbox in the reserved area (phase %llu, vcpu %llu of %llu, slice 0x%llx+0x%llx) is not one stopped at the save point of this %u-vCPU, %llu-byte VM",
+			return util_error(-EINVAL, "snapshot %s: vcpu %u's mailbox in the reserved area (phase %llu, vcpu %llu of %llu, slice 0x%llx+0x%llx) is not one stopped at the save point of this %u-vCPU, %llu-byte VM",
 					   r->o->dir, i, (unsigned long long)mb->phase,
 					   (unsigned long long)mb->vcpu,
 					   (unsigned long long)mb->nr_vcpus,
@@ -632,9 +634,9 @@ static int restore__start_prefetch(struct restore *r)
 
 	err = fc_ws_load(r->o->prefetch, r->m.mem_size, &r->ws, why, sizeof(why));
 	if (err)
-		return lm_vm_error(err, "%s", why);
+		return util_error(err, "%s", why);
 	if (r->ws.page_size != r->m.page_size)
-		return lm_vm_error(-EINVAL, "working-set file %s: page size %llu, the snapshot's is %llu",
+		return util_error(-EINVAL, "working-set file %s: page size %llu, the snapshot's is %llu",
 				   r->o->prefetch, (unsigned long long)r->ws.page_size,
 				   (unsigned long long)r->m.page_size);
 	/* The image is optional: without it (or if it does not match) the
@@ -653,7 +655,7 @@ static int restore__start_prefetch(struct restore *r)
 	err = pthread_create(&r->pf_thread, NULL, r->ws_img ?
 			     restore__prefetch_image : restore__prefetch, r);
 	if (err)
-		return lm_vm_error(-err, "prefetch thread: %s", strerror(err));
+		return util_error(-err, "prefetch thread: %s", strerror(err));
 	r->pf_running = true;
 	return 0;
 }
@@ -710,25 +712,25 @@ static int restore__record(struct restore *r, uint64_t n)
 	int rc = fc_ws_write(r->o->record_ws, &ws, why, sizeof(why));
 
 	if (rc)
-		return lm_vm_error(rc, "%s", why);
+		return util_error(rc, "%s", why);
 	if (!ws.n)
 		return 0;
 	im.regions[0] = (struct lm_snap_region){ 0, len, 0 };
 	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (buf == MAP_FAILED)
-		return lm_vm_error(-errno, "working-set image: %s", strerror(errno));
+		return util_error(-errno, "working-set image: %s", strerror(errno));
 	for (size_t i = 0; i < ws.n && !rc; i++) {
 		rc = lm_source_read(r->snap, ws.off[i], buf + i * ps, ps);
 		if (rc)
-			rc = lm_vm_error(rc, "working-set image: memory.img page at offset 0x%llx: %s",
+			rc = util_error(rc, "working-set image: memory.img page at offset 0x%llx: %s",
 					 (unsigned long long)ws.off[i], strerror(-rc));
 	}
 	snprintf(path, sizeof(path), "%s.img", r->o->record_ws);
 	if (!rc) {
 		rc = lm_snap_save(path, &im, buf, NULL, NULL);
 		if (rc)
-			rc = lm_vm_error(rc, "working-set image %s: %s", path,
+			rc = util_error(rc, "working-set image %s: %s", path,
 					 lm_last_error());
 	}
 	munmap(buf, len);
@@ -747,14 +749,14 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 	memset(res, 0, sizeof(*res));
 	rc = lm_snap_open(o->dir, &r.m);
 	if (rc)
-		return lm_vm_error(rc, "%s", lm_last_error());
+		return util_error(rc, "%s", lm_last_error());
 	r.have_meta = true;
 	rc = restore__check(&r);
 	if (rc)
 		goto out;
 	rc = lm_snap_source_open(o->dir, &r.m, &r.snap);
 	if (rc) {
-		rc = lm_vm_error(rc, "%s", lm_last_error());
+		rc = util_error(rc, "%s", lm_last_error());
 		goto out;
 	}
 
@@ -768,7 +770,7 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 	if (o->mode == LM_RESTORE_LAZY) {
 		r.ram = calloc(1, sizeof(*r.ram));
 		if (!r.ram) {
-			rc = lm_vm_error(-ENOMEM, "restore: out of memory");
+			rc = util_error(-ENOMEM, "restore: out of memory");
 			goto out;
 		}
 		r.ram->base.ops = &ram_source_ops;
@@ -783,7 +785,7 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 			r.ram->rec_cap = r.rram->size / r.m.page_size;
 			r.ram->rec = malloc(r.ram->rec_cap * 8);
 			if (!r.ram->rec) {
-				rc = lm_vm_error(-ENOMEM, "restore: out of memory");
+				rc = util_error(-ENOMEM, "restore: out of memory");
 				goto out;
 			}
 		}
@@ -798,7 +800,7 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 	if (rc)
 		goto out;
 	if (r.vm->reserved_size != r.rreg->size) {
-		rc = lm_vm_error(-EINVAL, "snapshot %s: reserved area of %llu bytes, a VM with %llu bytes of RAM and %llu-byte guest pages has %llu",
+		rc = util_error(-EINVAL, "snapshot %s: reserved area of %llu bytes, a VM with %llu bytes of RAM and %llu-byte guest pages has %llu",
 				 o->dir, (unsigned long long)r.rreg->size,
 				 (unsigned long long)cfg.mem_size,
 				 (unsigned long long)cfg.guest_page_size,

@@ -18,6 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm/kvm.h"
 
 int vcpu__fail(struct lm_vcpu *v, int err, const char *fmt, ...)
@@ -53,7 +55,7 @@ static int vcpu__set_cpuid(struct lm_vcpu *v)
 			e->edx = v->id;
 	}
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
-		rc = lm_vm_error(-errno, "vcpu %u: KVM_SET_CPUID2: %s", v->id,
+		rc = util_error(-errno, "vcpu %u: KVM_SET_CPUID2: %s", v->id,
 				 strerror(errno));
 	free(c);
 	return rc;
@@ -68,12 +70,12 @@ int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id)
 	v->cpu = vm->cfg.pin_vcpus ? vm->cpus[id % vm->nr_cpus] : -1;
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
 	if (v->fd < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_CREATE_VCPU: %s", id,
+		return util_error(-errno, "vcpu %u: KVM_CREATE_VCPU: %s", id,
 				   strerror(errno));
 	run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE,
 		   MAP_SHARED, v->fd, 0);
 	if (run == MAP_FAILED)
-		return lm_vm_error(-errno, "vcpu %u: mmap kvm_run: %s", id,
+		return util_error(-errno, "vcpu %u: mmap kvm_run: %s", id,
 				   strerror(errno));
 	v->run = run;
 	/* Have KVM store the registers into kvm_run on every exit: the
@@ -163,7 +165,7 @@ int vcpu__reset(struct lm_vcpu *v)
 	struct kvm_regs regs;
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_GET_SREGS: %s", v->id,
+		return util_error(-errno, "vcpu %u: KVM_GET_SREGS: %s", v->id,
 				   strerror(errno));
 	seg64(&sregs.cs, (uint16_t)(0x08 | LM_VCPU_CPL(v->vm)), 0xb, true,
 	      LM_VCPU_CPL(v->vm));
@@ -183,7 +185,7 @@ int vcpu__reset(struct lm_vcpu *v)
 	sregs.cr0 = 0x80050033;			/* PG, AM, WP, NE, ET, MP, PE */
 	sregs.efer = 0x500;			/* LMA, LME */
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_SREGS: %s", v->id,
+		return util_error(-errno, "vcpu %u: KVM_SET_SREGS: %s", v->id,
 				   strerror(errno));
 
 	memset(&regs, 0, sizeof(regs));
@@ -192,7 +194,7 @@ int vcpu__reset(struct lm_vcpu *v)
 	regs.rsp = LM_GPA_STACKS + (v->id + 1) * LM_STACK_SIZE - 8;
 	regs.rdi = LM_GPA_MAILBOX + (uint64_t)v->id * 4096;
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_REGS: %s", v->id,
+		return util_error(-errno, "vcpu %u: KVM_SET_REGS: %s", v->id,
 				   strerror(errno));
 	vcpu__clear(v);
 	return 0;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "util/error.h"
 #include "kvm/kvm.h"
 
 int vcpu_state__to_snap(const struct lm_vcpu_state *st, unsigned id,
@@ -35,7 +36,7 @@ int vcpu_state__to_snap(const struct lm_vcpu_state *st, unsigned id,
 	     lm_snap_vcpu_add_blob(sv, "xcrs", &st->xcrs, sizeof(st->xcrs))) ||
 	    (st->have_events &&
 	     lm_snap_vcpu_add_blob(sv, "events", &st->events, sizeof(st->events))))
-		return lm_vm_error(-EINVAL, "vcpu %u: %s", id, lm_last_error());
+		return util_error(-EINVAL, "vcpu %u: %s", id, lm_last_error());
 	return 0;
 }
 
@@ -113,29 +114,29 @@ int vcpu_state__apply(struct lm_vcpu *v, const struct lm_snap_vcpu *sv)
 	/* CPUID first: KVM only takes a new table before the first KVM_RUN. */
 	b = lm_snap_vcpu_blob(sv, "cpuid");
 	if (ioctl(v->fd, KVM_SET_CPUID2, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_CPUID2 with the saved table: %s",
+		return util_error(-errno, "vcpu %u: KVM_SET_CPUID2 with the saved table: %s",
 				   i, strerror(errno));
 	if (ioctl(v->fd, KVM_SET_SREGS, lm_snap_vcpu_blob(sv, "sregs")->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_SREGS: %s", i, strerror(errno));
+		return util_error(-errno, "vcpu %u: KVM_SET_SREGS: %s", i, strerror(errno));
 	b = lm_snap_vcpu_blob(sv, "msrs");
 	rc = ioctl(v->fd, KVM_SET_MSRS, b->data);
 	if (rc < 0 || (uint32_t)rc != ((const struct kvm_msrs *)(const void *)b->data)->nmsrs)
-		return lm_vm_error(-EINVAL, "vcpu %u: KVM_SET_MSRS set %d of %u saved MSRs",
+		return util_error(-EINVAL, "vcpu %u: KVM_SET_MSRS set %d of %u saved MSRs",
 				   i, rc, ((const struct kvm_msrs *)(const void *)b->data)->nmsrs);
 	if (ioctl(v->fd, KVM_SET_FPU, lm_snap_vcpu_blob(sv, "fpu")->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_FPU: %s", i, strerror(errno));
+		return util_error(-errno, "vcpu %u: KVM_SET_FPU: %s", i, strerror(errno));
 	/* XCRs before the XSAVE area they enable; both after CPUID */
 	if ((b = lm_snap_vcpu_blob(sv, "xcrs")) &&
 	    ioctl(v->fd, KVM_SET_XCRS, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_XCRS: %s", i, strerror(errno));
+		return util_error(-errno, "vcpu %u: KVM_SET_XCRS: %s", i, strerror(errno));
 	if ((b = lm_snap_vcpu_blob(sv, "xsave")) &&
 	    ioctl(v->fd, KVM_SET_XSAVE, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_XSAVE: %s", i, strerror(errno));
+		return util_error(-errno, "vcpu %u: KVM_SET_XSAVE: %s", i, strerror(errno));
 	if (ioctl(v->fd, KVM_SET_REGS, lm_snap_vcpu_blob(sv, "regs")->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_REGS: %s", i, strerror(errno));
+		return util_error(-errno, "vcpu %u: KVM_SET_REGS: %s", i, strerror(errno));
 	if ((b = lm_snap_vcpu_blob(sv, "events")) &&
 	    ioctl(v->fd, KVM_SET_VCPU_EVENTS, b->data) < 0)
-		return lm_vm_error(-errno, "vcpu %u: KVM_SET_VCPU_EVENTS: %s", i, strerror(errno));
+		return util_error(-errno, "vcpu %u: KVM_SET_VCPU_EVENTS: %s", i, strerror(errno));
 	return 0;
 }
 
@@ -148,11 +149,11 @@ int vcpu_state__pack(const struct lm_snap_vcpu *sv, uint8_t **out,
 	for (unsigned i = 0; i < sv->nr_blobs; i++)
 		len += 1 + strlen(sv->blobs[i].name) + 4 + sv->blobs[i].len;
 	if (len > VCPU_STATE_MAX)
-		return lm_vm_error(-E2BIG, "vcpu %u: state of %zu bytes, at most %d travel in one message",
+		return util_error(-E2BIG, "vcpu %u: state of %zu bytes, at most %d travel in one message",
 				   sv->id, len, VCPU_STATE_MAX);
 	buf = malloc(len ? len : 1);
 	if (!buf)
-		return lm_vm_error(-ENOMEM, "vcpu %u: out of memory", sv->id);
+		return util_error(-ENOMEM, "vcpu %u: out of memory", sv->id);
 	for (unsigned i = 0; i < sv->nr_blobs; i++) {
 		const struct lm_snap_blob *b = &sv->blobs[i];
 		uint8_t nl = (uint8_t)strlen(b->name);

@@ -19,44 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm/kvm.h"
-
-static __thread char vm_errbuf[512];
-
-const char *lm_vm_last_error(void)
-{
-	return vm_errbuf;
-}
-
-/* Formatted aside first: a message may wrap the previous one
- * (lm_vm_error(rc, "save: %s", lm_vm_last_error())). */
-int lm_vm_error(int err, const char *fmt, ...)
-{
-	char msg[sizeof(vm_errbuf)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	memcpy(vm_errbuf, msg, sizeof(msg));
-	return err;
-}
-
-uint64_t lm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t lm_process_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static const char *const delivery_names[LM_VM_DELIVERY_COUNT] = {
 	[LM_VM_LIMIT] = "limit",
@@ -136,11 +101,11 @@ static int vm__get_cpuid(struct lm_vm *vm)
 		}
 		free(c);
 		if (errno != E2BIG)
-			return lm_vm_error(-errno,
+			return util_error(-errno,
 					   "KVM_GET_SUPPORTED_CPUID: %s",
 					   strerror(errno));
 	}
-	return lm_vm_error(-E2BIG, "KVM_GET_SUPPORTED_CPUID: table too large");
+	return util_error(-E2BIG, "KVM_GET_SUPPORTED_CPUID: table too large");
 }
 
 static int vm__set_slot(struct lm_vm *vm, unsigned slot, uint64_t gpa,
@@ -154,7 +119,7 @@ static int vm__set_slot(struct lm_vm *vm, unsigned slot, uint64_t gpa,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0)
-		return lm_vm_error(-errno,
+		return util_error(-errno,
 				   "KVM_SET_USER_MEMORY_REGION slot %u gpa 0x%llx size %llu: %s",
 				   slot, (unsigned long long)gpa,
 				   (unsigned long long)size, strerror(errno));
@@ -192,13 +157,13 @@ static int vm__pick_cpus(struct lm_vm *vm)
 	cpu_set_t set;
 
 	if (sched_getaffinity(0, sizeof(set), &set) < 0)
-		return lm_vm_error(-errno, "sched_getaffinity: %s",
+		return util_error(-errno, "sched_getaffinity: %s",
 				   strerror(errno));
 	vm->nr_cpus = 0;
 	for (int c = 0; c < CPU_SETSIZE && vm->nr_cpus < 256; c++)
 		if (CPU_ISSET(c, &set))
 			vm->cpus[vm->nr_cpus++] = c;
-	return vm->nr_cpus ? 0 : lm_vm_error(-EINVAL, "no usable CPU");
+	return vm->nr_cpus ? 0 : util_error(-EINVAL, "no usable CPU");
 }
 
 static int vm__check_config(const struct lm_vm_config *cfg)
@@ -206,29 +171,29 @@ static int vm__check_config(const struct lm_vm_config *cfg)
 	uint64_t psz = lm_backing_page_size(cfg->backing);
 
 	if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > LM_MAX_VCPUS)
-		return lm_vm_error(-EINVAL, "vcpus: %u is not in 1..%d",
+		return util_error(-EINVAL, "vcpus: %u is not in 1..%d",
 				   cfg->nr_vcpus, LM_MAX_VCPUS);
 	if (cfg->guest_page_size != 4096 && cfg->guest_page_size != (2u << 20))
-		return lm_vm_error(-EINVAL,
+		return util_error(-EINVAL,
 				   "guest page size %llu: only 4k and 2m (1 GiB guest pages are refused by this host)",
 				   (unsigned long long)cfg->guest_page_size);
 	if (!psz)
-		return lm_vm_error(-EINVAL, "backing %s: page size unknown",
+		return util_error(-EINVAL, "backing %s: page size unknown",
 				   lm_backing_name(cfg->backing));
 	if (!cfg->mem_size || cfg->mem_size % (2u << 20) ||
 	    cfg->mem_size > (64ULL << 30))
-		return lm_vm_error(-EINVAL,
+		return util_error(-EINVAL,
 				   "guest memory %llu bytes: must be a multiple of 2 MiB, at most 64 GiB",
 				   (unsigned long long)cfg->mem_size);
 	if (cfg->mem_size / psz < cfg->nr_vcpus ||
 	    (cfg->mem_size / psz) % cfg->nr_vcpus)
-		return lm_vm_error(-EINVAL,
+		return util_error(-EINVAL,
 				   "guest memory of %llu pages of %llu bytes does not split evenly over %u vCPUs",
 				   (unsigned long long)(cfg->mem_size / psz),
 				   (unsigned long long)psz, cfg->nr_vcpus);
 	if ((cfg->delivery == LM_VM_MINOR || cfg->delivery == LM_VM_HYBRID) &&
 	    cfg->backing == LM_BACKING_ANON)
-		return lm_vm_error(-EINVAL,
+		return util_error(-EINVAL,
 				   "delivery %s needs shared memory: use backing memfd or hugetlb",
 				   lm_vm_delivery_name(cfg->delivery));
 	return 0;
@@ -249,7 +214,7 @@ static int vm__place_handlers(struct lm_vm *vm, unsigned *nthreads)
 		return 0;
 	case LM_PLACE_OTHER_CPU:
 		if (nv >= nc)
-			return lm_vm_error(-EINVAL,
+			return util_error(-EINVAL,
 					   "placement other-cpu: %u vCPUs occupy all %u CPUs, none left for handler threads",
 					   nv, nc);
 		*nthreads = nc - nv < nv ? nc - nv : nv;
@@ -288,7 +253,7 @@ static int vm__map_image(struct lm_vm *vm)
 	p = mmap(NULL, span + align, PROT_NONE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
-		return lm_vm_error(-errno, "guest memory: %llu bytes of address space: %s",
+		return util_error(-errno, "guest memory: %llu bytes of address space: %s",
 				   (unsigned long long)span, strerror(errno));
 	base = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
 	if (base > p)
@@ -327,17 +292,17 @@ int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out)
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
-		rc = lm_vm_error(-errno, "/dev/kvm: %s", strerror(errno));
+		rc = util_error(-errno, "/dev/kvm: %s", strerror(errno));
 		goto fail;
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
-		rc = lm_vm_error(-errno, "KVM_CREATE_VM: %s", strerror(errno));
+		rc = util_error(-errno, "KVM_CREATE_VM: %s", strerror(errno));
 		goto fail;
 	}
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0) {
-		rc = lm_vm_error(-errno, "KVM_GET_VCPU_MMAP_SIZE: %s",
+		rc = util_error(-errno, "KVM_GET_VCPU_MMAP_SIZE: %s",
 				 strerror(errno));
 		goto fail;
 	}
@@ -355,7 +320,7 @@ int lm_vm_create(const struct lm_vm_config *cfg, struct lm_vm **out)
 			    MAP_NORESERVE | (vm->image ? MAP_FIXED : 0), -1, 0);
 	if (vm->reserved == MAP_FAILED) {
 		vm->reserved = NULL;
-		rc = lm_vm_error(-errno, "reserved area of %llu bytes: %s",
+		rc = util_error(-errno, "reserved area of %llu bytes: %s",
 				 (unsigned long long)vm->reserved_size,
 				 strerror(errno));
 		goto fail;

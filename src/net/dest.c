@@ -21,6 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/bits.h"
+#include "util/clock.h"
+#include "util/futex.h"
+#include "util/error.h"
 #include "net/dest_internal.h"
 #include "net/why.h"
 
@@ -361,7 +365,7 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	int err;
 
 	if (!d)
-		return lm_error(-ENOMEM, "net dest: out of memory");
+		return util_error(-ENOMEM, "net dest: out of memory");
 	d->layout = *c->layout;
 	d->nr_urgent = c->nr_urgent ? c->nr_urgent : 1;
 	d->hold = c->hold;
@@ -375,7 +379,7 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	d->pend = calloc(1, sizeof(*d->pend));
 	if (!d->pend) {
 		free(d);
-		return lm_error(-ENOMEM, "net dest: out of memory");
+		return util_error(-ENOMEM, "net dest: out of memory");
 	}
 	d->pend->ctl = -1;
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
@@ -394,7 +398,7 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
 		atomic_store(&d->slot[i].fd, -1);
 	if (d->nr_urgent > LM_NET_MAX_URGENT) {
-		err = lm_error(-EINVAL, "net dest: %u urgent slots, at most %d",
+		err = util_error(-EINVAL, "net dest: %u urgent slots, at most %d",
 			       d->nr_urgent, LM_NET_MAX_URGENT);
 		goto fail;
 	}
@@ -416,7 +420,7 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	if (!d->have || !d->valid || !d->rx_ctx || !d->rx_ctx->run ||
 	    !d->inst || d->rx_buf == MAP_FAILED) {
 		d->rx_buf = NULL;
-		err = lm_error(-ENOMEM, "net dest: out of memory");
+		err = util_error(-ENOMEM, "net dest: out of memory");
 		goto fail;
 	}
 	for (unsigned i = 0; i < d->nr_urgent; i++) {
@@ -424,7 +428,7 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (b == MAP_FAILED) {
-			err = lm_error(-ENOMEM, "net dest: slot buffers");
+			err = util_error(-ENOMEM, "net dest: slot buffers");
 			goto fail;
 		}
 		d->slot[i].buf = b;
@@ -440,12 +444,12 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 			 "net dest %.64s region %u", d->addr.text, i);
 	d->evfd = eventfd(0, EFD_CLOEXEC);
 	if (d->evfd < 0) {
-		err = lm_error(-errno, "net dest: eventfd: %s", strerror(errno));
+		err = util_error(-errno, "net dest: eventfd: %s", strerror(errno));
 		goto fail;
 	}
 	err = pthread_create(&d->accept_thread, NULL, accept_main, d);
 	if (err) {
-		err = lm_error(-err, "net dest: accept thread: %s",
+		err = util_error(-err, "net dest: accept thread: %s",
 			       strerror(err));
 		goto fail;
 	}
@@ -490,10 +494,10 @@ int lm_net_dest_set_region_store(struct lm_net_dest *d, unsigned i,
 				 uint8_t *store)
 {
 	if (d->rx_running)
-		return lm_error(-EBUSY, "net dest: stores are set before the "
+		return util_error(-EBUSY, "net dest: stores are set before the "
 				"receiver starts");
 	if (i >= d->layout.nr_regions)
-		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+		return util_error(-EINVAL, "net dest: region %u of %u", i,
 				d->layout.nr_regions);
 	d->reg[i].store = store;
 	return 0;
@@ -508,14 +512,14 @@ int lm_net_dest_attach_region(struct lm_net_dest *d, unsigned i,
 			      struct lm_region *r)
 {
 	if (d->rx_running)
-		return lm_error(-EBUSY, "net dest: regions are attached before "
+		return util_error(-EBUSY, "net dest: regions are attached before "
 				"the receiver starts");
 	if (i >= d->layout.nr_regions)
-		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+		return util_error(-EINVAL, "net dest: region %u of %u", i,
 				d->layout.nr_regions);
 	if (lm_region_size(r) != d->reg[i].size ||
 	    lm_region_page_size(r) != d->layout.page_size)
-		return lm_error(-EINVAL, "net dest: region '%s' (%llu bytes "
+		return util_error(-EINVAL, "net dest: region '%s' (%llu bytes "
 				"of %llu-byte pages) does not match layout "
 				"region %u (%llu bytes of %llu)",
 				lm_region_name(r),
@@ -539,12 +543,12 @@ int lm_net_dest_start(struct lm_net_dest *d)
 		err = pthread_create(&in->thread, NULL,
 				     lm__dest_installer_main, in);
 		if (err)
-			return lm_error(-err, "net dest: installer thread: %s",
+			return util_error(-err, "net dest: installer thread: %s",
 					strerror(err));
 	}
 	err = pthread_create(&d->rx_thread, NULL, lm__dest_rx_main, d);
 	if (err)
-		return lm_error(-err, "net dest: receiver thread: %s",
+		return util_error(-err, "net dest: receiver thread: %s",
 				strerror(err));
 	d->rx_running = true;
 	return 0;

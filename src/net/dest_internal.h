@@ -19,7 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "core/util.h"
+#include "util/bits.h"
 #include "net/net.h"
 #include "net/sock.h"
 

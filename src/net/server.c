@@ -25,13 +25,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/util.h"
+#include "util/bits.h"
+#include "util/clock.h"
+#include "util/error.h"
 #include "net/net.h"
 #include "net/sock.h"
 
@@ -214,7 +217,7 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 	int err;
 
 	if (!s)
-		return lm_error(-ENOMEM, "page server: out of memory");
+		return util_error(-ENOMEM, "page server: out of memory");
 	s->layout = *c->layout;
 	s->mem = c->mem;
 	s->push = c->push;
@@ -238,7 +241,7 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 		if (s->tx == MAP_FAILED)
 			s->tx = NULL;
 		lm_net_server_destroy(s);
-		return lm_error(-ENOMEM, "page server: out of memory");
+		return util_error(-ENOMEM, "page server: out of memory");
 	}
 	err = lm_net_addr_parse(c->to, &s->to);
 	if (err) {
@@ -273,10 +276,10 @@ static int recv_have(struct lm_net_server *s, int fd)
 					    why, sizeof(why));
 
 		if (err)
-			return lm_error(err, "resuming with %s: %s", s->to.text,
+			return util_error(err, "resuming with %s: %s", s->to.text,
 					err == -EPROTO ? why : strerror(-err));
 		if (m.h.type != LM_NET_HAVE || m.u.bitmap.first != covered)
-			return lm_error(-EPROTO, "resuming with %s: expected "
+			return util_error(-EPROTO, "resuming with %s: expected "
 					"HAVE from page %llu, got %s",
 					s->to.text,
 					(unsigned long long)covered,
@@ -311,19 +314,19 @@ static int handshake(struct lm_net_server *s, bool resume)
 					lm_net_deadline_ms(s->io_timeout_ms),
 					why, sizeof(why));
 	if (err)
-		return lm_error(err, "handshake with %s: %s", s->to.text,
+		return util_error(err, "handshake with %s: %s", s->to.text,
 				err == -EPROTO ? why
 				: err == -ECONNRESET ? "connection closed"
 						     : strerror(-err));
 	if (m.h.type == LM_NET_ERROR)
-		return lm_error(-ECONNREFUSED, "%s refused us: %s", s->to.text,
+		return util_error(-ECONNREFUSED, "%s refused us: %s", s->to.text,
 				m.u.error.text);
 	if (m.h.type != LM_NET_WELCOME)
-		return lm_error(-EPROTO, "handshake with %s: expected WELCOME, "
+		return util_error(-EPROTO, "handshake with %s: expected WELCOME, "
 				"got %s", s->to.text,
 				lm_net_type_name(m.h.type));
 	if (resume && !m.u.welcome.resumed)
-		return lm_error(-ESTALE, "%s no longer knows session %016llx: "
+		return util_error(-ESTALE, "%s no longer knows session %016llx: "
 				"it cannot be resumed", s->to.text,
 				(unsigned long long)s->session);
 	if (m.u.welcome.resumed && (err = recv_have(s, fd)))
@@ -338,7 +341,7 @@ static int handshake(struct lm_net_server *s, bool resume)
 		atomic_store(&s->ufd[i], fd);
 		err = send_frame(s, fd, buf, lm_net_enc_hello(buf, 0, &hi));
 		if (err)
-			return lm_error(err, "urgent connection %u to %s: %s",
+			return util_error(err, "urgent connection %u to %s: %s",
 					i, s->to.text, strerror(-err));
 	}
 	atomic_store(&s->broken, false);
@@ -401,15 +404,15 @@ static int round_stored(struct lm_net_server *s, int fd)
 				    why, sizeof(why));
 
 	if (err == -EPROTO)
-		return lm_error(err, "pre-copy to %s: %s", s->to.text, why);
+		return util_error(err, "pre-copy to %s: %s", s->to.text, why);
 	if (err)
-		return lm_error(err, "pre-copy to %s: waiting for the round to be stored: %s",
+		return util_error(err, "pre-copy to %s: waiting for the round to be stored: %s",
 				s->to.text, strerror(-err));
 	if (m.h.type == LM_NET_ERROR)
-		return lm_error(-ECONNABORTED, "pre-copy to %s: the destination reports: %s",
+		return util_error(-ECONNABORTED, "pre-copy to %s: the destination reports: %s",
 				s->to.text, m.u.error.text);
 	if (m.h.type != LM_NET_LIST_DONE || m.u.done.phase != LM_NET_PHASE_PRECOPY)
-		return lm_error(-EPROTO, "pre-copy to %s: expected the destination's LIST_DONE for the round, got %s",
+		return util_error(-EPROTO, "pre-copy to %s: expected the destination's LIST_DONE for the round, got %s",
 				s->to.text, lm_net_type_name(m.h.type));
 	return 0;
 }
@@ -422,7 +425,7 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 	int err = 0;
 
 	if (!s->connected || s->switched)
-		return lm_error(-EINVAL, "pre-copy to %s: %s", s->to.text,
+		return util_error(-EINVAL, "pre-copy to %s: %s", s->to.text,
 				s->switched ? "after switch-over"
 					    : "not connected");
 	for (uint64_t p = 0; p < np && !err;) {
@@ -444,7 +447,7 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 		err = send_frame(s, fd, buf, lm_net_enc_done(
 			buf, LM_NET_PHASE_PRECOPY, sent));
 	if (err)
-		return lm_error(err, "pre-copy to %s: %s", s->to.text,
+		return util_error(err, "pre-copy to %s: %s", s->to.text,
 				strerror(-err));
 	return round_stored(s, fd);
 }
@@ -458,10 +461,10 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 	int err = 0;
 
 	if (!s->connected || s->switched)
-		return lm_error(-EINVAL, "switch-over to %s: %s", s->to.text,
+		return util_error(-EINVAL, "switch-over to %s: %s", s->to.text,
 				s->switched ? "done already" : "not connected");
 	if (nr_vcpus > 4096)
-		return lm_error(-EINVAL, "switch-over: %u vCPUs, at most 4096",
+		return util_error(-EINVAL, "switch-over: %u vCPUs, at most 4096",
 				nr_vcpus);
 	for (uint64_t first = 0; dirty && first < np && !err;
 	     first += LM_NET_MAX_BITMAP_BITS) {
@@ -476,7 +479,7 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 	}
 	for (unsigned v = 0; v < nr_vcpus && !err; v++) {
 		if (blob_len[v] > LM_NET_MAX_BLOB)
-			return lm_error(-EINVAL, "switch-over: vCPU %u state "
+			return util_error(-EINVAL, "switch-over: vCPU %u state "
 					"of %u bytes, at most %u", v,
 					blob_len[v], LM_NET_MAX_BLOB);
 		err = send_frame(s, fd, s->tx, lm_net_enc_vcpu(
@@ -486,7 +489,7 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 		err = send_frame(s, fd, s->tx,
 				 lm_net_enc_switchover(s->tx, nr_vcpus));
 	if (err)
-		return lm_error(err, "switch-over to %s: %s", s->to.text,
+		return util_error(err, "switch-over to %s: %s", s->to.text,
 				strerror(-err));
 	s->switched = true;
 	return 0;
@@ -671,12 +674,12 @@ int lm_net_server_serve(struct lm_net_server *s)
 	int err;
 
 	if (!s->connected)
-		return lm_error(-ENOTCONN, "page server: not connected");
+		return util_error(-ENOTCONN, "page server: not connected");
 	if (!s->switched) {
 		err = send_frame(s, atomic_load(&s->ctl), buf,
 				 lm_net_enc_switchover(buf, 0));
 		if (err)
-			return lm_error(err, "switch-over to %s: %s",
+			return util_error(err, "switch-over to %s: %s",
 					s->to.text, strerror(-err));
 		s->switched = true;
 	}
@@ -686,7 +689,7 @@ int lm_net_server_serve(struct lm_net_server *s)
 		if (serve_once(s) == 0)
 			return 0;
 		if (!s->resume)
-			return lm_error(-EPIPE, "post-copy to %s broke: %s",
+			return util_error(-EPIPE, "post-copy to %s broke: %s",
 					s->to.text, s->why);
 		deadline = lm_net_deadline_ms(s->resume_timeout_ms);
 		do {
