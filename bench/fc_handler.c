@@ -4,7 +4,7 @@
  *
  * THE GUEST IS A THREAD-BASED STAND-IN, not a KVM guest: this process maps
  * guest memory, registers it with a userfaultfd and hands it to the
- * handler exactly as Firecracker does (src/fc/client.c), then plain
+ * handler exactly as Firecracker does (src/fcproto/client.c), then plain
  * threads touch it. The handler runs in a child process, as it would in
  * production. Two workloads, each on a freshly restored VM:
  *
@@ -47,7 +47,7 @@
 #include "util/clock.h"
 #include "bench.h"
 #include "cli/cli.h"
-#include "fc/client.h"
+#include "fcproto/client.h"
 #include "fc/fc.h"
 
 #define HUGE (2ull << 20)

@@ -29,7 +29,7 @@
 #include <lazymem/lazymem.h>
 
 #include "compat/linux_compat.h"
-#include "fc/client.h"
+#include "fcproto/client.h"
 #include "kvm/guest_abi.h"
 #include "util/bits.h"
 #include "util/clock.h"
@@ -67,7 +67,7 @@ struct lm_vm_config {
 	struct lm_source *ram_source;
 	/* Hand guest RAM to a Firecracker-style page-fault handler listening
 	 * here instead of serving it ourselves: RAM is mapped, registered
-	 * and announced exactly as Firecracker does (src/fc/client.c), and
+	 * and announced exactly as Firecracker does (src/fcproto/client.c), and
 	 * vCPU faults sleep in the kernel until the handler resolves them.
 	 * delivery must be handler (what the vCPUs see is the same). */
 	const char *fc_socket;

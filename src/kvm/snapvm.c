@@ -34,7 +34,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "kvm/kvm.h"
-#include "fc/fc.h"
+#include "fcproto/wsfile.h"
 
 /* The MSRs a resumed guest could depend on; EFER is in sregs. */
 static const uint32_t save_msrs[] = {
@@ -688,7 +688,7 @@ static void restore__release(struct restore *r)
 }
 
 /*
- * FILE: the offsets (src/fc/wsfile.c). FILE.img: the working-set image, the same
+ * FILE: the offsets (src/fcproto/wsfile.c). FILE.img: the working-set image, the same
  * pages' content in the same order, as a one-region snapshot of its own
  * (so it is hashed and checked like one), read in one sequential pass by
  * --prefetch. Its pages are read back through the checking source.

@@ -17,13 +17,14 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fc/fc.h"
+#include "fcproto/wsfile.h"
 
 #define WS_MAGIC "LMWS"
 #define WS_VERSION 1u

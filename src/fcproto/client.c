@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 
-#include "fc/client.h"
+#include "fcproto/client.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)

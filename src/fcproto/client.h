@@ -8,8 +8,8 @@
  * userfaultfd as SCM_RIGHTS. Used by the tests, `lazymem bench
  * fc-handler`, and any VMM of ours that hands its memory to a handler.
  */
-#ifndef LAZYMEM_FC_CLIENT_H
-#define LAZYMEM_FC_CLIENT_H
+#ifndef LAZYMEM_FCPROTO_CLIENT_H
+#define LAZYMEM_FCPROTO_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
