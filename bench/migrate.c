@@ -28,7 +28,7 @@
 #include "bench.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 #define PAGE 4096u
 #define MAX_RTTS 8

@@ -36,7 +36,7 @@
 #include "bench.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
 
 #define MAX_COUNTS 16
 #define MAX_REPEAT 9

@@ -29,7 +29,8 @@
 #include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 enum { M_EAGER, M_LAZY, M_PREFETCH, M_LIMIT, NR_MODES };
 static const char *const mode_names[NR_MODES] = {

@@ -18,7 +18,7 @@
 
 #include "util/error.h"
 #include "kvm_test.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 #define MEM (32ULL << 20)
 #define VCPUS 2

@@ -9,7 +9,10 @@
 #include <fcntl.h>
 
 #include "lm_test.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/fault_exit.h"
+#include "vmm/pattern.h"
+#include "vmsnap/vmsnap.h"
 
 #define LM_REQUIRE_KVM()                                                     \
 	do {                                                                 \

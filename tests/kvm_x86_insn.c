@@ -5,7 +5,7 @@
  * forms, and a refusal for what it does not decode. No KVM needed.
  */
 #include "lm_test.h"
-#include "kvm/x86_insn.h"
+#include "vmm/x86_insn.h"
 
 static struct kvm_regs regs(void)
 {

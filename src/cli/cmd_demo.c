@@ -29,7 +29,8 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "cli/cli.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 #define GEN 7
 

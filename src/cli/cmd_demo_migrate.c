@@ -20,7 +20,7 @@
 #include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
 "usage: lazymem demo migrate [--mem SIZE] [--vcpus N]\n"

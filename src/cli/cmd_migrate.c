@@ -21,7 +21,7 @@
 #include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 #define DEFAULT_MEM (64ULL << 20)
 #define DEFAULT_GEN 5

@@ -17,7 +17,8 @@
 #include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 static void usage(FILE *f, const char *prog)
 {

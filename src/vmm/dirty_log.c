@@ -22,7 +22,8 @@
 
 #include "util/bits.h"
 #include "util/error.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/dirty_log.h"
 
 static int dirty_log__slot_flags(struct lm_vm *vm, unsigned slot,
 				 uint32_t flags)

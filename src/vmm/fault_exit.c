@@ -40,19 +40,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "kvm/kvm.h"
-#include "kvm/x86_insn.h"
-
-/* The page this vCPU is serving an emulated access from. */
-struct held {
-	struct lm_fault f;
-	uint64_t page;		/* region offset */
-	bool active;
-	bool owned;		/* lm_fault_begin gave us the page: commit it */
-};
+#include "vmm/vm.h"
+#include "vmm/fault_exit.h"
+#include "vmm/pagetable.h"
+#include "vmm/x86_insn.h"
 
 /* Claim the page holding gpa: ours to fill (owned) or already present. */
-static int held__take(struct lm_vcpu *v, struct held *h, uint64_t gpa,
+static int held__take(struct lm_vcpu *v, struct lm_vcpu_held *h, uint64_t gpa,
 		      uint32_t len)
 {
 	struct lm_vm_ram *ram = &v->vm->ram;
@@ -78,7 +72,7 @@ static int held__take(struct lm_vcpu *v, struct held *h, uint64_t gpa,
 }
 
 /* Install an owned page and wake whoever waits on it. */
-static int held__release(struct lm_vcpu *v, struct held *h)
+static int held__release(struct lm_vcpu *v, struct lm_vcpu_held *h)
 {
 	struct lm_vm_ram *ram = &v->vm->ram;
 	int rc = 0;
@@ -95,7 +89,7 @@ static int held__release(struct lm_vcpu *v, struct held *h)
 	return rc;
 }
 
-static void held__abandon(struct lm_vcpu *v, struct held *h, int err)
+static void held__abandon(struct lm_vcpu *v, struct lm_vcpu_held *h, int err)
 {
 	if (h->active && h->owned)
 		lm_fault_fail(v->vm->ram.region, &h->f, err);
@@ -134,7 +128,7 @@ static void mmio__serve_live(uint8_t *p, uint8_t *data, uint32_t len,
 }
 
 /* Serve run's pending MMIO access from the held page. */
-static void held__serve(struct lm_vcpu *v, struct held *h)
+static void held__serve(struct lm_vcpu *v, struct lm_vcpu_held *h)
 {
 	struct kvm_run *run = v->run;
 	uint64_t off = run->mmio.phys_addr - LM_GPA_RAM;
@@ -153,78 +147,92 @@ static void held__serve(struct lm_vcpu *v, struct held *h)
 	}
 }
 
+/* The access is complete: install the held page; if the access was the
+ * one instruction KVM emulated at CPL 0, back to the guest's own CPL. */
+static int complete__done(struct lm_vcpu *v)
+{
+	int rc;
+
+	v->step = LM_VCPU_RUN;
+	rc = held__release(v, &v->held);
+	if (rc || !v->emulating)
+		return rc;
+	v->emulating = false;
+	return vcpu__set_cpl(v, LM_VCPU_CPL(v->vm));
+}
+
 /*
  * Finish the instruction whose access was just served, running no further
- * guest instruction. An instruction may make further accesses on the way
- * (a read-modify-write, a string op): from the same page they are served
- * from the same copy; from another page, the first page's part is done, so
- * it is installed before the next is claimed (never hold two pages, so two
- * vCPUs can never wait on each other).
+ * guest instruction: the run loop's completion step (LM_VCPU_COMPLETE)
+ * re-enters with immediate_exit and brings each exit back here. An
+ * instruction may make further accesses on the way (a read-modify-write,
+ * a string op): from the same page they are served from the same copy;
+ * from another page, the first page's part is done, so it is installed
+ * before the next is claimed (never hold two pages, so two vCPUs can never
+ * wait on each other).
  */
-static int mmio__complete(struct lm_vcpu *v, struct held *h)
+int fault_exit__complete(struct lm_vcpu *v, int err)
 {
+	struct lm_vcpu_held *h = &v->held;
 	struct kvm_run *run = v->run;
 	int rc = 0;
 
-	run->immediate_exit = 1;
-	for (;;) {
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				break;		/* completed */
-			rc = vcpu__fail(v, -errno,
-					"KVM_RUN completing an emulated access: %s",
-					strerror(errno));
-			break;
-		}
-		if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
-		    run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
-			v->exits.locked_rmw++;	/* runs natively once installed */
-			break;
-		}
-		if (run->exit_reason == KVM_EXIT_MMIO &&
-		    lm_vm_gpa_in_ram(v->vm, run->mmio.phys_addr)) {
-			uint64_t off = run->mmio.phys_addr - LM_GPA_RAM;
-
-			v->exits.mmio_extra++;
-			if ((off & ~(v->vm->ram.page_size - 1)) != h->page) {
-				rc = held__release(v, h);
-				if (!rc)
-					rc = held__take(v, h, run->mmio.phys_addr,
-							run->mmio.len);
-				if (rc)
-					break;
-			}
-			held__serve(v, h);
-			continue;
-		}
-		rc = vcpu__unexpected(v, "unexpected exit while completing an emulated access");
-		break;
+	if (err == EINTR)
+		return complete__done(v);
+	if (err) {
+		rc = vcpu__fail(v, -err,
+				"KVM_RUN completing an emulated access: %s",
+				strerror(err));
+		goto abandon;
 	}
-	run->immediate_exit = 0;
+	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
+	    run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+		v->exits.locked_rmw++;	/* runs natively once installed */
+		return complete__done(v);
+	}
+	if (run->exit_reason == KVM_EXIT_MMIO &&
+	    lm_vm_gpa_in_ram(v->vm, run->mmio.phys_addr)) {
+		uint64_t off = run->mmio.phys_addr - LM_GPA_RAM;
+
+		v->exits.mmio_extra++;
+		if ((off & ~(v->vm->ram.page_size - 1)) != h->page) {
+			rc = held__release(v, h);
+			if (!rc)
+				rc = held__take(v, h, run->mmio.phys_addr,
+						run->mmio.len);
+			if (rc)
+				goto abandon;
+		}
+		held__serve(v, h);
+		return 0;		/* still completing */
+	}
+	rc = vcpu__unexpected(v, "unexpected exit while completing an emulated access");
+abandon:
+	v->step = LM_VCPU_RUN;
+	held__abandon(v, h, rc);
 	return rc;
 }
 
 int fault_exit__mmio(struct lm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	struct held h = { .active = false };
+	struct lm_vcpu_held *h = &v->held;
 	int rc;
 
 	if (!v->vm->ram.region)
 		return vcpu__unexpected(v, "MMIO exit inside guest RAM, but RAM has no userfaultfd (limit)");
 	v->exits.mmio_fault++;
-	rc = held__take(v, &h, run->mmio.phys_addr, run->mmio.len);
+	h->active = false;
+	rc = held__take(v, h, run->mmio.phys_addr, run->mmio.len);
 	if (rc)
 		return rc;
-	held__serve(v, &h);
+	held__serve(v, h);
 	if (v->vm->cfg.eager_commit)
-		return held__release(v, &h);
-	rc = mmio__complete(v, &h);
-	if (rc) {
-		held__abandon(v, &h, rc);
-		return rc;
-	}
-	return held__release(v, &h);
+		return held__release(v, h);
+	/* The loop's next KVM_RUN completes the access (immediate_exit);
+	 * its exit comes back to fault_exit__complete. */
+	v->step = LM_VCPU_COMPLETE;
+	return 0;
 }
 
 /* Fetch and install one page; 1 if this vCPU installed it, 0 if present. */
@@ -376,31 +384,44 @@ static void efault__read_insn(struct lm_vcpu *v, uint64_t la, uint8_t *buf,
  */
 static int efault__emulate(struct lm_vcpu *v)
 {
-	struct kvm_run *run = v->run;
-	int rc, err;
+	int rc;
 
 	v->exits.efault_emulated++;
 	rc = vcpu__set_cpl(v, 0);
 	if (rc)
 		return rc;
-	rc = ioctl(v->fd, KVM_RUN, 0);
-	err = rc < 0 ? errno : 0;
+	/* The loop's next KVM_RUN runs the instruction at CPL 0; its exit
+	 * comes back to fault_exit__emulated. */
+	v->emulating = true;
+	return 0;
+}
+
+int fault_exit__emulated(struct lm_vcpu *v, int err)
+{
+	struct kvm_run *run = v->run;
+	int rc;
+
 	if (!err && run->exit_reason == KVM_EXIT_MMIO &&
 	    lm_vm_gpa_in_ram(v->vm, run->mmio.phys_addr)) {
 		rc = fault_exit__mmio(v);
+		/* completing: complete__done goes back to native */
+		if (rc || v->step == LM_VCPU_COMPLETE)
+			return rc;
 	} else if (!err && run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
 		   run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
 		rc = fault_exit__fetch(v);
+		if (rc)
+			return rc;
 	} else if (err == EFAULT && run->exit_reason != KVM_EXIT_MEMORY_FAULT) {
 		return vcpu__unexpected(v, "-EFAULT again while KVM emulated the faulting instruction");
 	} else {
 		/* The page arrived meanwhile and the guest ran on to some
 		 * other exit: back to native, then handle that exit. */
+		v->emulating = false;
 		rc = vcpu__set_cpl(v, LM_VCPU_CPL(v->vm));
 		return rc ? rc : vcpu__exit(v, err);
 	}
-	if (rc)
-		return rc;
+	v->emulating = false;
 	return vcpu__set_cpl(v, LM_VCPU_CPL(v->vm));
 }
 

@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "kvm/x86_insn.h"
+#include "vmm/x86_insn.h"
 
 /* One-byte opcodes that have a ModRM byte (64-bit mode). */
 static bool op1_has_modrm(uint8_t op)

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "util/error.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 struct pair {
 	struct lm_migrate_recv_opts ro;

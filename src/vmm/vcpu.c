@@ -2,11 +2,17 @@
  * vcpu.c - a vCPU: creation, the 64-bit register state it starts in, its
  * thread, and the exit loop.
  *
- * The exit loop is one switch over exit reasons. Three exits mean "a page
- * of guest RAM is missing" and go to fault_exit.c; port I/O is the guest
- * calling the VMM; everything else, and anything those handlers cannot
- * attribute to a missing page, ends in vcpu__unexpected(), which dumps the
- * registers and fails the run. Nothing loops or waits forever.
+ * The exit loop is one switch over exit reasons, and the only place
+ * KVM_RUN is issued (vcpu__enter). Three exits mean "a page of guest RAM
+ * is missing" and go to fault_exit.c, which returns to the loop: when KVM
+ * must run the vCPU again to finish an emulated access, or emulate one
+ * instruction at CPL 0, that is a step of the loop (v->step, v->emulating)
+ * and the next exit goes back to fault_exit.c. Port I/O is the guest
+ * calling the VMM; the save point and lm_vm_pause capture the vCPU's state
+ * in the loop's capture step and call the features' hooks (vm.h). An exit
+ * nobody can attribute goes to the features' exit hooks, then ends in
+ * vcpu__unexpected(), which dumps the registers and fails the run.
+ * Nothing loops or waits forever.
  */
 #include <errno.h>
 #include <sched.h>
@@ -20,7 +26,8 @@
 
 #include "util/clock.h"
 #include "util/error.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/fault_exit.h"
 
 int vcpu__fail(struct lm_vcpu *v, int err, const char *fmt, ...)
 {
@@ -93,7 +100,7 @@ int vcpu__create(struct lm_vm *vm, struct lm_vcpu *v, unsigned id)
 
 void vcpu__destroy(struct lm_vcpu *v)
 {
-	vcpu__state_free(&v->saved);
+	vcpu_state__free(&v->saved);
 	if (v->run)
 		munmap(v->run, (size_t)v->vm->run_size);
 	v->run = NULL;
@@ -156,6 +163,11 @@ void vcpu__clear(struct lm_vcpu *v)
 	v->last_fault_page = UINT64_MAX;
 	v->fetch_repeats = 0;
 	memset(&v->exits, 0, sizeof(v->exits));
+	v->step = LM_VCPU_RUN;
+	v->capture_tries = 0;
+	v->capture_pause = false;
+	v->held.active = false;
+	v->emulating = false;
 	atomic_store(&v->heartbeat, 0);
 }
 
@@ -198,6 +210,46 @@ int vcpu__reset(struct lm_vcpu *v)
 				   strerror(errno));
 	vcpu__clear(v);
 	return 0;
+}
+
+/*
+ * Capture this vCPU's state between two exits: KVM finishes the last
+ * exit's instruction only on the next KVM_RUN, so the loop first re-enters
+ * with immediate_exit (the capture step) and captures when that returns
+ * -EINTR. pause: lm_vm_pause asked, not the guest's save point.
+ */
+static void vcpu__begin_capture(struct lm_vcpu *v, bool pause)
+{
+	v->step = LM_VCPU_CAPTURE;
+	v->capture_tries = 0;
+	v->capture_pause = pause;
+}
+
+/* The exit of an immediate_exit run in the capture step. KVM answers it
+ * with -EINTR once nothing is pending; anything else is run again, up to
+ * 8 times. The vCPU stops here: 1, or -errno. */
+static int vcpu__capture_step(struct lm_vcpu *v, int err)
+{
+	int rc;
+
+	if (err != EINTR) {
+		if (++v->capture_tries < 8)
+			return 0;
+		v->step = LM_VCPU_RUN;
+		return vcpu__fail(v, -EIO, "save point: KVM_RUN with immediate_exit did not return EINTR");
+	}
+	v->step = LM_VCPU_RUN;
+	rc = vcpu_state__capture(v);
+	if (rc)
+		return rc;
+	v->t_done_ns = lm_now_ns();
+	v->done = true;
+	if (v->capture_pause) {
+		vm__hooks_paused(v);
+		return 1;
+	}
+	rc = vm__hooks_save_point(v);
+	return rc ? rc : 1;
 }
 
 /* The guest calling the VMM: 1 when the vCPU is done, 0 to go on. */
@@ -248,10 +300,13 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 	case LM_CALL_PING:
 		return 0;
 	case LM_CALL_SAVE:
-		/* The save point: a no-op unless this run saves. */
+		/* The save point: a no-op unless this run saves. The state is
+		 * captured once KVM has finished this OUT (the loop's capture
+		 * step), then the save_point hooks run and the vCPU stops. */
 		if (!vm->cfg.save_point)
 			return 0;
-		return vcpu__capture(v);
+		vcpu__begin_capture(v, false);
+		return 0;
 	case LM_CALL_DONE:
 		v->t_done_ns = lm_now_ns();
 		v->done = true;
@@ -267,11 +322,30 @@ static int vcpu__guest_call(struct lm_vcpu *v)
 	return vcpu__unexpected(v, "unknown guest call number");
 }
 
+/* An exit the VMM cannot attribute: the features' exit hooks first, then
+ * the one place that dumps the vCPU and fails it. */
+static int vcpu__unattributed(struct lm_vcpu *v, const char *why)
+{
+	int rc = vm__hooks_exit(v);
+
+	if (rc != -ENOENT)
+		return rc;
+	return vcpu__unexpected(v, why);
+}
+
 /* One exit: 0 to re-enter, 1 when the guest is done, -errno to stop. */
 int vcpu__exit(struct lm_vcpu *v, int err)
 {
 	struct kvm_run *run = v->run;
 
+	/* An exit that ends a step of the loop goes back to that step's
+	 * owner, not through the switch. */
+	if (v->step == LM_VCPU_COMPLETE)
+		return fault_exit__complete(v, err);
+	if (v->step == LM_VCPU_CAPTURE)
+		return vcpu__capture_step(v, err);
+	if (v->emulating)
+		return fault_exit__emulated(v, err);
 	if (err) {
 		if (err == EFAULT && run->exit_reason == KVM_EXIT_MEMORY_FAULT)
 			return fault_exit__memory_fault(v);
@@ -294,11 +368,11 @@ int vcpu__exit(struct lm_vcpu *v, int err)
 	case KVM_EXIT_MMIO:
 		if (lm_vm_gpa_in_ram(v->vm, run->mmio.phys_addr))
 			return fault_exit__mmio(v);
-		return vcpu__unexpected(v, "MMIO outside guest RAM (this VM has no devices)");
+		return vcpu__unattributed(v, "MMIO outside guest RAM (this VM has no devices)");
 	case KVM_EXIT_INTERNAL_ERROR:
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION)
 			return fault_exit__fetch(v);
-		return vcpu__unexpected(v, "internal error");
+		return vcpu__unattributed(v, "internal error");
 	case KVM_EXIT_MEMORY_FAULT:
 		return fault_exit__memory_fault(v);
 	case KVM_EXIT_SHUTDOWN:
@@ -308,7 +382,7 @@ int vcpu__exit(struct lm_vcpu *v, int err)
 	case KVM_EXIT_FAIL_ENTRY:
 		return vcpu__unexpected(v, "entry failed");
 	default:
-		return vcpu__unexpected(v, "exit reason the VMM does not handle");
+		return vcpu__unattributed(v, "exit reason the VMM does not handle");
 	}
 }
 
@@ -342,6 +416,23 @@ void vcpu__ram_failed(struct lm_region *r, uint64_t off, int err, void *arg)
 	siglongjmp(v->fail_jmp, 1);
 }
 
+/*
+ * The one KVM_RUN of the VMM, called only by the loop below. Every step
+ * but running the guest re-enters with immediate_exit: KVM completes what
+ * the last exit left pending (an emulated access, an OUT) and returns
+ * -EINTR without running another guest instruction. Returns the errno of
+ * KVM_RUN, or 0 for an exit.
+ */
+static int vcpu__enter(struct lm_vcpu *v)
+{
+	int rc;
+
+	v->run->immediate_exit = v->step != LM_VCPU_RUN;
+	rc = ioctl(v->fd, KVM_RUN, 0);
+	v->run->immediate_exit = 0;
+	return rc < 0 ? errno : 0;
+}
+
 void *vcpu__thread(void *arg)
 {
 	struct lm_vcpu *v = arg;
@@ -360,21 +451,22 @@ void *vcpu__thread(void *arg)
 	for (;;) {
 		int rc, err;
 
-		if (atomic_load(&vm->abort)) {
-			vcpu__fail(v, -ETIMEDOUT, "stopped by the watchdog");
-			break;
-		}
-		/* lm_vm_pause: stop here, between two exits, with the state
-		 * captured for a migration (vcpu__capture completes any
-		 * instruction KVM left half done). */
-		if (atomic_load(&vm->pause)) {
-			vcpu__capture(v);
-			break;
+		/* Between steps only: a step in progress (an emulated access
+		 * holding a page, an instruction at CPL 0, a capture) is
+		 * finished first, so nothing is left claimed or half done. */
+		if (v->step == LM_VCPU_RUN && !v->emulating) {
+			if (atomic_load(&vm->abort)) {
+				vcpu__fail(v, -ETIMEDOUT, "stopped by the watchdog");
+				break;
+			}
+			/* lm_vm_pause: stop here, between two exits, with the
+			 * state captured for a migration. */
+			if (atomic_load(&vm->pause))
+				vcpu__begin_capture(v, true);
 		}
 		if (!v->t_enter_ns)
 			v->t_enter_ns = lm_now_ns();
-		rc = ioctl(v->fd, KVM_RUN, 0);
-		err = rc < 0 ? errno : 0;
+		err = vcpu__enter(v);
 		rc = vcpu__exit(v, err);
 		atomic_fetch_add_explicit(&v->heartbeat, 1, memory_order_relaxed);
 		if (rc)

@@ -15,7 +15,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/pagetable.h"
 
 #define PTE_P	0x001ULL
 #define PTE_RW	0x002ULL

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/pattern.h"
 
 struct pattern_source {
 	struct lm_source src;		/* first: the core sees only this */

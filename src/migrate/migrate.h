@@ -8,12 +8,14 @@
  *   source        lm_vm_migrate_send: runs the VM, migrates it, serves it
  *   destination   lm_vm_migrate_recv: listens, receives, resumes, verifies
  */
-#ifndef LAZYMEM_KVM_MIGRATE_H
-#define LAZYMEM_KVM_MIGRATE_H
+#ifndef LAZYMEM_MIGRATE_H
+#define LAZYMEM_MIGRATE_H
 
 #include <stdatomic.h>
 
-#include "kvm/kvm.h"
+#include "vmm/dirty_log.h"
+#include "vmm/vcpu_state.h"
+#include "vmm/vm.h"
 #include "net/net.h"
 
 enum lm_migrate_mode {

@@ -1,8 +1,8 @@
 /*
  * x86_insn.h - the memory operands of one x86-64 instruction (x86_insn.c).
  */
-#ifndef LAZYMEM_KVM_X86_INSN_H
-#define LAZYMEM_KVM_X86_INSN_H
+#ifndef LAZYMEM_VMM_X86_INSN_H
+#define LAZYMEM_VMM_X86_INSN_H
 
 #include <stdbool.h>
 #include <stddef.h>

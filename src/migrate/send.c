@@ -29,7 +29,7 @@
 #include "util/bits.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 _Static_assert(VCPU_STATE_MAX <= LM_NET_MAX_BLOB,
 	       "a packed vCPU state must fit one VCPU message");

@@ -7,8 +7,8 @@
  * into every guest image. It must only use fixed-width types and inline
  * arithmetic, and its layout must not depend on the compiler.
  */
-#ifndef LAZYMEM_KVM_GUEST_ABI_H
-#define LAZYMEM_KVM_GUEST_ABI_H
+#ifndef LAZYMEM_VMM_GUEST_ABI_H
+#define LAZYMEM_VMM_GUEST_ABI_H
 
 #include <stdint.h>
 

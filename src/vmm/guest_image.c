@@ -3,7 +3,7 @@
  */
 #include <string.h>
 
-#include "kvm/guest_image.h"
+#include "vmm/guest_image.h"
 
 const struct lm_guest_image *lm_guest_image_find(const char *name)
 {

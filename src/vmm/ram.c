@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #include "util/error.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/pattern.h"
 
 #ifndef MFD_HUGE_2MB
 #define MFD_HUGE_2MB (21U << 26)

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
 
 static void dump__exit(const struct lm_vcpu *v)
 {

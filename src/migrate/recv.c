@@ -27,7 +27,7 @@
 
 #include "util/clock.h"
 #include "util/error.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 /* A helper thread of the destination, and what it ended with. */
 struct recv_task {

@@ -21,7 +21,8 @@
 
 #include "util/clock.h"
 #include "util/error.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/pagetable.h"
 
 static const char *const delivery_names[LM_VM_DELIVERY_COUNT] = {
 	[LM_VM_LIMIT] = "limit",
@@ -383,4 +384,62 @@ void lm_vm_destroy(struct lm_vm *vm)
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
+}
+
+/* ---- hooks: the features above take part without the VMM calling them ---- */
+
+int lm_vm_hooks_add(struct lm_vm *vm, const struct lm_vm_hooks *h)
+{
+	if (vm->nr_hooks == LM_VM_MAX_HOOKS)
+		return util_error(-ENOSPC, "vm: %d hooks at most",
+				  LM_VM_MAX_HOOKS);
+	vm->hooks[vm->nr_hooks++] = *h;
+	return 0;
+}
+
+int vm__hooks_save_point(struct lm_vcpu *v)
+{
+	struct lm_vm *vm = v->vm;
+
+	for (unsigned i = 0; i < vm->nr_hooks; i++) {
+		const struct lm_vm_hooks *h = &vm->hooks[i];
+		int rc = h->save_point ? h->save_point(v, h->arg) : 0;
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* -ENOENT: no feature claims the exit. */
+int vm__hooks_exit(struct lm_vcpu *v)
+{
+	struct lm_vm *vm = v->vm;
+
+	for (unsigned i = 0; i < vm->nr_hooks; i++) {
+		const struct lm_vm_hooks *h = &vm->hooks[i];
+		int rc = h->exit ? h->exit(v, h->arg) : -ENOENT;
+
+		if (rc != -ENOENT)
+			return rc;
+	}
+	return -ENOENT;
+}
+
+void vm__hooks_paused(struct lm_vcpu *v)
+{
+	struct lm_vm *vm = v->vm;
+
+	for (unsigned i = 0; i < vm->nr_hooks; i++)
+		if (vm->hooks[i].paused)
+			vm->hooks[i].paused(v, vm->hooks[i].arg);
+}
+
+void vm__hooks_resumed(struct lm_vcpu *v)
+{
+	struct lm_vm *vm = v->vm;
+
+	for (unsigned i = 0; i < vm->nr_hooks; i++)
+		if (vm->hooks[i].resumed)
+			vm->hooks[i].resumed(v, vm->hooks[i].arg);
 }

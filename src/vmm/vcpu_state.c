@@ -1,6 +1,8 @@
 /*
- * vcpu_state.c - a vCPU's saved state as named blobs (the snapshot
- * format's, lazymem/snapshot.h): from a capture, checked, applied to a
+ * vcpu_state.c - a vCPU's state, a service of the VMM to its features:
+ * captured on the vCPU's thread (at the save point or a pause), and as
+ * named blobs (the snapshot format's, lazymem/snapshot.h): checked,
+ * applied to a
  * vCPU, and packed into one buffer for the wire (a migration's VCPU
  * message). Snapshots and migrations share every check here, so a state
  * from a file and one from a network peer are refused for the same
@@ -18,7 +20,89 @@
 #include <sys/ioctl.h>
 
 #include "util/error.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+
+/* The MSRs a resumed guest could depend on; EFER is in sregs. */
+static const uint32_t save_msrs[] = {
+	0x10,		/* TSC */
+	0x174, 0x175, 0x176,	/* SYSENTER CS/ESP/EIP */
+	0x277,		/* PAT */
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,	/* STAR..SFMASK */
+	0xc0000100, 0xc0000101, 0xc0000102,	/* FS/GS/KERNEL_GS base */
+};
+#define NR_SAVE_MSRS (sizeof(save_msrs) / sizeof(save_msrs[0]))
+
+void vcpu_state__free(struct lm_vcpu_state *st)
+{
+	free(st->msrs);
+	free(st->cpuid);
+	free(st->xsave);
+	st->msrs = NULL;
+	st->cpuid = NULL;
+	st->xsave = NULL;
+}
+
+/*
+ * On the vCPU's own thread, between two KVM_RUNs. KVM only finishes an
+ * exit's instruction on the next KVM_RUN, so the run loop (vcpu.c) first
+ * re-enters with immediate_exit, which completes it without running the
+ * guest further (KVM API documentation on immediate_exit); the state read
+ * here then resumes after that instruction.
+ */
+int vcpu_state__capture(struct lm_vcpu *v)
+{
+	struct lm_vcpu_state *st = &v->saved;
+	size_t n;
+	int rc;
+
+	vcpu_state__free(st);
+	if (ioctl(v->fd, KVM_GET_REGS, &st->regs) < 0 ||
+	    ioctl(v->fd, KVM_GET_SREGS, &st->sregs) < 0 ||
+	    ioctl(v->fd, KVM_GET_FPU, &st->fpu) < 0)
+		return vcpu__fail(v, -errno, "save point: reading registers: %s",
+				  strerror(errno));
+	st->xsave = calloc(1, sizeof(*st->xsave));
+	st->have_xsave = st->xsave &&
+			 ioctl(v->fd, KVM_GET_XSAVE, st->xsave) == 0;
+	st->have_xcrs = ioctl(v->fd, KVM_GET_XCRS, &st->xcrs) == 0;
+	st->have_events = ioctl(v->fd, KVM_GET_VCPU_EVENTS, &st->events) == 0;
+	st->msrs_len = sizeof(struct kvm_msrs) +
+		       NR_SAVE_MSRS * sizeof(struct kvm_msr_entry);
+	st->msrs = calloc(1, st->msrs_len);
+	if (!st->msrs)
+		return vcpu__fail(v, -ENOMEM, "save point: out of memory");
+	st->msrs->nmsrs = NR_SAVE_MSRS;
+	for (unsigned i = 0; i < NR_SAVE_MSRS; i++)
+		st->msrs->entries[i].index = save_msrs[i];
+	rc = ioctl(v->fd, KVM_GET_MSRS, st->msrs);
+	if (rc < 0)
+		return vcpu__fail(v, -errno, "save point: KVM_GET_MSRS: %s",
+				  strerror(errno));
+	/* KVM stops at the first MSR it cannot read: keep those it read. */
+	st->msrs->nmsrs = (uint32_t)rc;
+	st->msrs_len = sizeof(struct kvm_msrs) +
+		       (size_t)rc * sizeof(struct kvm_msr_entry);
+	for (n = 64; n <= 4096; n *= 2) {
+		st->cpuid_len = sizeof(struct kvm_cpuid2) +
+				n * sizeof(struct kvm_cpuid_entry2);
+		free(st->cpuid);
+		st->cpuid = calloc(1, st->cpuid_len);
+		if (!st->cpuid)
+			return vcpu__fail(v, -ENOMEM, "save point: out of memory");
+		st->cpuid->nent = (uint32_t)n;
+		if (ioctl(v->fd, KVM_GET_CPUID2, st->cpuid) == 0)
+			break;
+		if (errno != E2BIG)
+			return vcpu__fail(v, -errno, "save point: KVM_GET_CPUID2: %s",
+					  strerror(errno));
+	}
+	if (n > 4096)
+		return vcpu__fail(v, -E2BIG, "save point: CPUID table too large");
+	st->cpuid_len = sizeof(struct kvm_cpuid2) +
+			st->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+	v->at_save = true;
+	return 0;
+}
 
 int vcpu_state__to_snap(const struct lm_vcpu_state *st, unsigned id,
 			struct lm_snap_vcpu *sv)

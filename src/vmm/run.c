@@ -17,8 +17,8 @@
 
 #include "util/clock.h"
 #include "util/error.h"
-#include "kvm/guest_image.h"
-#include "kvm/kvm.h"
+#include "vmm/guest_image.h"
+#include "vmm/vm.h"
 
 #define KICK_SIGNAL SIGUSR1
 
@@ -331,8 +331,10 @@ int lm_vm_resume(struct lm_vm *vm, const struct lm_vm_workload *wl,
 {
 	memset(res, 0, sizeof(*res));
 	vm->wl = *wl;
-	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		vcpu__clear(&vm->vcpus[i]);
+		vm__hooks_resumed(&vm->vcpus[i]);
+	}
 	return run__go(vm, res);
 }
 
