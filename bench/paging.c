@@ -2,7 +2,7 @@
  * paging.c - `lazymem bench paging`: the guest demand-paging rate, the
  * field's headline measurement, per delivery and vCPU count.
  *
- * Every run boots a fresh VM (src/kvm) whose vCPUs each write one word to
+ * Every run boots a fresh VM (src/vmm) whose vCPUs each write one word to
  * every page of their own slice of never-touched guest RAM (the touch
  * workload), then verify every word of it in the guest; the VMM samples
  * pages itself too. Contenders, side by side in one run, all vCPU counts

@@ -6,7 +6,7 @@
  *
  * As QEMU's destination is started with -incoming and the same machine
  * options, recv is told the VM's shape (--mem, --vcpus); a source with
- * another layout is refused at its handshake. src/kvm/migrate_*.c is the
+ * another layout is refused at its handshake. src/migrate/ is the
  * work; this file is options and reports.
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
  * cmd_restore.c - "lazymem vm restore DIR": resume a VM saved by "vm run
- * --save" (src/kvm/snapvm.c), lazily or eagerly, optionally recording or
+ * --save" (src/vmsnap), lazily or eagerly, optionally recording or
  * prefetching its working set, and report when its first instruction ran,
  * when it finished, and whether its memory checked out.
  */

@@ -3,7 +3,7 @@
  * RAM filled by one delivery, and print what ran, how long it took, which
  * way the faults went, and whether the guest's content checked out.
  *
- * Parsing and printing only; the VMM is src/kvm (kvm.h).
+ * Parsing and printing only; the VMM is src/vmm (vm.h).
  */
 #include <errno.h>
 #include <getopt.h>

@@ -110,7 +110,7 @@ int lm_vm_migrate_recv(const struct lm_migrate_recv_opts *o,
 		       struct lm_migrate_recv_result *res);
 
 /*
- * Both ends in this process on loopback (migrate_pair.c): the destination
+ * Both ends in this process on loopback (pair.c): the destination
  * on a thread (ro's VM shape is taken from cfg; listen defaults to
  * 127.0.0.1:0), behind a proxy adding rtt_ns when nonzero. 0, or the
  * first failure with both ends' messages in util_last_error().

@@ -1,5 +1,5 @@
 /*
- * migrate_pair.c - both ends of a migration in one process, on loopback:
+ * pair.c - both ends of a migration in one process, on loopback:
  * the destination on a thread of its own, optionally behind the delaying
  * proxy, and the source on the caller's thread. What `lazymem demo
  * migrate`, `lazymem bench migrate` and the tests run; the two commands

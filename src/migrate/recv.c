@@ -1,5 +1,5 @@
 /*
- * migrate_recv.c - the destination of a live migration: listen, build the
+ * recv.c - the destination of a live migration: listen, build the
  * VM the source describes (same layout, or the handshake is refused),
  * take pre-copy pages straight into guest RAM's page cache, and at the
  * switch-over restore the vCPUs and run them at once. From then on a

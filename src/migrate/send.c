@@ -1,5 +1,5 @@
 /*
- * migrate_send.c - the source of a live migration: run the VM, copy its
+ * send.c - the source of a live migration: run the VM, copy its
  * memory while it runs (pre-copy rounds, KVM's dirty log saying what to
  * send again), pause it, hand over the vCPUs and what is still dirty,
  * then serve the destination's demand faults and push the rest until it

@@ -27,6 +27,13 @@
  * instruction runs natively. Either way, only after that is the page
  * installed and the vCPU re-entered normally.
  *
+ * None of this issues KVM_RUN: the run loop (vcpu.c) does. A handler that
+ * needs KVM to finish the access, or to emulate one instruction at CPL 0,
+ * sets the loop's step (v->step = LM_VCPU_COMPLETE, v->emulating) and
+ * returns; the loop re-enters and hands the next exit back to
+ * fault_exit__complete or fault_exit__emulated. The held page lives in the
+ * vCPU (v->held) across those KVM_RUNs.
+ *
  * The eager_commit experiment skips the completion step: the page is
  * installed right after the access is served and the next normal KVM_RUN
  * completes it. A load then returns the value the page had when it was

@@ -1,5 +1,5 @@
 /*
- * guest_abi.h - the contract between the VMM (src/kvm) and the guest
+ * guest_abi.h - the contract between the VMM (src/vmm) and the guest
  * workloads (guest/): guest-physical layout, the per-vCPU mailbox, the
  * port-I/O calls and the content pattern both sides compute.
  *
