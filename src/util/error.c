@@ -30,14 +30,3 @@ const char *util_last_error(void)
 {
 	return util_errbuf;
 }
-
-void util_warn(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "lazymem: warning: %s\n", msg);
-}

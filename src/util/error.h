@@ -15,7 +15,5 @@ int util_error(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* This thread's last message ("" if none yet). */
 const char *util_last_error(void);
-/* A warning on stderr, "lazymem: warning: ...", for what goes on anyway. */
-void util_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
