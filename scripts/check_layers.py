@@ -7,7 +7,9 @@ include its own headers, those of any folder on a lower line, and the
 public API (include/lazymem); folders on one line are independent of each
 other. A private header (a name ending in _internal.h, or one listed on the
 block's "private:" line) may be included only from its own folder; tests/
-may open one to unit-test it. Every include must name its folder
+may open one to unit-test it. An "only: HEADER FOLDER..." line limits a
+header to the folders named (core/error.h, which writes the library's own
+error channel, to the library's folders). Every include must name its folder
 ("vmm/vcpu.h"), except a header beside the including file in a top-level
 folder outside src/ (bench/bench.h, tests/lm_test.h).
 
@@ -29,7 +31,7 @@ def read_layers(root):
     m = re.search(r'^```layers\n(.*?)^```', text, re.M | re.S)
     if not m:
         sys.exit('%s: no ```layers block' % doc)
-    level, private = {}, set()
+    level, private, only = {}, set(), {}
     n = 0
     for line in m.group(1).splitlines():
         line = line.split('#', 1)[0].strip()
@@ -38,10 +40,14 @@ def read_layers(root):
         if line.startswith('private:'):
             private.update(line[len('private:'):].split())
             continue
+        if line.startswith('only:'):
+            words = line[len('only:'):].split()
+            only[words[0]] = set(words[1:])
+            continue
         for name in line.split():
             level[name] = n
         n += 1
-    return level, private
+    return level, private, only
 
 
 def folder_of(root, path):
@@ -51,7 +57,7 @@ def folder_of(root, path):
 
 
 def check(root):
-    level, private = read_layers(root)
+    level, private, only = read_layers(root)
     bad = []
     for top in SCANNED:
         for dirpath, _, files in os.walk(os.path.join(root, top)):
@@ -69,15 +75,15 @@ def check(root):
                     for ln, line in enumerate(fh, 1):
                         m = INCLUDE.match(line)
                         if m:
-                            why = judge(root, level, private, me, path,
-                                        m.group(1))
+                            why = judge(root, level, private, only, me,
+                                        path, m.group(1))
                             if why:
                                 bad.append('%s:%d: include "%s": %s' %
                                            (rel, ln, m.group(1), why))
     return bad
 
 
-def judge(root, level, private, me, path, inc):
+def judge(root, level, private, only, me, path, inc):
     if '/' not in inc:
         beside = os.path.join(os.path.dirname(path), inc)
         if os.path.relpath(path, root).startswith('src' + os.sep):
@@ -96,6 +102,8 @@ def judge(root, level, private, me, path, inc):
     if them != me and (inc.endswith('_internal.h') or inc in private) \
        and me not in PRIVATE_OK:
         return 'private to %s' % them
+    if inc in only and me not in only[inc]:
+        return 'only %s may include it' % ', '.join(sorted(only[inc]))
     if them != me and level[them] >= level[me]:
         return '%s (layer %d) may not include %s (layer %d): not below it' \
                % (me, level[me], them, level[them])
