@@ -6,6 +6,9 @@
  * memory, never registered with userfaultfd, holding descriptor tables,
  * mailboxes, code, stacks and page tables (guest_abi.h has the layout).
  * Memslot 1 is guest RAM at LM_GPA_RAM, whatever ram.c made of it.
+ *
+ * The hooks (end of file) are how features above the VMM take part in a
+ * run: the vCPU loop calls what they registered, never the features.
  */
 #include <errno.h>
 #include <fcntl.h>
