@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "util/clock.h"
 
 /* Word k of page p of a benchmark image: cheap, and distinct per page and
  * word, so a page installed at the wrong offset cannot pass. */
@@ -25,7 +26,6 @@ uint64_t bench_verify_touched(const void *buf, uint64_t size,
 
 int bench_pin_self(int cpu);
 int bench_ncpus(void);
-uint64_t bench_now_ns(void);
 double bench_median(double *v, int n);
 
 #define BENCH_MAX(a, b) ((a) > (b) ? (a) : (b))

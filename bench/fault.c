@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <lazymem/lazymem.h>
+#include "util/clock.h"
 #include "bench.h"
 #include "cli/cli.h"
 
@@ -88,7 +89,7 @@ static void *toucher_main(void *arg)
 	for (uint64_t p = t->first; p < t->first + t->n; p++)
 		*(volatile uint64_t *)(void *)(t->base + p * t->page_size) =
 			p + 1;
-	t->t_end = bench_now_ns();
+	t->t_end = lm_now_ns();
 	return NULL;
 }
 
@@ -113,7 +114,7 @@ static double touch_all(uint8_t *base, const struct fault_config *c,
 		pthread_create(&tid[i], NULL, toucher_main, &t[i]);
 	}
 	pthread_barrier_wait(&start);
-	t0 = bench_now_ns();
+	t0 = lm_now_ns();
 	for (unsigned i = 0; i < nthreads; i++) {
 		pthread_join(tid[i], NULL);
 		t1 = BENCH_MAX(t1, t[i].t_end);

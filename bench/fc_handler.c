@@ -4,7 +4,7 @@
  *
  * THE GUEST IS A THREAD-BASED STAND-IN, not a KVM guest: this process maps
  * guest memory, registers it with a userfaultfd and hands it to the
- * handler exactly as Firecracker does (src/fc/client.c), then plain
+ * handler exactly as Firecracker does (src/fcproto/client.c), then plain
  * threads touch it. The handler runs in a child process, as it would in
  * production. Two workloads, each on a freshly restored VM:
  *
@@ -44,9 +44,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "bench.h"
 #include "cli/cli.h"
-#include "fc/client.h"
+#include "fcproto/client.h"
 #include "fc/fc.h"
 
 #define HUGE (2ull << 20)
@@ -151,7 +152,7 @@ static void *toucher_main(void *arg)
 	for (size_t i = t->first; i < t->n; i += t->step)
 		t->sum += *(const volatile uint64_t *)(const void *)
 			  (t->mem + t->blocks[i] * 4096 + 8);
-	t->t_end = bench_now_ns();
+	t->t_end = lm_now_ns();
 	return NULL;
 }
 
@@ -171,7 +172,7 @@ static double run_touch(const uint8_t *mem, const uint64_t *blocks, size_t n,
 					 .go = &go };
 		pthread_create(&tid[i], NULL, toucher_main, &t[i]);
 	}
-	t0 = bench_now_ns();
+	t0 = lm_now_ns();
 	pthread_barrier_wait(&go);
 	for (unsigned i = 0; i < nt; i++) {
 		pthread_join(tid[i], NULL);

@@ -24,10 +24,11 @@
 #include <json-c/json.h>
 
 #include <lazymem/lazymem.h>
+#include "util/error.h"
 #include "bench.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 #define PAGE 4096u
 #define MAX_RTTS 8
@@ -234,7 +235,7 @@ static void run_one(const struct mb_config *c, struct mb_run *b)
 	}
 	b->rc = lm_vm_migrate_pair(&cfg, &wl, &so, &ro, b->rtt_ns, &b->p);
 	if (b->rc)
-		snprintf(b->err, sizeof(b->err), "%s", lm_vm_last_error());
+		snprintf(b->err, sizeof(b->err), "%s", util_last_error());
 	else if (!b->p.recv.run.verified)
 		snprintf(b->err, sizeof(b->err), "guest check: %llu words wrong, first at gpa 0x%llx (expected 0x%llx, got 0x%llx)",
 			 (unsigned long long)b->p.recv.run.mismatches,

@@ -2,7 +2,7 @@
  * paging.c - `lazymem bench paging`: the guest demand-paging rate, the
  * field's headline measurement, per delivery and vCPU count.
  *
- * Every run boots a fresh VM (src/kvm) whose vCPUs each write one word to
+ * Every run boots a fresh VM (src/vmm) whose vCPUs each write one word to
  * every page of their own slice of never-touched guest RAM (the touch
  * workload), then verify every word of it in the guest; the VMM samples
  * pages itself too. Contenders, side by side in one run, all vCPU counts
@@ -32,10 +32,11 @@
 #include <string.h>
 
 #include <lazymem/lazymem.h>
+#include "util/error.h"
 #include "bench.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
 
 #define MAX_COUNTS 16
 #define MAX_REPEAT 9
@@ -124,13 +125,13 @@ static void run_one(const struct paging_config *c, const struct contender *k,
 	for (int i = 0; i < c->repeat; i++) {
 		rc = lm_vm_create(&cfg, &vm);
 		if (rc) {
-			snprintf(r->err, sizeof(r->err), "%s", lm_vm_last_error());
+			snprintf(r->err, sizeof(r->err), "%s", util_last_error());
 			return;
 		}
 		rc = lm_vm_run(vm, &wl, &res);
 		lm_vm_destroy(vm);
 		if (rc) {
-			snprintf(r->err, sizeof(r->err), "%s", lm_vm_last_error());
+			snprintf(r->err, sizeof(r->err), "%s", util_last_error());
 			return;
 		}
 		if (!res.verified) {

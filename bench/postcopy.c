@@ -36,9 +36,11 @@
 #include <unistd.h>
 
 #include <lazymem/lazymem.h>
+#include "util/clock.h"
 #include "bench.h"
 #include "cli/cli.h"
 #include "net/net.h"
+#include "util/error.h"
 
 #define PAGE 4096u
 #define SEED 0xbe7c4u
@@ -106,7 +108,7 @@ static void *server_main(void *arg)
 	if (!sr->rc)
 		sr->rc = lm_net_server_serve(sr->s);
 	if (sr->rc)
-		snprintf(sr->msg, sizeof(sr->msg), "%s", lm_last_error());
+		snprintf(sr->msg, sizeof(sr->msg), "%s", util_last_error());
 	if (sr->s) {
 		lm_net_server_stats(sr->s, &sr->st);
 		lm_net_server_destroy(sr->s);
@@ -148,11 +150,11 @@ static int run_local(const struct pc_config *c, struct pc_result *res)
 		lm_source_destroy(src);
 		return cli_fail("bench postcopy: %s", lm_last_error());
 	}
-	t0 = bench_now_ns();
+	t0 = lm_now_ns();
 	cli_touch_start(t, res->threads, lm_region_addr(r), res->mem, PAGE);
 	cli_touch_join(t, res->threads);
 	lm_region_wait_complete(r, -1);
-	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
+	res->seconds = (double)(lm_now_ns() - t0) / 1e9;
 	take_stats(r, res);
 	lm_region_destroy(r);
 	lm_source_destroy(src);
@@ -180,16 +182,22 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 	lm_net_layout_init(&l, PAGE, &res->mem, 1, why, sizeof(why));
 	dc.nr_urgent = res->threads ? res->threads : 1;
 	if (lm_net_dest_create(&dc, &d))
-		return cli_fail("bench postcopy: %s", lm_last_error());
+		return cli_fail("bench postcopy: %s", util_last_error());
 	rc.source = lm_net_dest_source(d);
-	if (lm_region_create(&rc, &r) || lm_net_dest_attach(d, r)) {
+	if (lm_region_create(&rc, &r)) {
 		lm_net_dest_destroy(d);
 		return cli_fail("bench postcopy: %s", lm_last_error());
+	}
+	if (lm_net_dest_attach(d, r)) {
+		err = cli_fail("bench postcopy: %s", util_last_error());
+		lm_region_destroy(r);
+		lm_net_dest_destroy(d);
+		return err;
 	}
 	if (res->proxy &&
 	    lm_net_proxy_create("127.0.0.1:0", lm_net_dest_address(d),
 				res->rtt_ns, &px)) {
-		err = cli_fail("bench postcopy: %s", lm_last_error());
+		err = cli_fail("bench postcopy: %s", util_last_error());
 		goto out;
 	}
 	sr.cfg = (struct lm_net_server_config){
@@ -203,11 +211,11 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 			       sr.msg);
 		goto out;
 	}
-	t0 = bench_now_ns();
+	t0 = lm_now_ns();
 	cli_touch_start(t, res->threads, lm_region_addr(r), res->mem, PAGE);
 	cli_touch_join(t, res->threads);
 	err = lm_region_wait_complete(r, 600000);
-	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
+	res->seconds = (double)(lm_now_ns() - t0) / 1e9;
 	lm_net_dest_finish(d);
 	pthread_join(sr.thread, NULL);
 	if (err || sr.rc) {
@@ -260,7 +268,7 @@ static double install_fill(const struct pc_config *c, struct install_ab *ab,
 		lm_source_destroy(src);
 		return -1;
 	}
-	t0 = bench_now_ns();
+	t0 = lm_now_ns();
 	for (uint64_t off = 0; off < c->mem && !err;
 	     off += runs ? LM_INSTALL_RUN_MAX * PAGE : PAGE) {
 		uint64_t left = (c->mem - off) / PAGE;
@@ -275,7 +283,7 @@ static double install_fill(const struct pc_config *c, struct install_ab *ab,
 		else
 			err = lm_region_fault(r, off, LM_ORIGIN_BACKGROUND);
 	}
-	ns = bench_now_ns() - t0;
+	ns = lm_now_ns() - t0;
 	if (err || lm_net_pattern_check(lm_region_addr(r), c->mem, PAGE, SEED,
 					NULL))
 		ab->ok = false;

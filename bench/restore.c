@@ -26,9 +26,11 @@
 
 #include <json-c/json.h>
 
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 enum { M_EAGER, M_LAZY, M_PREFETCH, M_LIMIT, NR_MODES };
 static const char *const mode_names[NR_MODES] = {
@@ -121,7 +123,7 @@ static int bench_save(const char *dir, uint64_t mem, unsigned vcpus,
 		lm_vm_destroy(vm);
 	}
 	if (rc)
-		snprintf(why, len, "%s", lm_vm_last_error());
+		snprintf(why, len, "%s", util_last_error());
 	return rc;
 }
 
@@ -214,7 +216,7 @@ int cmd_bench_restore(int argc, char **argv)
 
 		if (lm_vm_restore(&o, &r) || !r.run.verified) {
 			status = cli_fail("bench restore: recording the working set: %s",
-					  lm_vm_last_error());
+					  util_last_error());
 			goto cleanup;
 		}
 	}
@@ -250,7 +252,7 @@ int cmd_bench_restore(int argc, char **argv)
 					mode_names[m], cold ? "cold" : "warm");
 			b->rc = lm_vm_restore(&o, &b->r);
 			if (b->rc)
-				snprintf(b->err, sizeof(b->err), "%s", lm_vm_last_error());
+				snprintf(b->err, sizeof(b->err), "%s", util_last_error());
 			if (b->rc || !b->r.run.verified)
 				all_verified = false;
 		}

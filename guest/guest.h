@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "guest_abi.h"
+#include "vmm/guest_abi.h"
 
 int workload_main(struct lm_mailbox *mb);
 

@@ -2,7 +2,7 @@
  * fc_test.h - what the fc-handler tests share: a memory file with a known
  * pattern (and holes), the handler daemon run as a child process (the
  * real `lazymem fc-handler`, its output captured), and guests made by the
- * Firecracker-like client in src/fc/client.c touching memory from
+ * Firecracker-like client in src/fcproto/client.c touching memory from
  * threads and checking every byte against the file.
  */
 #ifndef LAZYMEM_FC_TEST_H
@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "lm_test.h"
-#include "fc/client.h"
+#include "fcproto/client.h"
 
 #define T_SALT 0x1234
 #define T_HOLE_EVERY 8		/* page k with k % 8 == 5 is a hole */

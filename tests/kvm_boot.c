@@ -4,6 +4,7 @@
  * verifies every word it can see against the source pattern and the VMM
  * samples pages through its own view.
  */
+#include "util/error.h"
 #include "kvm_test.h"
 
 #define MEM (8ULL << 20)
@@ -106,8 +107,8 @@ static void test_bad_config(void **s)
 	LM_REQUIRE_KVM();
 	c.backing = LM_BACKING_ANON;
 	LM_ASSERT(lm_vm_create(&c, &vm) == -EINVAL, "minor on anon refused");
-	LM_ASSERT(strstr(lm_vm_last_error(), "shared memory"), "says why: %s",
-		  lm_vm_last_error());
+	LM_ASSERT(strstr(util_last_error(), "shared memory"), "says why: %s",
+		  util_last_error());
 	c = t_vm_config(LM_VM_EXIT, 2, MEM);
 	c.guest_page_size = 1u << 30;
 	LM_ASSERT(lm_vm_create(&c, &vm) == -EINVAL, "1 GiB guest pages refused");

@@ -7,6 +7,8 @@
  * source cannot deliver, and an exit nobody can explain, fail the run
  * with a message instead of hanging it.
  */
+#include "util/clock.h"
+#include "util/error.h"
 #include "kvm_test.h"
 
 #define MEM (8ULL << 20)
@@ -178,8 +180,8 @@ static void test_source_failure(void **s)
 		lm_vm_destroy(vm);
 		LM_ASSERT(rc == -EIO, "%s: run fails with -EIO, got %d",
 			  lm_vm_delivery_name(c.delivery), rc);
-		LM_ASSERT(strstr(lm_vm_last_error(), "0x4d000"),
-			  "names the page: %s", lm_vm_last_error());
+		LM_ASSERT(strstr(util_last_error(), "0x4d000"),
+			  "names the page: %s", util_last_error());
 	}
 }
 
@@ -201,7 +203,7 @@ static void test_unexpected_exit(void **s)
 	rc = lm_vm_run(vm, &wl, &r);
 	lm_vm_destroy(vm);
 	LM_ASSERT(rc < 0, "the run fails");
-	print_message("expected failure: %s\n", lm_vm_last_error());
+	print_message("expected failure: %s\n", util_last_error());
 }
 
 /* The floor under every exit: empty calls all come back, in order. */
@@ -314,9 +316,9 @@ static void test_watchdog(void **s)
 	t0 = lm_now_ns();
 	rc = lm_vm_run(vm, &wl, &r);
 	lm_vm_destroy(vm);
-	LM_ASSERT(rc == -ETIMEDOUT, "timed out: %d (%s)", rc, lm_vm_last_error());
-	LM_ASSERT(strstr(lm_vm_last_error(), "no progress"), "says so: %s",
-		  lm_vm_last_error());
+	LM_ASSERT(rc == -ETIMEDOUT, "timed out: %d (%s)", rc, util_last_error());
+	LM_ASSERT(strstr(util_last_error(), "no progress"), "says so: %s",
+		  util_last_error());
 	LM_ASSERT(lm_now_ns() - t0 < 10000000000ULL, "within seconds");
 }
 

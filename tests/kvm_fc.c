@@ -1,7 +1,7 @@
 /*
  * kvm_fc.c - lazymem fc-handler end to end against real KVM guests: our
  * VMM hands its guest RAM's userfaultfd to the daemon exactly as
- * Firecracker does (src/fc/client.c), the guest touches and checks every
+ * Firecracker does (src/fcproto/client.c), the guest touches and checks every
  * word of its memory, which the daemon serves from one memory file. With
  * 4 KiB and 2 MiB pages, several VMs one after another on one daemon and
  * one memory file, and a hostile client in between that must not disturb

@@ -16,8 +16,9 @@
 
 #include <lazymem/snapshot.h>
 
+#include "util/error.h"
 #include "kvm_test.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 #define MEM (32ULL << 20)
 #define VCPUS 2
@@ -182,7 +183,7 @@ static void *t_recv_main(void *arg)
 	struct t_recv *t = arg;
 
 	t->rc = lm_vm_migrate_recv(&t->o, &t->res);
-	snprintf(t->err, sizeof(t->err), "%s", lm_vm_last_error());
+	snprintf(t->err, sizeof(t->err), "%s", util_last_error());
 	atomic_store(&t->listening, true);
 	return NULL;
 }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/error.h"
 #include "kvm_test.h"
 
 #define MEM (16ULL << 20)
@@ -72,9 +73,9 @@ static void t_restore_fails(const struct lm_restore_opts *o, const char *want)
 	if (rc == 0)
 		fail_msg("restore of %s succeeded; expected a failure naming '%s'",
 			 o->dir, want);
-	if (!strstr(lm_vm_last_error(), want))
+	if (!strstr(util_last_error(), want))
 		fail_msg("restore of %s failed with '%s'; expected it to name '%s'",
-			 o->dir, lm_vm_last_error(), want);
+			 o->dir, util_last_error(), want);
 }
 
 static void test_lazy_every_delivery(void **state)

@@ -9,7 +9,10 @@
 #include <fcntl.h>
 
 #include "lm_test.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/fault_exit.h"
+#include "vmm/pattern.h"
+#include "vmsnap/vmsnap.h"
 
 #define LM_REQUIRE_KVM()                                                     \
 	do {                                                                 \
@@ -26,7 +29,7 @@
 		if (rc_ != 0)                                                \
 			fail_msg("%s:%d: %s = %d (%s); vmm: %s", __FILE__,   \
 				 __LINE__, #call, rc_, strerror(-rc_),       \
-				 lm_vm_last_error());                        \
+				 util_last_error());                        \
 	} while (0)
 
 static inline struct lm_vm_config t_vm_config(enum lm_vm_delivery d,
@@ -85,7 +88,7 @@ static inline void t_vm_run(const struct lm_vm_config *cfg,
 			 lm_workload_name(wl->kind),
 			 lm_vm_delivery_name(cfg->delivery),
 			 lm_backing_name(cfg->backing), cfg->nr_vcpus, rc,
-			 strerror(-rc), lm_vm_last_error());
+			 strerror(-rc), util_last_error());
 	snprintf(what, sizeof(what), "%s on %s (%s)", lm_workload_name(wl->kind),
 		 lm_vm_delivery_name(cfg->delivery), lm_backing_name(cfg->backing));
 	t_check_verified(what, res);

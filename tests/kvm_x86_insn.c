@@ -1,11 +1,11 @@
 /*
  * kvm_x86_insn.c - the decoder that finds a faulting instruction's memory
- * operands (src/kvm/x86_insn.c): explicit ModRM/SIB/RIP-relative operands,
+ * operands (src/vmm/x86_insn.c): explicit ModRM/SIB/RIP-relative operands,
  * implicit ones (string and stack ops), no access for lea and register
  * forms, and a refusal for what it does not decode. No KVM needed.
  */
 #include "lm_test.h"
-#include "kvm/x86_insn.h"
+#include "vmm/x86_insn.h"
 
 static struct kvm_regs regs(void)
 {

@@ -18,15 +18,17 @@
 #include <cmocka.h>
 
 #include <lazymem/lazymem.h>
+#include "util/error.h"
 
 /* Fail the test with the expression, errno, and a formatted reason. */
 #define LM_ASSERT(cond, fmt, ...)                                            \
 	do {                                                                 \
 		if (!(cond))                                                 \
 			fail_msg("%s:%d: %s: " fmt " (errno %d: %s; lazymem: " \
-				 "%s)", __FILE__, __LINE__, #cond,           \
+				 "%s%s%s)", __FILE__, __LINE__, #cond,       \
 				 ##__VA_ARGS__, errno, strerror(errno),      \
-				 lm_last_error());                           \
+				 lm_last_error(), *util_last_error() ?       \
+				 "; above it: " : "", util_last_error());    \
 	} while (0)
 
 /* A library call that must return 0. */
@@ -34,9 +36,11 @@
 	do {                                                                 \
 		int rc_ = (call);                                            \
 		if (rc_ != 0)                                                \
-			fail_msg("%s:%d: %s = %d (%s); lazymem: %s",         \
+			fail_msg("%s:%d: %s = %d (%s); lazymem: %s%s%s",     \
 				 __FILE__, __LINE__, #call, rc_,             \
-				 strerror(-rc_), lm_last_error());           \
+				 strerror(-rc_), lm_last_error(),            \
+				 *util_last_error() ? "; above it: " : "",   \
+				 util_last_error());                         \
 	} while (0)
 
 /* Skip the current test, saying why on one line. */

@@ -5,8 +5,10 @@
  * wrong, then a closed connection; the destination (or source) stays up
  * and serves a well-behaved peer afterwards.
  */
+#include "util/clock.h"
 #include "net_util.h"
 #include "net/sock.h"
+#include "util/error.h"
 #include <arpa/inet.h>
 
 #define SIZE (1u << 20)
@@ -326,8 +328,8 @@ static void t_hostile_destination(void **state)
 		}
 		rc = lm_net_server_connect(s);
 		waitpid(pid, NULL, 0);
-		print_message("  source: %s\n", lm_last_error());
-		LM_ASSERT(rc == -EPROTO && strstr(lm_last_error(),
+		print_message("  source: %s\n", util_last_error());
+		LM_ASSERT(rc == -EPROTO && strstr(util_last_error(),
 						  "1000 urgent connections"),
 			  "connect returned %d", rc);
 		lm_net_server_destroy(s);

@@ -14,7 +14,9 @@
  *                      held fault fails after the limit; a different
  *                      source (another session) is refused, not resumed.
  */
+#include "util/clock.h"
 #include "net_util.h"
+#include "util/error.h"
 
 #define SALT 0x77
 
@@ -224,9 +226,9 @@ static void t_hold_timeout(void **state)
 		.to = lm_net_dest_address(g.d) };
 	LM_OK(lm_net_server_create(&oc, &other));
 	rc = lm_net_server_connect(other);
-	print_message("  other source: %s\n", lm_last_error());
+	print_message("  other source: %s\n", util_last_error());
 	LM_ASSERT(rc == -ECONNREFUSED &&
-		  strstr(lm_last_error(), "not the one in progress"),
+		  strstr(util_last_error(), "not the one in progress"),
 		  "a different source was let in (%d)", rc);
 	lm_net_server_destroy(other);
 	t0 = lm_now_ns();

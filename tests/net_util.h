@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 
 #include "lm_test.h"
-#include "core/util.h"
 #include "net/net.h"
+#include "util/error.h"
 
 /* ThreadSanitizer cannot follow fork() in a threaded process. */
 #if defined(__SANITIZE_THREAD__)
@@ -36,7 +36,7 @@ struct t_src {
 	_Atomic int connected;
 	pid_t pid;
 	int pipe[2];		/* t_src_fork: the address, to the child */
-	char msg[512];		/* the source thread's lm_last_error() */
+	char msg[512];		/* the source thread's util_last_error() */
 };
 
 static void *t_src_main(void *arg)
@@ -50,7 +50,7 @@ static void *t_src_main(void *arg)
 	if (!t->rc)
 		t->rc = lm_net_server_serve(t->s);
 	if (t->rc) {
-		snprintf(t->msg, sizeof(t->msg), "%s", lm_last_error());
+		snprintf(t->msg, sizeof(t->msg), "%s", util_last_error());
 		print_message("source: %s\n", t->msg);
 	}
 	return NULL;

@@ -43,6 +43,9 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* "1,2,8" -> up to max unsigned values in 1..limit. Count or -EINVAL. */
 int cli_parse_uint_list(const char *s, unsigned *vals, int max,
 			unsigned limit);
+/* Milliseconds for option opt, -1 (forever) to 24 h; a usage error (2)
+ * naming the option otherwise. */
+int cli_parse_ms(const char *opt, const char *s, int *out);
 /* Print "lazymem: <fmt>\n" on stderr; returns 2 (the usage error code). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "lazymem: <fmt>\n" on stderr; returns 1 (a runtime failure). */

@@ -26,8 +26,11 @@
 #include <unistd.h>
 
 #include <lazymem/lazymem.h>
+#include "util/clock.h"
+#include "util/error.h"
 #include "cli/cli.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 #define GEN 7
 
@@ -62,12 +65,12 @@ static int step_boot_and_save(struct demo *d)
 	       d->vcpus, (unsigned long long)(d->mem >> 20));
 	err = lm_vm_create(&cfg, &vm);
 	if (err)
-		return cli_fail("demo: %s", lm_vm_last_error());
+		return cli_fail("demo: %s", util_last_error());
 	t0 = lm_now_ns();
 	err = lm_vm_run(vm, &wl, &res);
 	if (err) {
 		lm_vm_destroy(vm);
-		return cli_fail("demo: first VM failed: %s", lm_vm_last_error());
+		return cli_fail("demo: first VM failed: %s", util_last_error());
 	}
 	printf("  filled in %.3f s; every vCPU at the save point\n",
 	       (double)(lm_now_ns() - t0) / 1e9);
@@ -76,7 +79,7 @@ static int step_boot_and_save(struct demo *d)
 			 (void *)"save");
 	lm_vm_destroy(vm);
 	if (err)
-		return cli_fail("demo: %s", lm_vm_last_error());
+		return cli_fail("demo: %s", util_last_error());
 	if (lm_snap_open(d->dir, &m))
 		return cli_fail("demo: %s", lm_last_error());
 	d->ram_offset = m.regions[1].offset;
@@ -122,12 +125,12 @@ static int step_restore(const struct demo *d, bool record, bool prefetch,
 		if (!err)
 			return cli_fail("demo: a corrupt page reached the "
 					"guest unnoticed");
-		printf("  refused, as it must be: %s\n", lm_vm_last_error());
+		printf("  refused, as it must be: %s\n", util_last_error());
 		return 0;
 	}
 	if (err || !res.run.verified)
 		return cli_fail("demo: restored VM failed: %s",
-				err ? lm_vm_last_error() : "guest mismatch");
+				err ? util_last_error() : "guest mismatch");
 	print_restore(&res);
 	if (record)
 		printf("  recorded its working set: %llu pages, first touch "

@@ -17,9 +17,10 @@
 #include <string.h>
 
 #include <lazymem/lazymem.h>
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
 "usage: lazymem demo migrate [--mem SIZE] [--vcpus N]\n"
@@ -71,7 +72,7 @@ static int demo_one(const char *title, uint64_t mem, unsigned vcpus,
 	if (lm_vm_migrate_pair(&cfg, &wl, &so, &ro, 0, &p)) {
 		if (so.progress)
 			fputs("\n", stderr);
-		return cli_fail("demo migrate: %s", lm_vm_last_error());
+		return cli_fail("demo migrate: %s", util_last_error());
 	}
 	printf("   source: %u pre-copy rounds (%llu pages first, %llu in the last), guest made %llu dirtying passes\n",
 	       s->rounds, (unsigned long long)s->round_pages[0],

@@ -6,7 +6,7 @@
  *
  * As QEMU's destination is started with -incoming and the same machine
  * options, recv is told the VM's shape (--mem, --vcpus); a source with
- * another layout is refused at its handshake. src/kvm/migrate_*.c is the
+ * another layout is refused at its handshake. src/migrate/ is the
  * work; this file is options and reports.
  */
 #include <errno.h>
@@ -18,9 +18,10 @@
 #include <string.h>
 
 #include <lazymem/lazymem.h>
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/migrate.h"
+#include "migrate/migrate.h"
 
 #define DEFAULT_MEM (64ULL << 20)
 #define DEFAULT_GEN 5
@@ -283,7 +284,7 @@ int cmd_migrate_recv(int argc, char **argv)
 	r.o.progress_arg = cli_progress_enabled() ? &r : NULL;
 	rc = lm_vm_migrate_recv(&r.o, &res);
 	if (rc)
-		return cli_fail("migrate recv: %s", lm_vm_last_error());
+		return cli_fail("migrate recv: %s", util_last_error());
 	recv_report(&r, &res);
 	if (!res.run.verified)
 		return cli_fail("migrate recv: the migrated guest's memory is wrong: %llu mismatches (first at gpa 0x%llx: expected 0x%llx, got 0x%llx), %llu VMM samples wrong",
@@ -482,7 +483,7 @@ int cmd_migrate_send(int argc, char **argv)
 		s.o.progress = progress;
 	rc = lm_vm_migrate_send(&s.cfg, &s.wl, &s.o, &res);
 	if (rc)
-		return cli_fail("migrate send: %s", lm_vm_last_error());
+		return cli_fail("migrate send: %s", util_last_error());
 	send_report(&s, &res);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * cmd_restore.c - "lazymem vm restore DIR": resume a VM saved by "vm run
- * --save" (src/kvm/snapvm.c), lazily or eagerly, optionally recording or
+ * --save" (src/vmsnap), lazily or eagerly, optionally recording or
  * prefetching its working set, and report when its first instruction ran,
  * when it finished, and whether its memory checked out.
  */
@@ -12,9 +12,11 @@
 
 #include <json-c/json.h>
 
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 static void usage(FILE *f, const char *prog)
 {
@@ -112,7 +114,7 @@ int cmd_vm_restore(int argc, char **argv)
 	}
 	rc = lm_vm_restore(&o, &res);
 	if (rc)
-		return cli_fail("vm restore: %s", lm_vm_last_error());
+		return cli_fail("vm restore: %s", util_last_error());
 	if (json) {
 		json_object *j = json_object_new_object();
 

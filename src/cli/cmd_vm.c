@@ -3,7 +3,7 @@
  * RAM filled by one delivery, and print what ran, how long it took, which
  * way the faults went, and whether the guest's content checked out.
  *
- * Parsing and printing only; the VMM is src/kvm (kvm.h).
+ * Parsing and printing only; the VMM is src/vmm (vm.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,9 +13,12 @@
 
 #include <json-c/json.h>
 
+#include "util/clock.h"
+#include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
+#include "vmsnap/vmsnap.h"
 
 static void usage(FILE *f, const char *prog)
 {
@@ -396,11 +399,11 @@ int cmd_vm_run(int argc, char **argv)
 
 	rc = lm_vm_create(&cfg, &vm);
 	if (rc)
-		return cli_fail("vm: %s", lm_vm_last_error());
+		return cli_fail("vm: %s", util_last_error());
 	rc = lm_vm_run(vm, &wl, &res);
 	if (rc) {
 		lm_vm_destroy(vm);
-		return cli_fail("vm run: %s", lm_vm_last_error());
+		return cli_fail("vm run: %s", util_last_error());
 	}
 	if (save_dir) {
 		uint64_t t0 = lm_now_ns();
@@ -410,7 +413,7 @@ int cmd_vm_run(int argc, char **argv)
 				(void *)"save");
 		lm_vm_destroy(vm);
 		if (rc)
-			return cli_fail("vm run --save: %s", lm_vm_last_error());
+			return cli_fail("vm run --save: %s", util_last_error());
 		if (json)
 			printf("{\"saved\": \"%s\", \"vcpus\": %u, \"mem\": %llu, \"ws_pages\": %llu, \"seconds\": %.3f}\n",
 			       save_dir, cfg.nr_vcpus, (unsigned long long)cfg.mem_size,

@@ -103,3 +103,15 @@ bool cli_progress_enabled(void)
 
 	return isatty(STDERR_FILENO) && !(ci && *ci && strcmp(ci, "false"));
 }
+
+int cli_parse_ms(const char *opt, const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < -1 || v > 86400000)
+		return cli_usage_error("%s: '%s' is not a number of "
+				       "milliseconds (-1: forever)", opt, s);
+	*out = (int)v;
+	return 0;
+}

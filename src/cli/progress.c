@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "core/util.h"
+#include "util/clock.h"
 
 void cli_progress(uint64_t done, uint64_t total, void *arg)
 {

@@ -7,7 +7,7 @@
 
 #include <lazymem/region.h>
 
-#include "kvm/kvm.h"
+#include "vmm/vm.h"
 
 int vm_opt_uint(const char *s, unsigned long min, unsigned long max,
 		unsigned long *out);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <lazymem/error.h>
+#include "core/error.h"
 #include "core/util.h"
 
 static __thread char last_error[512];

@@ -3,13 +3,13 @@
  * (`lazymem fc-handler`): what its files share.
  *
  *   protocol.c  the one message a VMM sends: parse and validate
- *   wsfile.c    the working-set file: load, validate, write
  *   vm.c        one connection = one VM: handshake, serving, teardown
  *   prefetch.c  the per-VM working-set prefetch thread
  *   report.c    per-VM statistics, as text or JSON
  *   server.c    the event loop: listening socket, VMs, signals
  *
- * The fault path itself is the core's foreign space (lazymem/foreign.h).
+ * The fault path itself is the core's foreign space (lazymem/foreign.h);
+ * the working-set file format is src/fcproto/wsfile.h, shared with the VMM.
  */
 #ifndef LAZYMEM_FC_H
 #define LAZYMEM_FC_H
@@ -22,6 +22,8 @@
 #include <sys/types.h>
 
 #include <lazymem/lazymem.h>
+#include "fcproto/wsfile.h"
+#include "util/clock.h"
 
 #define FC_MAX_REGIONS 64
 #define FC_MSG_MAX (64u << 10)	/* bytes of JSON a VMM may send */
@@ -53,25 +55,6 @@ enum fc_parse {
 enum fc_parse fc_protocol_parse(const char *buf, size_t len,
 				uint64_t file_size, struct fc_layout *out,
 				char *why, size_t why_len);
-
-/* ---- wsfile.c ---- */
-
-/*
- * A working set: memory-file offsets of pages in first-touch order.
- * On disk (little-endian): "LMWS" u32 version=1 u32 header_bytes=32
- * u64 page_size u64 count, then count u64 offsets.
- */
-struct fc_ws {
-	uint64_t page_size;
-	uint64_t *off;
-	size_t n;
-};
-
-int fc_ws_load(const char *path, uint64_t file_size, struct fc_ws *ws,
-	       char *why, size_t why_len);
-int fc_ws_write(const char *path, const struct fc_ws *ws, char *why,
-		size_t why_len);
-void fc_ws_free(struct fc_ws *ws);
 
 /* ---- server.c / vm.c ---- */
 
@@ -167,7 +150,6 @@ void fc_prefetch_stop(struct fc_vm *vm);
 /* report.c */
 void fc_report(const struct fc_vm *vm, const char *event);
 
-uint64_t fc_now_ns(void);
 void fc_log(const struct fc_server *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/util.h"
+#include "util/bits.h"
+#include "util/clock.h"
+#include "util/futex.h"
 #include "fc/fc.h"
 
 /* 256 pages a batch: 1 MiB of 4 KiB pages, small enough that a demand
@@ -49,7 +51,7 @@ static void *ws_main(void *arg)
 		atomic_store(&vm->ws_pages, pages);
 		i += n;
 	}
-	atomic_store(&vm->ws_done_ns, fc_now_ns());
+	atomic_store(&vm->ws_done_ns, lm_now_ns());
 	return NULL;
 }
 

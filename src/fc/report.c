@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 
+#include "util/clock.h"
 #include "fc/fc.h"
 
 void fc_report(const struct fc_vm *vm, const char *event)
@@ -13,7 +14,7 @@ void fc_report(const struct fc_vm *vm, const char *event)
 	struct lm_stats st;
 	uint64_t msgs, events, prefetch, ff = atomic_load(&vm->t_first_fault_ns);
 	uint64_t wsd = atomic_load(&vm->ws_done_ns);
-	double up = (double)(fc_now_ns() - vm->t_connect_ns) / 1e9;
+	double up = (double)(lm_now_ns() - vm->t_connect_ns) / 1e9;
 
 	if (!vm->f)
 		return;

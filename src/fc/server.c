@@ -23,15 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "fc/fc.h"
-
-uint64_t fc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void fc_log(const struct fc_server *s, const char *fmt, ...)
 {
@@ -371,7 +364,7 @@ static void loop(struct fc_server *s)
 				drop_vm(s, vm, "disconnected");
 			}
 		}
-		now = fc_now_ns();	/* after accepting: no VM is newer */
+		now = lm_now_ns();	/* after accepting: no VM is newer */
 		for (struct fc_vm *vm = s->vms, *next; vm; vm = next) {
 			next = vm->next;
 			if (fc_vm_handshake_expired(vm, now)) {

@@ -15,7 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/util.h"
+#include "util/bits.h"
+#include "util/clock.h"
 #include "fc/fc.h"
 
 struct fc_vm *fc_vm_new(struct fc_server *s, int sock)
@@ -34,7 +35,7 @@ struct fc_vm *fc_vm_new(struct fc_server *s, int sock)
 	vm->srv = s;
 	vm->id = atomic_fetch_add(&s->next_id, 1) + 1;
 	vm->sock = sock;
-	vm->t_connect_ns = fc_now_ns();
+	vm->t_connect_ns = lm_now_ns();
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
 		vm->pid = cred.pid;
 	return vm;
@@ -146,7 +147,7 @@ static void on_fault(struct lm_foreign *f, uint64_t src_off, void *arg)
 
 	(void)f;
 	if (!atomic_load_explicit(&vm->first_fault, memory_order_relaxed)) {
-		atomic_store(&vm->t_first_fault_ns, fc_now_ns());
+		atomic_store(&vm->t_first_fault_ns, lm_now_ns());
 		atomic_store(&vm->first_fault, true);
 		fc_prefetch_kick(vm);
 	}
@@ -183,7 +184,7 @@ static void on_fork(struct lm_foreign *f, int child_uffd, void *arg)
 	child->id = atomic_fetch_add(&s->next_id, 1) + 1;
 	child->parent_id = vm->id;
 	child->sock = -1;
-	child->t_connect_ns = fc_now_ns();
+	child->t_connect_ns = lm_now_ns();
 	child->layout = vm->layout;
 	child->serving = true;
 	if (lm_foreign_fork(f, child_uffd, &fc_ops, child, &child->f)) {

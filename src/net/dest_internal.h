@@ -19,7 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "core/util.h"
+#include "util/bits.h"
 #include "net/net.h"
 #include "net/sock.h"
 
@@ -179,6 +179,19 @@ static inline struct dest_region *lm__dest_region_of(struct lm_net_dest *d,
 }
 
 /* receive.c */
+#define HELLO_TIMEOUT_MS 2000
+
+/* A session being set up: its connections until every one said HELLO. */
+struct dest_pending {
+	int ctl;			/* control connection or -1 */
+	int urgent[LM_NET_MAX_URGENT];
+	unsigned joined;
+};
+
+/* handshake.c: the accept thread (arg: the destination), and the drop of
+ * a session still being set up. */
+void *lm__dest_accept_main(void *arg);
+void lm__dest_pending_drop(struct dest_pending *p);
 void *lm__dest_rx_main(void *arg);
 void *lm__dest_installer_main(void *arg);
 

@@ -22,8 +22,12 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "util/bits.h"
+#include "util/clock.h"
 #include "net/dest_internal.h"
 #include "net/why.h"
 

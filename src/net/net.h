@@ -72,7 +72,7 @@ struct lm_net_dest_stats {
 	bool push_done, switched_over;
 };
 
-/* Listen and start accepting. -errno with lm_last_error() set. */
+/* Listen and start accepting. -errno with util_last_error() set. */
 int lm_net_dest_create(const struct lm_net_dest_config *c,
 		       struct lm_net_dest **out);
 /* The page source for (the first region of) the layout; owned by the dest,

@@ -27,7 +27,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/util.h"
+#include "util/clock.h"
+#include "util/error.h"
 #include "net/net.h"
 #include "net/sock.h"
 
@@ -222,7 +223,7 @@ int lm_net_proxy_create(const char *listen, const char *connect,
 	int err;
 
 	if (!p)
-		return lm_error(-ENOMEM, "proxy: out of memory");
+		return util_error(-ENOMEM, "proxy: out of memory");
 	p->rtt_ns = rtt_ns;
 	p->lfd = -1;
 	pthread_mutex_init(&p->lock, NULL);
@@ -235,7 +236,7 @@ int lm_net_proxy_create(const char *listen, const char *connect,
 		lm_net_addr_name(&p->listen);
 		err = -pthread_create(&p->accept_thread, NULL, accept_main, p);
 		if (err)
-			lm_error(err, "proxy: accept thread: %s",
+			util_error(err, "proxy: accept thread: %s",
 				 strerror(-err));
 	}
 	if (err) {

@@ -20,9 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "util/bits.h"
+#include "util/futex.h"
+#include "util/error.h"
 #include "net/dest_internal.h"
 #include "net/why.h"
 
@@ -439,12 +443,12 @@ int lm_net_dest_install_stored(struct lm_net_dest *d, unsigned i,
 
 	*installed = 0;
 	if (i >= d->layout.nr_regions)
-		return lm_error(-EINVAL, "net dest: region %u of %u", i,
+		return util_error(-EINVAL, "net dest: region %u of %u", i,
 				d->layout.nr_regions);
 	dr = &d->reg[i];
 	if (!atomic_load(&d->switched) || !dr->r || !dr->store ||
 	    dr->store != lm_region_alias(dr->r))
-		return lm_error(-EINVAL, "net dest: region %u: installing from "
+		return util_error(-EINVAL, "net dest: region %u: installing from "
 				"the store needs the switch-over and the "
 				"region's alias as its store", i);
 	p = dr->base / ps;
@@ -463,7 +467,7 @@ int lm_net_dest_install_stored(struct lm_net_dest *d, unsigned i,
 		p += n;
 	}
 	if (err)
-		return lm_error(err, "net dest: region %u: installing stored "
+		return util_error(err, "net dest: region %u: installing stored "
 				"pages: %s", i, lm_last_error());
 	return 0;
 }

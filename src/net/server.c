@@ -1,6 +1,7 @@
 /*
  * server.c - the source side: the page server that migrates a memory
- * image to a destination.
+ * image to a destination. This file sets it up, connects, runs the
+ * pre-copy rounds and the switch-over; serve.c is post-copy.
  *
  * It dials the destination: a control connection first (HELLO, WELCOME),
  * then the urgent connections the destination asked for. Pre-copy rounds
@@ -25,62 +26,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/util.h"
-#include "net/net.h"
-#include "net/sock.h"
+#include "util/bits.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "net/server_internal.h"
 
-#define BUF_BYTES (LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD)
-#define BATCH_BYTES (256u << 10)
-#define WHY_LEN 256
-#define PUSH_NICE 10
-
-struct urgent {
-	struct lm_net_server *s;
-	unsigned i;
-	pthread_t thread;
-	uint8_t *rx, *tx;
-	struct lm_net_lz4_hint hint;
-};
-
-struct lm_net_server {
-	struct lm_net_layout layout;
-	const uint8_t *mem;
-	struct lm_net_addr to;
-	bool push, compress, resume;
-	int resume_timeout_ms, io_timeout_ms;
-	uint64_t session;
-	bool connected, switched, resumed_once;
-
-	_Atomic int ctl;
-	unsigned nr_urgent;
-	_Atomic int ufd[LM_NET_MAX_URGENT];
-	struct urgent u[LM_NET_MAX_URGENT];
-	pthread_t push_thread;
-
-	_Atomic uint64_t *sent;
-	_Atomic int demand_active;
-	_Atomic bool broken;
-	uint8_t *tx, *rx;
-	struct lm_net_lz4_hint hint;
-
-	struct {
-		_Atomic uint64_t demand_requests, demand_pages, push_pages;
-		_Atomic uint64_t precopy_pages, bytes_out, raw, zero, lz4;
-		_Atomic uint64_t resumes, push_ns;
-	} st;
-	pthread_mutex_t why_lock;
-	char why[WHY_LEN];
-};
-
-static void set_why(struct lm_net_server *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void set_why(struct lm_net_server *s, const char *fmt, ...)
+void server__set_why(struct lm_net_server *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -93,7 +51,7 @@ static void set_why(struct lm_net_server *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->why_lock);
 }
 
-static void shut_all(struct lm_net_server *s)
+void server__shut_all(struct lm_net_server *s)
 {
 	int fd = atomic_load(&s->ctl);
 
@@ -113,7 +71,7 @@ static void shut_all(struct lm_net_server *s)
  * closing can still be read: otherwise a finished migration would race
  * with the end of its own connections and look like a break.
  */
-static void broke(struct lm_net_server *s)
+void server__broke(struct lm_net_server *s)
 {
 	int fd = atomic_load(&s->ctl);
 
@@ -129,7 +87,7 @@ static void broke(struct lm_net_server *s)
 
 /* The destination gave up and said why: that is the reason, whichever
  * broken connection another thread noticed first. */
-static void peer_error(struct lm_net_server *s, const char *text)
+void server__peer_error(struct lm_net_server *s, const char *text)
 {
 	pthread_mutex_lock(&s->why_lock);
 	snprintf(s->why, sizeof(s->why), "the destination reports: %.200s",
@@ -143,7 +101,7 @@ static void peer_error(struct lm_net_server *s, const char *text)
  * destination giving up, and its reason is the real one: it replaces
  * whatever broken connection was noticed first.
  */
-static bool done_pending(struct lm_net_server *s, int fd)
+bool server__done_pending(struct lm_net_server *s, int fd)
 {
 	char why[WHY_LEN];
 
@@ -159,13 +117,13 @@ static bool done_pending(struct lm_net_server *s, int fd)
 		if (m.h.type == LM_NET_DONE)
 			return true;
 		if (m.h.type == LM_NET_ERROR) {
-			peer_error(s, m.u.error.text);
+			server__peer_error(s, m.u.error.text);
 			return false;
 		}
 	}
 }
 
-static void close_all(struct lm_net_server *s)
+void server__close_all(struct lm_net_server *s)
 {
 	int fd = atomic_exchange(&s->ctl, -1);
 
@@ -178,7 +136,7 @@ static void close_all(struct lm_net_server *s)
 	}
 }
 
-static void count_encodings(struct lm_net_server *s, const uint8_t *frame)
+void server__count_encodings(struct lm_net_server *s, const uint8_t *frame)
 {
 	const uint8_t *p = frame + LM_NET_HDR_SIZE;
 	uint32_t n = lm_get32(p + 8);
@@ -195,18 +153,6 @@ static void count_encodings(struct lm_net_server *s, const uint8_t *frame)
 				  memory_order_relaxed);
 }
 
-static void bit_set(_Atomic uint64_t *bm, uint64_t i)
-{
-	atomic_fetch_or_explicit(&bm[i / 64], 1ull << (i % 64),
-				 memory_order_relaxed);
-}
-
-static bool bit(_Atomic uint64_t *bm, uint64_t i)
-{
-	return atomic_load_explicit(&bm[i / 64], memory_order_relaxed) >>
-		       (i % 64) & 1;
-}
-
 int lm_net_server_create(const struct lm_net_server_config *c,
 			 struct lm_net_server **out)
 {
@@ -214,7 +160,7 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 	int err;
 
 	if (!s)
-		return lm_error(-ENOMEM, "page server: out of memory");
+		return util_error(-ENOMEM, "page server: out of memory");
 	s->layout = *c->layout;
 	s->mem = c->mem;
 	s->push = c->push;
@@ -238,7 +184,7 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 		if (s->tx == MAP_FAILED)
 			s->tx = NULL;
 		lm_net_server_destroy(s);
-		return lm_error(-ENOMEM, "page server: out of memory");
+		return util_error(-ENOMEM, "page server: out of memory");
 	}
 	err = lm_net_addr_parse(c->to, &s->to);
 	if (err) {
@@ -249,7 +195,7 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 	return 0;
 }
 
-static int send_frame(struct lm_net_server *s, int fd, const uint8_t *buf,
+int server__send_frame(struct lm_net_server *s, int fd, const uint8_t *buf,
 		      size_t len)
 {
 	return lm_net_send_all(fd, buf, len,
@@ -273,23 +219,23 @@ static int recv_have(struct lm_net_server *s, int fd)
 					    why, sizeof(why));
 
 		if (err)
-			return lm_error(err, "resuming with %s: %s", s->to.text,
+			return util_error(err, "resuming with %s: %s", s->to.text,
 					err == -EPROTO ? why : strerror(-err));
 		if (m.h.type != LM_NET_HAVE || m.u.bitmap.first != covered)
-			return lm_error(-EPROTO, "resuming with %s: expected "
+			return util_error(-EPROTO, "resuming with %s: expected "
 					"HAVE from page %llu, got %s",
 					s->to.text,
 					(unsigned long long)covered,
 					lm_net_type_name(m.h.type));
 		for (uint64_t i = 0; i < m.u.bitmap.nbits; i++)
 			if (m.u.bitmap.bits[i / 8] >> (i % 8) & 1)
-				bit_set(s->sent, m.u.bitmap.first + i);
+				server__bit_set(s->sent, m.u.bitmap.first + i);
 		covered += m.u.bitmap.nbits;
 	}
 	return 0;
 }
 
-static int handshake(struct lm_net_server *s, bool resume)
+int server__handshake(struct lm_net_server *s, bool resume)
 {
 	struct lm_net_hello hi = { .session = s->session,
 				   .role = LM_NET_ROLE_CONTROL,
@@ -303,7 +249,7 @@ static int handshake(struct lm_net_server *s, bool resume)
 	if (fd < 0)
 		return fd;
 	atomic_store(&s->ctl, fd);
-	err = send_frame(s, fd, buf, lm_net_enc_hello(
+	err = server__send_frame(s, fd, buf, lm_net_enc_hello(
 		buf, resume ? LM_NET_HELLO_RESUME : 0, &hi));
 	if (!err)
 		err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
@@ -311,19 +257,19 @@ static int handshake(struct lm_net_server *s, bool resume)
 					lm_net_deadline_ms(s->io_timeout_ms),
 					why, sizeof(why));
 	if (err)
-		return lm_error(err, "handshake with %s: %s", s->to.text,
+		return util_error(err, "handshake with %s: %s", s->to.text,
 				err == -EPROTO ? why
 				: err == -ECONNRESET ? "connection closed"
 						     : strerror(-err));
 	if (m.h.type == LM_NET_ERROR)
-		return lm_error(-ECONNREFUSED, "%s refused us: %s", s->to.text,
+		return util_error(-ECONNREFUSED, "%s refused us: %s", s->to.text,
 				m.u.error.text);
 	if (m.h.type != LM_NET_WELCOME)
-		return lm_error(-EPROTO, "handshake with %s: expected WELCOME, "
+		return util_error(-EPROTO, "handshake with %s: expected WELCOME, "
 				"got %s", s->to.text,
 				lm_net_type_name(m.h.type));
 	if (resume && !m.u.welcome.resumed)
-		return lm_error(-ESTALE, "%s no longer knows session %016llx: "
+		return util_error(-ESTALE, "%s no longer knows session %016llx: "
 				"it cannot be resumed", s->to.text,
 				(unsigned long long)s->session);
 	if (m.u.welcome.resumed && (err = recv_have(s, fd)))
@@ -336,9 +282,9 @@ static int handshake(struct lm_net_server *s, bool resume)
 		if (fd < 0)
 			return fd;
 		atomic_store(&s->ufd[i], fd);
-		err = send_frame(s, fd, buf, lm_net_enc_hello(buf, 0, &hi));
+		err = server__send_frame(s, fd, buf, lm_net_enc_hello(buf, 0, &hi));
 		if (err)
-			return lm_error(err, "urgent connection %u to %s: %s",
+			return util_error(err, "urgent connection %u to %s: %s",
 					i, s->to.text, strerror(-err));
 	}
 	atomic_store(&s->broken, false);
@@ -348,15 +294,15 @@ static int handshake(struct lm_net_server *s, bool resume)
 
 int lm_net_server_connect(struct lm_net_server *s)
 {
-	int err = handshake(s, false);
+	int err = server__handshake(s, false);
 
 	if (err)
-		close_all(s);
+		server__close_all(s);
 	return err;
 }
 
 /* Pages [first, first + n) as frames of at most BATCH_BYTES. */
-static int send_run(struct lm_net_server *s, int fd, unsigned type,
+int server__send_run(struct lm_net_server *s, int fd, unsigned type,
 		    uint64_t first, uint64_t n, struct lm_net_lz4_hint *hint)
 {
 	uint64_t per = LM_MAX(1, BATCH_BYTES / s->layout.page_size);
@@ -367,11 +313,11 @@ static int send_run(struct lm_net_server *s, int fd, unsigned type,
 					      s->mem,
 					      first * s->layout.page_size, k,
 					      hint);
-		int err = send_frame(s, fd, s->tx, len);
+		int err = server__send_frame(s, fd, s->tx, len);
 
 		if (err)
 			return err;
-		count_encodings(s, s->tx);
+		server__count_encodings(s, s->tx);
 		/* per frame, so a long round shows its progress */
 		if (type == LM_NET_PRECOPY)
 			atomic_fetch_add(&s->st.precopy_pages, k);
@@ -401,15 +347,15 @@ static int round_stored(struct lm_net_server *s, int fd)
 				    why, sizeof(why));
 
 	if (err == -EPROTO)
-		return lm_error(err, "pre-copy to %s: %s", s->to.text, why);
+		return util_error(err, "pre-copy to %s: %s", s->to.text, why);
 	if (err)
-		return lm_error(err, "pre-copy to %s: waiting for the round to be stored: %s",
+		return util_error(err, "pre-copy to %s: waiting for the round to be stored: %s",
 				s->to.text, strerror(-err));
 	if (m.h.type == LM_NET_ERROR)
-		return lm_error(-ECONNABORTED, "pre-copy to %s: the destination reports: %s",
+		return util_error(-ECONNABORTED, "pre-copy to %s: the destination reports: %s",
 				s->to.text, m.u.error.text);
 	if (m.h.type != LM_NET_LIST_DONE || m.u.done.phase != LM_NET_PHASE_PRECOPY)
-		return lm_error(-EPROTO, "pre-copy to %s: expected the destination's LIST_DONE for the round, got %s",
+		return util_error(-EPROTO, "pre-copy to %s: expected the destination's LIST_DONE for the round, got %s",
 				s->to.text, lm_net_type_name(m.h.type));
 	return 0;
 }
@@ -422,7 +368,7 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 	int err = 0;
 
 	if (!s->connected || s->switched)
-		return lm_error(-EINVAL, "pre-copy to %s: %s", s->to.text,
+		return util_error(-EINVAL, "pre-copy to %s: %s", s->to.text,
 				s->switched ? "after switch-over"
 					    : "not connected");
 	for (uint64_t p = 0; p < np && !err;) {
@@ -432,19 +378,19 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 						 ((p + n) % 64) & 1))
 			n++;
 		if (n) {
-			err = send_run(s, fd, LM_NET_PRECOPY, p, n,
+			err = server__send_run(s, fd, LM_NET_PRECOPY, p, n,
 				       s->compress ? &s->hint : NULL);
 			for (uint64_t i = p; i < p + n; i++)
-				bit_set(s->sent, i);
+				server__bit_set(s->sent, i);
 			sent += n;
 		}
 		p += n + 1;
 	}
 	if (!err)
-		err = send_frame(s, fd, buf, lm_net_enc_done(
+		err = server__send_frame(s, fd, buf, lm_net_enc_done(
 			buf, LM_NET_PHASE_PRECOPY, sent));
 	if (err)
-		return lm_error(err, "pre-copy to %s: %s", s->to.text,
+		return util_error(err, "pre-copy to %s: %s", s->to.text,
 				strerror(-err));
 	return round_stored(s, fd);
 }
@@ -458,16 +404,16 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 	int err = 0;
 
 	if (!s->connected || s->switched)
-		return lm_error(-EINVAL, "switch-over to %s: %s", s->to.text,
+		return util_error(-EINVAL, "switch-over to %s: %s", s->to.text,
 				s->switched ? "done already" : "not connected");
 	if (nr_vcpus > 4096)
-		return lm_error(-EINVAL, "switch-over: %u vCPUs, at most 4096",
+		return util_error(-EINVAL, "switch-over: %u vCPUs, at most 4096",
 				nr_vcpus);
 	for (uint64_t first = 0; dirty && first < np && !err;
 	     first += LM_NET_MAX_BITMAP_BITS) {
 		uint64_t nb = LM_MIN(np - first, LM_NET_MAX_BITMAP_BITS);
 
-		err = send_frame(s, fd, s->tx, lm_net_enc_bitmap(
+		err = server__send_frame(s, fd, s->tx, lm_net_enc_bitmap(
 			s->tx, LM_NET_DIRTY, first, nb, dirty));
 		for (uint64_t i = first; i < first + nb; i++)
 			if (dirty[i / 64] >> (i % 64) & 1)
@@ -476,238 +422,20 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 	}
 	for (unsigned v = 0; v < nr_vcpus && !err; v++) {
 		if (blob_len[v] > LM_NET_MAX_BLOB)
-			return lm_error(-EINVAL, "switch-over: vCPU %u state "
+			return util_error(-EINVAL, "switch-over: vCPU %u state "
 					"of %u bytes, at most %u", v,
 					blob_len[v], LM_NET_MAX_BLOB);
-		err = send_frame(s, fd, s->tx, lm_net_enc_vcpu(
+		err = server__send_frame(s, fd, s->tx, lm_net_enc_vcpu(
 			s->tx, v, blobs[v], blob_len[v]));
 	}
 	if (!err)
-		err = send_frame(s, fd, s->tx,
+		err = server__send_frame(s, fd, s->tx,
 				 lm_net_enc_switchover(s->tx, nr_vcpus));
 	if (err)
-		return lm_error(err, "switch-over to %s: %s", s->to.text,
+		return util_error(err, "switch-over to %s: %s", s->to.text,
 				strerror(-err));
 	s->switched = true;
 	return 0;
-}
-
-static void *urgent_main(void *arg)
-{
-	struct urgent *u = arg;
-	struct lm_net_server *s = u->s;
-	int fd = atomic_load(&s->ufd[u->i]);
-	char why[WHY_LEN];
-
-	while (!atomic_load(&s->broken)) {
-		struct lm_net_msg m;
-		size_t len;
-		int err = lm_net_recv_frame(fd, u->rx, LM_NET_HDR_SIZE + 64,
-					    &s->layout, &m, UINT64_MAX, why,
-					    sizeof(why));
-
-		if (!err && m.h.type != LM_NET_DEMAND_REQ) {
-			snprintf(why, sizeof(why), "unexpected %s on urgent "
-				 "connection %u", lm_net_type_name(m.h.type),
-				 u->i);
-			err = -EPROTO;
-		}
-		if (err) {
-			if (err == -EPROTO)
-				lm_net_send_error(fd, EPROTO, why);
-			if (!atomic_load(&s->broken))
-				set_why(s, "urgent connection %u: %s", u->i,
-					err == -EPROTO ? why
-					: err == -ECONNRESET
-						? "closed by the destination"
-						: strerror(-err));
-			break;
-		}
-		atomic_fetch_add(&s->demand_active, 1);
-		len = lm_net_enc_pages(u->tx, LM_NET_DEMAND_REPLY, m.h.seq,
-				       &s->layout, s->mem, m.u.req.off,
-				       m.u.req.len / (uint32_t)s->layout.page_size,
-				       s->compress ? &u->hint : NULL);
-		err = send_frame(s, fd, u->tx, len);
-		atomic_fetch_sub(&s->demand_active, 1);
-		if (err) {
-			set_why(s, "urgent connection %u: %s", u->i,
-				strerror(-err));
-			break;
-		}
-		count_encodings(s, u->tx);
-		for (uint64_t p = m.u.req.off / s->layout.page_size;
-		     p < (m.u.req.off + m.u.req.len) / s->layout.page_size; p++)
-			bit_set(s->sent, p);
-		atomic_fetch_add(&s->st.demand_requests, 1);
-		atomic_fetch_add(&s->st.demand_pages,
-				 m.u.req.len / s->layout.page_size);
-	}
-	broke(s);
-	return NULL;
-}
-
-static void *push_main(void *arg)
-{
-	struct lm_net_server *s = arg;
-	uint64_t np = s->layout.nr_pages, pushed = 0, t0 = lm_now_ns();
-	uint64_t per = LM_MAX(1, BATCH_BYTES / s->layout.page_size);
-	int fd = atomic_load(&s->ctl);
-	uint8_t done[LM_NET_HDR_SIZE + 16];
-	int err = 0;
-
-	/* Below the urgent threads: demand first on our CPUs too. */
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PUSH_NICE);
-	for (uint64_t p = 0; p < np && !err && !atomic_load(&s->broken);) {
-		uint64_t n = 0;
-
-		/* Demand first: stay off the CPU and the wire meanwhile. */
-		while (atomic_load(&s->demand_active) > 0 &&
-		       !atomic_load(&s->broken))
-			sched_yield();
-		while (p < np && bit(s->sent, p))
-			p++;
-		while (p + n < np && n < per && !bit(s->sent, p + n)) {
-			bit_set(s->sent, p + n);
-			n++;
-		}
-		if (!n)
-			break;
-		err = send_run(s, fd, LM_NET_PUSH, p, n,
-			       s->compress ? &s->hint : NULL);
-		pushed += n;
-		p += n;
-	}
-	if (!err && !atomic_load(&s->broken))
-		err = send_frame(s, fd, done, lm_net_enc_done(
-			done, LM_NET_PHASE_PUSH, pushed));
-	atomic_fetch_add(&s->st.push_pages, pushed);
-	atomic_fetch_add(&s->st.push_ns, lm_now_ns() - t0);
-	if (err) {
-		if (!atomic_load(&s->broken))
-			set_why(s, "push to %s: %s", s->to.text,
-				strerror(-err));
-		broke(s);
-	}
-	return NULL;
-}
-
-/* Run post-copy on the current connections until DONE or a break. */
-static int serve_once(struct lm_net_server *s)
-{
-	unsigned started = 0;
-	bool pushing = false;
-	char why[WHY_LEN];
-	int fd = atomic_load(&s->ctl), rc = -EPIPE;
-
-	for (unsigned i = 0; i < s->nr_urgent; i++) {
-		struct urgent *u = &s->u[i];
-
-		u->s = s;
-		u->i = i;
-		if (!u->rx)
-			u->rx = malloc(LM_NET_HDR_SIZE + 64);
-		if (!u->tx) {
-			u->tx = mmap(NULL, BUF_BYTES, PROT_READ | PROT_WRITE,
-				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (u->tx == MAP_FAILED)
-				u->tx = NULL;
-		}
-		if (!u->rx || !u->tx ||
-		    pthread_create(&u->thread, NULL, urgent_main, u)) {
-			set_why(s, "page server: cannot start urgent thread");
-			broke(s);
-			break;
-		}
-		started++;
-	}
-	if (s->push && !atomic_load(&s->broken))
-		pushing = !pthread_create(&s->push_thread, NULL, push_main, s);
-	while (!atomic_load(&s->broken)) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		struct lm_net_msg m;
-		int err;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
-					&s->layout, &m,
-					lm_net_deadline_ms(s->io_timeout_ms),
-					why, sizeof(why));
-		if (!err && m.h.type == LM_NET_DONE) {
-			rc = 0;
-			break;
-		}
-		if (!err && m.h.type == LM_NET_ERROR)
-			peer_error(s, m.u.error.text);
-		else if (!err)
-			set_why(s, "unexpected %s from the destination",
-				lm_net_type_name(m.h.type));
-		else
-			set_why(s, "control connection: %s",
-				err == -EPROTO ? why
-				: err == -ECONNRESET ? "closed by the "
-						       "destination"
-						     : strerror(-err));
-		if (err == -EPROTO)
-			lm_net_send_error(fd, EPROTO, why);
-		break;
-	}
-	broke(s);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(s->u[i].thread, NULL);
-	if (pushing)
-		pthread_join(s->push_thread, NULL);
-	if (rc && done_pending(s, fd))
-		rc = 0;
-	close_all(s);
-	s->connected = false;
-	return rc;
-}
-
-int lm_net_server_serve(struct lm_net_server *s)
-{
-	uint8_t buf[LM_NET_HDR_SIZE + 8];
-	int err;
-
-	if (!s->connected)
-		return lm_error(-ENOTCONN, "page server: not connected");
-	if (!s->switched) {
-		err = send_frame(s, atomic_load(&s->ctl), buf,
-				 lm_net_enc_switchover(buf, 0));
-		if (err)
-			return lm_error(err, "switch-over to %s: %s",
-					s->to.text, strerror(-err));
-		s->switched = true;
-	}
-	for (;;) {
-		uint64_t deadline;
-
-		if (serve_once(s) == 0)
-			return 0;
-		if (!s->resume)
-			return lm_error(-EPIPE, "post-copy to %s broke: %s",
-					s->to.text, s->why);
-		deadline = lm_net_deadline_ms(s->resume_timeout_ms);
-		do {
-			usleep(100000);
-			pthread_mutex_lock(&s->why_lock);
-			s->why[0] = '\0';
-			pthread_mutex_unlock(&s->why_lock);
-			err = handshake(s, true);
-			if (err)
-				close_all(s);
-		} while (err && err != -ESTALE && err != -ECONNREFUSED &&
-			 lm_now_ns() < deadline);
-		if (err)
-			return err;
-		atomic_fetch_add(&s->st.resumes, 1);
-	}
-}
-
-void lm_net_server_cut(struct lm_net_server *s)
-{
-	shut_all(s);
 }
 
 void lm_net_server_stats(struct lm_net_server *s,
@@ -729,7 +457,7 @@ void lm_net_server_destroy(struct lm_net_server *s)
 {
 	if (!s)
 		return;
-	close_all(s);
+	server__close_all(s);
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
 		free(s->u[i].rx);
 		if (s->u[i].tx)

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/util.h"
+#include "util/clock.h"
+#include "util/error.h"
 #include "net/sock.h"
 #include "net/why.h"
 
@@ -31,18 +32,18 @@ int lm_net_addr_parse(const char *s, struct lm_net_addr *a)
 	memset(a, 0, sizeof(*a));
 	snprintf(a->text, sizeof(a->text), "%s", s);
 	if (strlen(s) >= sizeof(host))
-		return lm_error(-EINVAL, "address '%s' is too long", s);
+		return util_error(-EINVAL, "address '%s' is too long", s);
 	snprintf(host, sizeof(host), "%s", s);
 	port = strrchr(host, ':');
 	if (!port || port == host || !port[1])
-		return lm_error(-EINVAL, "address '%s': expected HOST:PORT",
+		return util_error(-EINVAL, "address '%s': expected HOST:PORT",
 				s);
 	*port++ = '\0';
 	if (host[0] == '[') {
 		size_t n = strlen(host);
 
 		if (host[n - 1] != ']')
-			return lm_error(-EINVAL, "address '%s': expected "
+			return util_error(-EINVAL, "address '%s': expected "
 					"[IPv6]:PORT", s);
 		host[n - 1] = '\0';
 		memmove(host, host + 1, n - 1);
@@ -50,7 +51,7 @@ int lm_net_addr_parse(const char *s, struct lm_net_addr *a)
 	hints.ai_flags = AI_NUMERICSERV;
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc)
-		return lm_error(-EINVAL, "address '%s': %s", s,
+		return util_error(-EINVAL, "address '%s': %s", s,
 				gai_strerror(rc));
 	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
 	a->len = res->ai_addrlen;
@@ -71,7 +72,7 @@ int lm_net_listen(struct lm_net_addr *a, int *fd_out)
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		return lm_error(-errno, "socket for %s: %s", a->text,
+		return util_error(-errno, "socket for %s: %s", a->text,
 				strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&a->ss, a->len) < 0 ||
@@ -79,7 +80,7 @@ int lm_net_listen(struct lm_net_addr *a, int *fd_out)
 		int err = -errno;
 
 		close(fd);
-		return lm_error(err, "cannot listen on %s: %s", a->text,
+		return util_error(err, "cannot listen on %s: %s", a->text,
 				strerror(-err));
 	}
 	a->len = sizeof(a->ss);
@@ -96,7 +97,7 @@ int lm_net_dial(const struct lm_net_addr *a, int timeout_ms)
 	socklen_t el = sizeof(err);
 
 	if (fd < 0)
-		return lm_error(-errno, "socket for %s: %s", a->text,
+		return util_error(-errno, "socket for %s: %s", a->text,
 				strerror(errno));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
@@ -121,7 +122,7 @@ int lm_net_dial(const struct lm_net_addr *a, int timeout_ms)
 	return fd;
 fail:
 	close(fd);
-	return lm_error(err, "cannot connect to %s: %s", a->text,
+	return util_error(err, "cannot connect to %s: %s", a->text,
 			strerror(-err));
 }
 

@@ -22,7 +22,7 @@ struct lm_net_addr {
 	char text[128];		/* as given, for messages */
 };
 
-/* "host:port" or "[v6]:port". -EINVAL with lm_last_error() set. */
+/* "host:port" or "[v6]:port". -EINVAL with util_last_error() set. */
 int lm_net_addr_parse(const char *s, struct lm_net_addr *a);
 /* A listening socket (SO_REUSEADDR); port 0 picks one, written back. */
 int lm_net_listen(struct lm_net_addr *a, int *fd_out);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include <lazymem/error.h>
-#include "core/util.h"
+#include "core/error.h"
 #include "snapshot/snapshot_internal.h"
 
 int lm__snap_path(char *buf, size_t len, const char *dir, const char *name)

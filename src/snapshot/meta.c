@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include <lazymem/snapshot.h>
-#include "core/util.h"
+#include "core/error.h"
 #include "snapshot/snapshot_internal.h"
 
 #define MAX_MEM (1ull << 40)

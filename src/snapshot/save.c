@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "core/util.h"
+#include "core/error.h"
 #include "snapshot/snapshot_internal.h"
 
 #define RUN_BYTES (1u << 20)

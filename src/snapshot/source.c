@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <xxhash.h>
 
-#include "core/util.h"
+#include "core/error.h"
 #include "snapshot/snapshot_internal.h"
 
 struct snap_source {

@@ -9,7 +9,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "core/util.h"
+#include "core/error.h"
+#include "util/bits.h"
 #include "snapshot/snapshot_internal.h"
 
 #define CHUNK (4u << 20)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include <lazymem/source.h>
-#include "core/util.h"
+#include "core/error.h"
 
 struct failing_source {
 	struct lm_source base;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include <lazymem/source.h>
-#include "core/util.h"
+#include "core/error.h"
 
 #define BLOCK_SHIFT 12
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include <lazymem/source.h>
-#include "core/util.h"
+#include "core/error.h"
 
 struct memory_source {
 	struct lm_source base;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include <lazymem/source.h>
-#include "core/util.h"
+#include "core/error.h"
 
 struct slice_source {
 	struct lm_source base;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include <lazymem/source.h>
-#include "core/util.h"
+#include "core/error.h"
 
 static int zero_read(struct lm_source *s, uint64_t off, void *dst, size_t len)
 {
