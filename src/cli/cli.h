@@ -63,6 +63,14 @@ void cli_touch_start(struct cli_toucher *t, unsigned nthreads, uint8_t *base,
 		     uint64_t size, uint64_t page_size);
 void cli_touch_join(struct cli_toucher *t, unsigned nthreads);
 
+/* `lazymem demo` without KVM (cmd_demo_threads.c): the same four steps
+ * on nthreads plain threads, the snapshot in dir. 0 when every check
+ * passed, else 1 with the reason on stderr. */
+int cli_demo_threads(const char *dir, uint64_t mem, unsigned nthreads);
+/* Flip one bit of the byte at off of dir/memory.img (cmd_demo.c): the
+ * demo's corrupt page. 0, or 1 with the reason on stderr. */
+int cli_demo_flip_bit(const char *dir, uint64_t off);
+
 /* A progress callback: arg is what is being done ("save", ...). */
 void cli_progress(uint64_t done, uint64_t total, void *arg);
 
