@@ -431,6 +431,7 @@ out:
 static void restore_row(const struct restore *rs, struct row *row)
 {
 	double run_s = (double)(rs->t_end - rs->t_start) / 1e9;
+	char p50[32] = "";
 
 	row->seconds = (double)(rs->t_end - rs->t_call) / 1e9;
 	row->first_ms = rs->first_ns == UINT64_MAX ? -1 :
@@ -443,13 +444,15 @@ static void restore_row(const struct restore *rs, struct row *row)
 		printf("  prefetched %llu pages in %.3f s before the threads "
 		       "started\n", (unsigned long long)row->prefetched,
 		       (double)rs->prefetch_ns / 1e9);
+	if (rs->st.lat_count)
+		snprintf(p50, sizeof(p50), " (p50 %.1f us)",
+			 (double)rs->st.lat_p50_ns / 1e3);
 	printf("  first access %.2f ms after the restore call; done at "
-	       "%.3f s; %llu faults resolved by the threads themselves "
-	       "(p50 %.1f us), %llu pages prefetched; %llu pages touched "
-	       "(%llu pages/s); %llu words checked: %s\n",
+	       "%.3f s; %llu faults resolved by the threads themselves%s, "
+	       "%llu pages prefetched; %llu pages touched (%llu pages/s); "
+	       "%llu words checked: %s\n",
 	       row->first_ms, row->seconds,
-	       (unsigned long long)row->faults,
-	       (double)rs->st.lat_p50_ns / 1e3,
+	       (unsigned long long)row->faults, p50,
 	       (unsigned long long)row->prefetched,
 	       (unsigned long long)rs->touched,
 	       (unsigned long long)row->pages_per_s,
@@ -582,8 +585,8 @@ static void print_table(const struct row *rows, int n)
 {
 	printf("\n%-22s %9s %13s %11s %11s %10s  %s\n", "step", "time",
 	       "first access", "faults on", "pages", "pages/s", "verified");
-	printf("%-22s %9s %13s %11s %11s %10s\n", "", "", "", "threads",
-	       "prefetched", "");
+	printf("%-22s %9s %13s %11s %11s\n", "", "", "", "threads",
+	       "prefetched");
 	for (int i = 0; i < n; i++) {
 		char first[16] = "-", faults[24] = "-", pf[24] = "-",
 		     rate[24] = "-";
