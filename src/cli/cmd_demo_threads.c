@@ -359,8 +359,8 @@ static int run_restore(const struct tdemo *d, struct restore *rs)
 			goto out;
 		}
 	}
-
 	rs->prefetch_ns = lm_now_ns() - rs->prefetch_ns;
+
 	for (unsigned i = 0; i < d->nthreads; i++) {
 		uint64_t first = d->pages * i / d->nthreads;
 		uint64_t n = d->pages * (i + 1) / d->nthreads - first;
@@ -403,12 +403,10 @@ static int run_restore(const struct tdemo *d, struct restore *rs)
 		if (w[i].mismatches && !rs->mismatches)
 			rs->bad_word = w[i].bad_off;
 		rs->mismatches += w[i].mismatches;
-		if (w[i].failed) {
-			if (!rs->failed_threads++) {
-				rs->failed_thread = i;
-				rs->fail_off = w[i].fail_off;
-				rs->fail_err = w[i].fail_err;
-			}
+		if (w[i].failed && !rs->failed_threads++) {
+			rs->failed_thread = i;
+			rs->fail_off = w[i].fail_off;
+			rs->fail_err = w[i].fail_err;
 		}
 	}
 	if (rs->record) {
