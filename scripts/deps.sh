@@ -22,6 +22,8 @@ set -euo pipefail
 declare -A group
 group[build]="
   gcc                # the compiler (gnu11)
+  libc6-dev          # the C library's headers (gcc only recommends it)
+  linux-libc-dev     # the kernel's uapi headers: userfaultfd.h, kvm.h
   binutils           # objcopy, for the guest images; nm
   meson ninja-build pkg-config
   python3            # meson itself; guest image embedding

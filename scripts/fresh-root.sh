@@ -38,7 +38,7 @@ for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
   if [ -s "$f" ] && grep -qE '^[^#]*(URIs:|deb )' "$f"; then sources=$f; break; fi
 done
 mirror_desc=${sources:-http://deb.debian.org/debian}
-mirror_desc=$(grep -m1 -oE '(https?|file)://[^ ]+' "$mirror_desc" 2>/dev/null || echo "$mirror_desc")
+mirror_desc=$(sed 's/#.*//' "$mirror_desc" 2>/dev/null | grep -m1 -oE '(https?|file)://[^ ]+' || echo "$mirror_desc")
 
 cache=${LAZYMEM_FRESH_ROOT_CACHE:-/var/cache/lazymem/fresh-root}
 [ "$cache" = none ] && cache=

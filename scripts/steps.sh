@@ -16,6 +16,14 @@ step() {  # log name, command...
     echo "--- last 30 lines of $log:" >&2
     tail -n 30 "$log" >&2
     echo "--- (whole log: $log)" >&2
+    # meson's own log says why a check failed (a compiler that cannot
+    # link, a missing dependency): its tail too
+    local mlog
+    mlog=$(sed -n 's/^A full log can be found at \(.*\)$/\1/p' "$log" | tail -n 1)
+    if [ -n "$mlog" ] && [ -f "$mlog" ]; then
+      echo "--- last 30 lines of $mlog:" >&2
+      tail -n 30 "$mlog" >&2
+    fi
     return 1
   fi
 }
