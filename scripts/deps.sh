@@ -35,6 +35,7 @@ group[test]="
   libcmocka-dev      # the unit and integration tests
   clang libclang-rt-14-dev  # libFuzzer for the fuzz campaign; a second compiler's warnings
   iproute2           # ip and ss: network namespaces for the two-host tests
+  mawk               # awk in tests/pkgconfig.sh (not Essential)
   python3            # JSON checks in the script tests; the test summary
 "
 group[package]="
@@ -48,6 +49,8 @@ group[plot]="
 group[fresh-root]="
   mmdebstrap         # builds the minimal Debian root
   git                # the clean clone copied into it
+  mount              # mount and umount of /dev, /proc, /sys, /run in it (not Essential)
+  mawk               # awk, to find what is mounted under the root
 "
 group[bench]="
   linux-perf         # perf record / perf stat, the profiles in docs/benchmarks.md and docs/kvm.md

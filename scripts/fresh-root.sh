@@ -138,11 +138,19 @@ inside() {  # command line, run by bash in the tree inside the root
 }
 t3=$(date +%s)
 say "inside the root: ./scripts/demo.sh"
-if ! inside ./scripts/demo.sh; then
-  say "./scripts/demo.sh failed in the fresh root"; exit 1
+if ! inside './scripts/demo.sh 2>&1' | tee "$log.demo"; then
+  # without /dev/kvm (a host that is itself a guest without nested KVM)
+  # the demo cannot boot its VM; its build is still proven, and the test
+  # suite skips its KVM tests with that reason
+  if [ ! -e /dev/kvm ] && grep -q "/dev/kvm is not usable" "$log.demo"; then
+    say "demo.sh built lazymem; its VM run needs /dev/kvm, which this host lacks"
+  else
+    rm -f "$log.demo"; say "./scripts/demo.sh failed in the fresh root"; exit 1
+  fi
 fi
+rm -f "$log.demo"
 t4=$(date +%s)
-say "demo.sh passed in $((t4 - t3)) s; inside the root: ./scripts/test.sh"
+say "demo.sh done in $((t4 - t3)) s; inside the root: ./scripts/test.sh"
 cache_mb1=$(cache_size)
 say "so far: $((t4 - t0)) s; .deb cache $cache_mb0 -> $cache_mb1 MiB${cache:+ ($cache)}"
 # test.sh's summary must stay the last line: hold each line back by one,
