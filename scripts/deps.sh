@@ -36,6 +36,7 @@ group[test]="
   clang libclang-rt-14-dev  # libFuzzer for the fuzz campaign; a second compiler's warnings
   iproute2           # ip and ss: network namespaces for the two-host tests
   mawk               # awk in tests/pkgconfig.sh (not Essential)
+  procps             # kill(1), run by xargs in the net tests' clean-up traps
   python3            # JSON checks in the script tests; the test summary
 "
 group[package]="

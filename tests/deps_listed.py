@@ -242,30 +242,63 @@ def strip_heredocs(text):
                 end = None
             continue
         out.append(line)
-        m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
+        m = re.search(r"<<-?\s*(['\"]?)([A-Za-z_]\w*)\1", line)
         if m and "<<<" not in line:
-            end = m.group(1)
+            end = m.group(2)
     return "\n".join(out) + "\n"
+
+
+def strip_comments(text):
+    """Shell comments out, quotes minded: a # starts one only outside
+    quotes, after a blank or an operator (not ${#x} nor $#)."""
+    out, q, i = [], None, 0
+    while i < len(text):
+        c = text[i]
+        if q is None and c == "#" and (i == 0 or text[i - 1] in " \t\n;&|()"):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        if c == "\\" and q != "'" and i + 1 < len(text):
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if c in "'\"" and q in (None, c):
+            q = None if q == c else c
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+OPERATOR = re.compile(r"\|\||&&|;;|>>|<<<|<<|>&|<&|&>|[;&|()<>\n]")
 
 
 def tokens(text):
     text = re.sub(r"\\\n", " ", text)                 # line continuations
+    text = strip_comments(text)
     text = re.sub(r"\$?\(\(.*?\)\)", " 0 ", text)     # arithmetic
     lex = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>\n")
     lex.whitespace = " \t\r"
-    lex.commenters = "#"
-    lex.wordchars += "$:%@,+[]{}^!"  # keep words whole
+    lex.commenters = ""
+    lex.wordchars += "$:%@,+[]{}^!#"  # keep words whole
     try:
-        return list(lex)
-    except ValueError:
+        toks = list(lex)
+    except ValueError as e:
+        print(f"note: cannot read this shell text ({e}): {text[:60]!r}")
         return []
+    out = []
+    for t in toks:  # shlex runs operators together: ");" is ")" ";"
+        if re.fullmatch(r"[;&|()<>\n]+", t):
+            out += OPERATOR.findall(t)
+        else:
+            out.append(t)
+    return out
 
 
 def commands(text, functions):
     """The words in command position, recursing into `bash -c STRING`."""
     found = []
     toks = tokens(text)
-    at_cmd, skip = True, 0
+    at_cmd, skip, runner = True, 0, None
     i = 0
     while i < len(toks):
         t = toks[i]
@@ -278,7 +311,7 @@ def commands(text, functions):
             if not at_cmd:
                 i += 1  # the redirection's target
             else:
-                at_cmd, skip = True, 0
+                at_cmd, skip, runner = True, 0, None
             continue
         if not at_cmd:
             continue
@@ -295,6 +328,10 @@ def commands(text, functions):
             continue  # a runner's option (nice -n 10: the 10 is skipped below)
         if t.isdigit():
             continue
+        if t == "trap" and i < len(toks):  # the trap's command
+            found += commands(toks[i], functions)
+            at_cmd = False
+            continue
         if t in ("bash", "sh") and i + 1 < len(toks) and toks[i] == "-c":
             found.append(t)
             found += commands(toks[i + 1], functions)
@@ -308,11 +345,16 @@ def commands(text, functions):
         if t in RUNNERS:
             found.append(t)
             skip = RUNNERS[t]
+            runner = t
             if t == "command" and i < len(toks) and toks[i] == "-v":
                 at_cmd = False
             continue
-        if NAME.fullmatch(t) and t not in builtins and t not in functions:
-            found.append(t)
+        if NAME.fullmatch(t) and t not in functions and (
+                t not in builtins or runner in ("xargs", "nice", "env",
+                                                "timeout", "chroot", "sudo",
+                                                "setsid", "stdbuf")):
+            # (a builtin run by xargs, nice... is the program of that name)
+            found.append(t + "\0ext" if t in builtins else t)
         at_cmd = False
     return found
 
@@ -324,7 +366,9 @@ for sf in shell_files:
     functions |= {"check", "expect_error", "step", "setup", "compile", "fail",
                   "say", "die"}  # defined in the files they source
     for c in commands(text, functions):
-        if c in builtins or c in functions:
+        if c.endswith("\0ext"):
+            c = c[:-4]
+        elif c in builtins or c in functions:
             continue
         programs.setdefault(c, set()).add(rel(sf))
 
