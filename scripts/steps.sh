@@ -2,7 +2,7 @@
 # step with its output in a log, and when the step fails prints what failed,
 # the log's path and its last 30 lines, so that no failure is silent.
 # LAZYMEM_VERBOSE=1 sends the output to the terminal instead.
-lm_logdir=${LAZYMEM_LOGDIR:-build-logs}
+lm_logdir=${LAZYMEM_LOGDIR:-$PWD/build-logs}
 mkdir -p "$lm_logdir"
 step() {  # log name, command...
   local name=$1; shift
