@@ -17,6 +17,8 @@
 #   LAZYMEM_FRESH_ROOT_CACHE  .deb cache kept between runs (default
 #                             /var/cache/lazymem/fresh-root; "none": no cache)
 #   LAZYMEM_FRESH_ROOT_KEEP=1 keep the root after the run (it is unmounted)
+#   LAZYMEM_FRESH_ROOT_MIRROR another Debian mirror URI (default: the
+#                             machine's apt sources)
 #
 # /dev (recursively: /dev/kvm, /dev/shm, /dev/pts, /dev/hugepages), /proc
 # and /sys are bind-mounted into the root, /run is a fresh tmpfs (ip netns
@@ -37,8 +39,16 @@ sources=
 for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
   if [ -s "$f" ] && grep -qE '^[^#]*(URIs:|deb )' "$f"; then sources=$f; break; fi
 done
-mirror_desc=${sources:-http://deb.debian.org/debian}
-mirror_desc=$(sed 's/#.*//' "$mirror_desc" 2>/dev/null | grep -m1 -oE '(https?|file)://[^ ]+' || echo "$mirror_desc")
+if [ -n "${LAZYMEM_FRESH_ROOT_MIRROR:-}" ]; then
+  sources=$LAZYMEM_FRESH_ROOT_MIRROR   # a URI: mmdebstrap makes the line
+elif [ -z "$sources" ]; then
+  sources=http://deb.debian.org/debian
+fi
+if [ -f "$sources" ]; then
+  mirror_desc=$(sed 's/#.*//' "$sources" | grep -m1 -oE '(https?|file)://[^ ]+' || echo "$sources")
+else
+  mirror_desc=$sources
+fi
 
 cache=${LAZYMEM_FRESH_ROOT_CACHE:-/var/cache/lazymem/fresh-root}
 [ "$cache" = none ] && cache=
@@ -103,11 +113,14 @@ if [ -n "$cache" ]; then
 fi
 t1=$(date +%s)
 if ! mmdebstrap --mode=root --variant=apt --format=directory "${hooks[@]}" \
-       bookworm "$root" ${sources:+"$sources"} >"$log" 2>&1; then
-  why=$(grep -m1 -E '^(E|W): |error|Could not|Failed' "$log" || tail -n 1 "$log")
-  say "cannot build the Debian 12 root from $mirror_desc: ${why}"
+       bookworm "$root" "$sources" >"$log" 2>&1; then
+  why=$(grep -m1 -E '^E: ' "$log" || grep -m1 -E 'Could not|Failed|rror' "$log" \
+        || tail -n 1 "$log")
   echo "--- last 30 lines of $log:" >&2
   tail -n 30 "$log" >&2
+  echo "---" >&2
+  # the reason last, on one line: what CI shows
+  say "cannot build the Debian 12 root from $mirror_desc: ${why}"
   exit 1
 fi
 t2=$(date +%s)
