@@ -9,7 +9,9 @@
 # Their own scripts/deps.sh must install everything else. Exit status:
 # test.sh's (or demo.sh's when it fails); its last line is test.sh's.
 # scripts/test.sh runs this when CI=true; developers run it by hand
-# (as root).
+# (as root). `scripts/fresh-root.sh 'COMMAND'` runs COMMAND in the tree
+# inside the root instead (e.g. 'scripts/deps.sh build test', to time the
+# downloads alone).
 #
 # Environment:
 #   LAZYMEM_FRESH_ROOT_DIR    where to build the root (default: a new
@@ -150,6 +152,13 @@ inside() {  # command line, run by bash in the tree inside the root
     /bin/bash -c "cd /src/lazymem && $1"
 }
 t3=$(date +%s)
+if [ $# -gt 0 ]; then
+  say "inside the root: $*"
+  set +e; inside "$*"; rc=$?; set -e
+  say "exit $rc after $(( $(date +%s) - t3 )) s; total $(( $(date +%s) - t0 )) s;" \
+      ".deb cache $cache_mb0 -> $(cache_size) MiB"
+  exit $rc
+fi
 say "inside the root: ./scripts/demo.sh"
 if ! inside './scripts/demo.sh 2>&1' | tee "$log.demo"; then
   # without /dev/kvm (a host that is itself a guest without nested KVM)
