@@ -33,8 +33,11 @@ fi
 status=0
 failed_steps=()
 make_build() {  # dir, meson options...: set up and compile; 1 when either fails
-  local dir=$1
-  if setup "$@" && compile "$dir"; then return 0; fi
+  local dir=$1 t=$SECONDS
+  if setup "$@" && compile "$dir"; then
+    echo "   $dir built in $((SECONDS - t)) s"
+    return 0
+  fi
   failed_steps+=("$dir"); status=1; return 1
 }
 
@@ -44,6 +47,7 @@ run() {  # dir, suite args...
   local dir=$1; shift
   local log=$lm_logdir/test-$dir-$((runs + 1)).log
   echo "== tests in $dir $*"
+  local t=$SECONDS
   if ! meson test -C "$dir" --no-rebuild --print-errorlogs "$@" >"$log" 2>&1; then
     status=1
     grep -E '^ *[0-9]+/[0-9]+ ' "$log" || true
@@ -53,6 +57,7 @@ run() {  # dir, suite args...
   else
     grep -E '^ *[0-9]+/[0-9]+ ' "$log" || true
   fi
+  echo "   ran in $((SECONDS - t)) s"
   # each run rewrites testlog.json: keep every run's for the summary
   runs=$((runs + 1))
   [[ " ${ran[*]} " == *" $dir "* ]] || ran+=("$dir")
@@ -89,7 +94,9 @@ fi
 # A short libFuzzer campaign on the parsers (clang, ASan+UBSan): it also
 # builds the whole tree with a second compiler's warnings as errors.
 echo "== fuzzing (20 s per target)"
+t=$SECONDS
 ./scripts/fuzz.sh 20 || { status=1; failed_steps+=("fuzz"); }
+echo "   built and fuzzed in $((SECONDS - t)) s; test.sh so far $SECONDS s"
 
 if [ ${#failed_steps[@]} -gt 0 ]; then
   echo "failed steps (logs above): ${failed_steps[*]}"
