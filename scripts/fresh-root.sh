@@ -22,9 +22,11 @@
 #   LAZYMEM_FRESH_ROOT_MIRROR another Debian mirror URI (default: the
 #                             machine's apt sources)
 #
-# /dev (recursively: /dev/kvm, /dev/shm, /dev/pts, /dev/hugepages), /proc
-# and /sys are bind-mounted into the root, /run is a fresh tmpfs (ip netns
-# mounts there); every mount is undone at exit, failure or not.
+# The root is bind-mounted on itself (so that / is a mount point, as
+# `ip netns exec` needs), /dev (recursively: /dev/kvm, /dev/shm, /dev/pts,
+# /dev/hugepages), /proc and /sys are bind-mounted into it, /run is a fresh
+# tmpfs (ip netns mounts there); every mount is undone at exit, failure or
+# not (processes left inside are killed first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -84,7 +86,7 @@ cleanup() {
     umount -R "${mounts[i]}" 2>/dev/null || umount -R -l "${mounts[i]}" 2>/dev/null \
       || say "cannot unmount ${mounts[i]}"
   done
-  left=$(awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/self/mounts)
+  left=$(awk -v r="$root" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts)
   if [ -n "$left" ]; then
     say "mounts left behind under $root: $left"; rc=1
   elif [ $made_root -eq 1 ] && [ "${LAZYMEM_FRESH_ROOT_KEEP:-0}" != 1 ]; then
@@ -97,7 +99,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 bind() {  # host path, path in the root, mount options...
-  local from=$1 to=$root$2; shift 2
+  local from=$1 to=$root${2%/}; shift 2
   mkdir -p "$to"
   mount "$@" "$from" "$to"
   mounts+=("$to")
@@ -133,8 +135,11 @@ git clone -q --no-hardlinks "$src" "$root/src/lazymem" 2>>"$log" \
   || die "git clone of $src failed: $(tail -n 1 "$log")"
 say "tree: $(git -C "$root/src/lazymem" log -1 --format='%h %s' | cut -c1-70)"
 
-# 3. What a booted machine has: devices, proc, sys, a writable /run, name
-# resolution for apt; the .deb cache where apt keeps its downloads.
+# 3. What a booted machine has: / a mount point (`ip netns exec` makes /
+# a slave mount: EINVAL on a plain directory), devices, proc, sys, a
+# writable /run, name resolution for apt; the .deb cache where apt keeps
+# its downloads.
+bind "$root" / --bind
 bind /dev /dev --rbind
 mount --make-rslave "$root/dev"
 bind proc /proc -t proc

@@ -51,8 +51,8 @@ run() {  # dir, suite args...
   if ! meson test -C "$dir" --no-rebuild --print-errorlogs "$@" >"$log" 2>&1; then
     status=1
     grep -E '^ *[0-9]+/[0-9]+ ' "$log" || true
-    echo "--- some tests failed; last 30 lines of $log:"
-    tail -n 30 "$log"
+    python3 scripts/test_summary.py --failed "$dir/meson-logs/testlog.json" \
+      || tail -n 30 "$log"
     echo "--- (whole log: $log; each test's: $dir/meson-logs/testlog.txt)"
   else
     grep -E '^ *[0-9]+/[0-9]+ ' "$log" || true
