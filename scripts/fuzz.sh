@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 ./scripts/deps.sh build test
 . scripts/steps.sh
+targets=(snapshot_meta fc_protocol net_decode)
 CC=clang setup build-fuzz -Dwerror=true -Dfuzz=enabled -Dbuildtype=debug \
   -Db_sanitize=address,undefined -Db_lundef=false
-compile build-fuzz
+# only the fuzz targets: scripts/test.sh compiles the whole tree with clang
+# (release and plain) itself
+step ninja-build-fuzz ninja -C build-fuzz "${targets[@]/#/fuzz/fuzz_}"
 fail=0
-for t in snapshot_meta fc_protocol net_decode; do
+for t in "${targets[@]}"; do
   work=$(mktemp -d)
   cp fuzz/corpus/$t/* "$work/"
   log=$(realpath "$lm_logdir")/fuzz-$t.log
