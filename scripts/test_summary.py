@@ -3,6 +3,18 @@
 and repeat each skip's one-line reason so that a skip is never silent."""
 import glob, json, re, sys
 
+if sys.argv[1:2] == ["--failed"]:
+    # test_summary.py --failed TESTLOG.JSON: each failed test's name and the
+    # last 30 lines of its output (test.sh prints them when a run fails)
+    for line in open(sys.argv[2]):
+        t = json.loads(line)
+        if t.get("result") in ("OK", "SKIP", "EXPECTEDFAIL"):
+            continue
+        out = ((t.get("stdout") or "") + (t.get("stderr") or "")).splitlines()
+        print(f"--- {t['name']}: {t.get('result')}; its last {min(len(out), 30)} lines:")
+        print("\n".join(out[-30:]))
+    sys.exit(0)
+
 passed = failed = skipped = 0
 reasons = set()
 lines = []

@@ -30,9 +30,11 @@ static int parse_ms(const char *opt, const char *s, int min, int *out)
 {
 	unsigned long v;
 
-	if (vm_opt_uint(s, 0, 86400000, &v) && !(min < 0 && !strcmp(s, "-1")))
-		return cli_usage_error("%s: '%s' is not a number of milliseconds%s",
-				       opt, s, min < 0 ? " (-1: forever)" : "");
+	if (vm_opt_uint(s, 0, 86400000, &v) && !(min < 0 && !strcmp(s, "-1"))) {
+		cli_usage_error("%s: '%s' is not a number of milliseconds%s",
+				opt, s, min < 0 ? " (-1: forever)" : "");
+		return 2;	/* a literal: on 0, *out is seen to be set */
+	}
 	*out = !strcmp(s, "-1") ? -1 : (int)v;
 	return 0;
 }

@@ -21,22 +21,28 @@ static int uffd_new(void)
 		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 
 		if (dev >= 0) {
+			int err;
+
 			fd = ioctl(dev, _IO(0xAA, 0x00), O_CLOEXEC | O_NONBLOCK);
+			err = errno;
 			close(dev);
 			if (fd >= 0)
 				return fd;
+			errno = err;	/* the ioctl's reason, not close()'s */
 		}
 	}
 	return -errno;
 }
 
 /* A new userfaultfd after the UFFDIO_API handshake asking for `features`;
- * *got is what the kernel granted. */
+ * *got is what the kernel granted, 0 (nothing) when there is no fd. */
 static int uffd_open_api(uint64_t features, uint64_t *got)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
-	int fd = uffd_new();
+	int fd;
 
+	*got = 0;
+	fd = uffd_new();
 	if (fd < 0)
 		return fd;
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {

@@ -32,32 +32,44 @@ static int bad(const char *fmt, ...)
 	return lm_error(-EINVAL, "meta.json: %s", msg);
 }
 
-/* A required non-negative integer member. */
+/* A required non-negative integer member. 0 and *v set, or -EINVAL (a
+ * literal, not bad()'s value, so that the compiler sees *v set on 0). */
 static int get_u64(json_object *o, const char *key, uint64_t *v,
 		   const char *where)
 {
 	json_object *x;
 
-	if (!json_object_object_get_ex(o, key, &x))
-		return bad("%s: missing '%s'", where, key);
-	if (!json_object_is_type(x, json_type_int))
-		return bad("%s: '%s' is not an integer", where, key);
+	if (!json_object_object_get_ex(o, key, &x)) {
+		bad("%s: missing '%s'", where, key);
+		return -EINVAL;
+	}
+	if (!json_object_is_type(x, json_type_int)) {
+		bad("%s: '%s' is not an integer", where, key);
+		return -EINVAL;
+	}
 	errno = 0;
 	*v = json_object_get_uint64(x);
-	if (errno || json_object_get_int64(x) < 0)
-		return bad("%s: '%s' is out of range", where, key);
+	if (errno || json_object_get_int64(x) < 0) {
+		bad("%s: '%s' is out of range", where, key);
+		return -EINVAL;
+	}
 	return 0;
 }
 
+/* A required string member: 0 and *v set, or -EINVAL (as get_u64). */
 static int get_str(json_object *o, const char *key, const char **v,
 		   const char *where)
 {
 	json_object *x;
 
-	if (!json_object_object_get_ex(o, key, &x))
-		return bad("%s: missing '%s'", where, key);
-	if (!json_object_is_type(x, json_type_string))
-		return bad("%s: '%s' is not a string", where, key);
+	if (!json_object_object_get_ex(o, key, &x)) {
+		bad("%s: missing '%s'", where, key);
+		return -EINVAL;
+	}
+	if (!json_object_is_type(x, json_type_string)) {
+		bad("%s: '%s' is not a string", where, key);
+		return -EINVAL;
+	}
 	*v = json_object_get_string(x);
 	return 0;
 }

@@ -43,9 +43,11 @@ static int get_u64(json_object *o, const char *k, uint64_t *out,
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
-		return util_error(-EINVAL, "snapshot %s: workload state: missing or bad '%s' (a number >= 0)",
-				   dir, k);
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+		util_error(-EINVAL, "snapshot %s: workload state: missing or bad '%s' (a number >= 0)",
+			   dir, k);
+		return -EINVAL;	/* a literal: on 0, *out is seen to be set */
+	}
 	*out = (uint64_t)json_object_get_int64(v);
 	return 0;
 }
