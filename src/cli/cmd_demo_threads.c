@@ -124,7 +124,9 @@ static void worker_failed(struct lm_region *r, uint64_t off, int err,
 
 static void check_page(struct worker *w, uint64_t off)
 {
-	const volatile uint64_t *p = (const volatile uint64_t *)(w->base + off);
+	/* page-aligned: off is a multiple of PS from an mmap base */
+	const volatile uint64_t *p =
+		(const volatile uint64_t *)(const volatile void *)(w->base + off);
 	uint64_t first = p[0];
 
 	if (!w->first_ns)
