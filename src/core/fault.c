@@ -5,21 +5,64 @@
  * Every delivery ends here: a handler thread with a message from the
  * userfaultfd, a thread in its SIGBUS handler, a vCPU on its way out of
  * KVM_RUN, the background filler. Nothing on this path takes a lock or
- * allocates memory, since it may run in a signal handler; the one shared
- * write per fault is the page's own state word. Each branch bumps a counter
- * in r->stats so lm_region_stats() tells which way faults went.
+ * allocates memory, since it may run in a signal handler. Each branch bumps
+ * a counter in the faulting thread's own statistics shard (lm__count), so
+ * lm_region_stats() tells which way faults went without every faulting
+ * thread writing the same cache lines; what other threads' faults still
+ * write is counted in docs/benchmarks.md ("Shared writes per fault").
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/region_internal.h"
 #include "core/uffd.h"
 
 #define RELAXED memory_order_relaxed
 
-static inline void count(_Atomic uint64_t *c, uint64_t n)
+/* Take a buffer to stage the fault's pages in: the thread's shard's own
+ * if it is free (no shared write), else a slot of the region's pool. */
+static int stage_get(struct lm_region *r, struct lm_fault *f)
 {
-	atomic_fetch_add_explicit(c, n, RELAXED);
+	struct lm_stats_shard *s = lm__shard(r);
+	unsigned i = (unsigned)(s - r->shards);
+	uint32_t free_ = 0;
+
+	if (i && atomic_compare_exchange_strong_explicit(
+			 &s->stage_busy, &free_, 1, memory_order_acquire,
+			 memory_order_relaxed)) {
+		void *b = atomic_load_explicit(&s->stage, RELAXED);
+
+		if (!b) {
+			/* mmap is a plain system call: signal-safe. */
+			b = mmap(NULL, r->staging.size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+				 -1, 0);
+			if (b == MAP_FAILED)
+				b = NULL;
+			else
+				atomic_store_explicit(&s->stage, b, RELAXED);
+		}
+		if (b) {
+			f->page = b;
+			f->slot = LM_SLOT_SHARD + (int)i;
+			return f->slot;
+		}
+		atomic_store_explicit(&s->stage_busy, 0, memory_order_release);
+	}
+	f->slot = lm_staging_get(&r->staging, &f->page);
+	return f->slot;
+}
+
+static void stage_put(struct lm_region *r, struct lm_fault *f)
+{
+	if (f->slot >= LM_SLOT_SHARD)
+		atomic_store_explicit(
+			&r->shards[f->slot - LM_SLOT_SHARD].stage_busy, 0,
+			memory_order_release);
+	else if (f->slot >= 0)
+		lm_staging_put(&r->staging, f->slot);
+	f->slot = -1;
 }
 
 void lm__record_error(struct lm_region *r, uint64_t off, int err)
@@ -41,7 +84,8 @@ static void note_done(struct lm_region *r, uint64_t n)
 static void demand_end(struct lm_region *r, const struct lm_fault *f)
 {
 	if (f->origin != LM_ORIGIN_BACKGROUND)
-		atomic_fetch_sub_explicit(&r->demand_active, 1, RELAXED);
+		atomic_fetch_sub_explicit(&lm__shard(r)->demand_active, 1,
+					  RELAXED);
 }
 
 int lm__continue_all(struct lm_region *r, uint64_t off, uint64_t len)
@@ -112,7 +156,7 @@ static int reinstall_zero(struct lm_region *r, struct lm_view *v,
 	if (err == -EEXIST)
 		err = lm_uffd_wake(v->uffd, v->addr + off, r->page_size);
 	else if (!err)
-		count(&r->stats.pages_zero, 1);
+		lm__count(r, pages_zero, 1);
 	return err;
 }
 
@@ -128,13 +172,13 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 		st = lm_pagemap_wait(&r->map, idx);
 		if (st == LM_PS_MISSING)
 			return 1;
-		count(&r->stats.faults_waited, 1);
+		lm__count(r, faults_waited, 1);
 		if (f->origin != LM_ORIGIN_BACKGROUND)
 			lm__stats_latency(r, lm_now_ns() - f->t0_ns);
 	} else if (st == LM_PS_MISSING) {
 		return 1;
 	} else {
-		count(&r->stats.faults_present, 1);
+		lm__count(r, faults_present, 1);
 	}
 	if (st == LM_PS_FAILED) {
 		poison_all(r, f->off);
@@ -189,21 +233,20 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 	} else if (r->image && !zero && !want_page) {
 		/* Foreign, source mapped: install straight from it. */
 		f->page = (void *)(uintptr_t)(r->image + f->off);
-		count(&r->stats.bytes_read, len);
+		lm__count(r, bytes_read, len);
 		return 0;
 	} else if (zero && !want_page && r->backing != LM_BACKING_HUGETLB) {
 		/* f->page stays NULL: commit installs UFFDIO_ZEROPAGE,
 		 * which hugetlbfs does not support. */
-		count(&r->stats.pages_zero, f->npages);
+		lm__count(r, pages_zero, f->npages);
 		return 0;
 	} else {
-		f->slot = lm_staging_get(&r->staging, &f->page);
-		if (f->slot < 0)
+		if (stage_get(r, f) < 0)
 			return f->slot;
 	}
 	if (zero) {
 		memset(f->page, 0, len);
-		count(&r->stats.pages_zero, f->npages);
+		lm__count(r, pages_zero, f->npages);
 		return 0;
 	}
 	err = lm_source_read(r->src, f->off, f->page, len);
@@ -214,7 +257,7 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 		err = lm_source_read(r->src, f->off, f->page, len);
 	}
 	if (!err)
-		count(&r->stats.bytes_read, len);
+		lm__count(r, bytes_read, len);
 	return err;
 }
 
@@ -234,7 +277,7 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	f->view = view;
 	f->npages = 1;
 	f->t0_ns = lm_now_ns();
-	count(&r->stats.faults[origin], 1);
+	lm__count(r, faults[origin], 1);
 
 	idx = f->off >> r->page_shift;
 	while (!lm_pagemap_claim(&r->map, idx)) {
@@ -243,7 +286,8 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 			return err;
 	}
 	if (origin != LM_ORIGIN_BACKGROUND) {
-		atomic_fetch_add_explicit(&r->demand_active, 1, RELAXED);
+		atomic_fetch_add_explicit(&lm__shard(r)->demand_active, 1,
+					  RELAXED);
 		/* A removed page is installed as zeroes: no neighbours
 		 * (which still hold the source's content) in its run. */
 		if ((!r->around_adaptive ||
@@ -328,12 +372,12 @@ static void publish_present(struct lm_region *r, const struct lm_fault *f,
 	for (unsigned i = 0; i < n; i++)
 		lm_pagemap_publish(&r->map, idx + i, LM_PS_PRESENT);
 	if (f->origin == LM_ORIGIN_BACKGROUND) {
-		count(&r->stats.pages_background, n);
+		lm__count(r, pages_background, n);
 	} else if (idx == f->off >> r->page_shift) {
-		count(&r->stats.pages_demand, 1);
-		count(&r->stats.pages_around, n - 1);
+		lm__count(r, pages_demand, 1);
+		lm__count(r, pages_around, n - 1);
 	} else {
-		count(&r->stats.pages_around, n);
+		lm__count(r, pages_around, n);
 	}
 	note_done(r, n);
 }
@@ -374,20 +418,18 @@ static int commit_later(struct lm_region *r, struct lm_fault *f)
 {
 	uint64_t idx = f->off >> r->page_shift;
 
-	if (f->slot >= 0)
-		lm_staging_put(&r->staging, f->slot);
-	f->slot = -1;
+	stage_put(r, f);
 	for (unsigned i = 0; i < f->npages; i++)
 		lm_pagemap_publish(&r->map, idx + i, LM_PS_MISSING);
 	/* Not installed after all: the retry counts it again. */
 	if (f->zero)
-		atomic_fetch_sub_explicit(&r->stats.pages_zero, f->npages,
-					  RELAXED);
+		atomic_fetch_sub_explicit(&lm__shard(r)->pages_zero,
+					  f->npages, RELAXED);
 	else
-		atomic_fetch_sub_explicit(&r->stats.bytes_read,
+		atomic_fetch_sub_explicit(&lm__shard(r)->bytes_read,
 					  (uint64_t)f->npages << r->page_shift,
 					  RELAXED);
-	count(&r->stats.faults_retried, 1);
+	lm__count(r, faults_retried, 1);
 	demand_end(r, f);
 	return -EAGAIN;
 }
@@ -403,18 +445,13 @@ int lm_fault_commit(struct lm_region *r, struct lm_fault *f)
 	} else if (err && f->npages > 1) {
 		err = commit_page_by_page(r, f);
 	} else if (err) {
-		if (f->slot >= 0)
-			lm_staging_put(&r->staging, f->slot);
-		f->slot = -1;
+		stage_put(r, f);
 		lm_fault_fail(r, f, err);
 		return err;
 	} else {
 		publish_present(r, f, idx, f->npages);
 	}
-	if (f->slot >= 0) {
-		lm_staging_put(&r->staging, f->slot);
-		f->slot = -1;
-	}
+	stage_put(r, f);
 	if (f->origin != LM_ORIGIN_BACKGROUND)
 		lm__stats_latency(r, lm_now_ns() - f->t0_ns);
 	demand_end(r, f);
@@ -425,15 +462,12 @@ void lm_fault_fail(struct lm_region *r, struct lm_fault *f, int err)
 {
 	uint64_t idx = f->off >> r->page_shift;
 
-	if (f->slot >= 0) {
-		lm_staging_put(&r->staging, f->slot);
-		f->slot = -1;
-	}
+	stage_put(r, f);
 	release_around(r, f);
 	/* Record before poisoning: the poison wakes the faulting thread,
 	 * which may ask lm_region_error() at once. */
 	lm__record_error(r, f->off, err);
-	count(&r->stats.pages_failed, 1);
+	lm__count(r, pages_failed, 1);
 	lm_pagemap_publish(&r->map, idx, LM_PS_FAILED);
 	poison_all(r, f->off);
 	demand_end(r, f);
@@ -446,11 +480,11 @@ void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
 	for (uint64_t i = first; i < first + n; i++)
 		lm_pagemap_publish(&r->map, i, state);
 	if (origin == LM_ORIGIN_BACKGROUND)
-		count(&r->stats.pages_background, n);
+		lm__count(r, pages_background, n);
 	else
-		count(&r->stats.pages_demand, n);
+		lm__count(r, pages_demand, n);
 	if (zero)
-		count(&r->stats.pages_zero, n);
+		lm__count(r, pages_zero, n);
 	note_done(r, n);
 }
 

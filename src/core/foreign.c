@@ -118,8 +118,8 @@ static void remove_range(struct lm_foreign *f, uint64_t start, uint64_t end)
 			if (lm_pagemap_remove(&r->map, off >> r->page_shift))
 				removed++;
 		if (hi > lo)
-			atomic_fetch_add(&r->stats.pages_removed,
-					 (hi - lo) >> r->page_shift);
+			lm__count(r, pages_removed,
+				  (hi - lo) >> r->page_shift);
 		/* Present pages removed no longer count as done. */
 		if (removed)
 			atomic_fetch_sub(&r->nr_done, removed);
