@@ -73,12 +73,37 @@ void lm__record_error(struct lm_region *r, uint64_t off, int err)
 		atomic_store(&r->first_err_off, off);
 }
 
-static void note_done(struct lm_region *r, uint64_t n)
+/* Pages in chunk c: LM_DONE_CHUNK, less for the region's last chunk. */
+static uint64_t chunk_pages(const struct lm_region *r, uint64_t c)
 {
-	if (atomic_fetch_add(&r->nr_done, n) + n == r->nr_pages) {
-		atomic_store(&r->complete, 1);
-		lm_futex_wake_all(&r->complete);
+	uint64_t first = c << LM_DONE_CHUNK_SHIFT;
+
+	return LM_MIN(LM_DONE_CHUNK, r->nr_pages - first);
+}
+
+void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n)
+{
+	while (n) {
+		uint64_t c = first >> LM_DONE_CHUNK_SHIFT;
+		uint64_t end = LM_MIN(first + n, (c + 1) << LM_DONE_CHUNK_SHIFT);
+		uint64_t k = end - first, full = chunk_pages(r, c);
+
+		if (atomic_fetch_add(&r->done[c].n, k) + k == full &&
+		    atomic_fetch_add(&r->chunks_done, 1) + 1 == r->nr_chunks) {
+			atomic_store(&r->complete, 1);
+			lm_futex_wake_all(&r->complete);
+		}
+		first = end;
+		n -= k;
 	}
+}
+
+void lm__page_undone(struct lm_region *r, uint64_t idx)
+{
+	uint64_t c = idx >> LM_DONE_CHUNK_SHIFT;
+
+	if (atomic_fetch_sub(&r->done[c].n, 1) == chunk_pages(r, c))
+		atomic_fetch_sub(&r->chunks_done, 1);
 }
 
 static void demand_end(struct lm_region *r, const struct lm_fault *f)
@@ -375,11 +400,12 @@ static void publish_present(struct lm_region *r, const struct lm_fault *f,
 		lm__count(r, pages_background, n);
 	} else if (idx == f->off >> r->page_shift) {
 		lm__count(r, pages_demand, 1);
-		lm__count(r, pages_around, n - 1);
+		if (n > 1)
+			lm__count(r, pages_around, n - 1);
 	} else {
 		lm__count(r, pages_around, n);
 	}
-	note_done(r, n);
+	lm__pages_note_done(r, idx, n);
 }
 
 /* A run's install failed (EEXIST part-way, say): install page by page so
@@ -471,7 +497,7 @@ void lm_fault_fail(struct lm_region *r, struct lm_fault *f, int err)
 	lm_pagemap_publish(&r->map, idx, LM_PS_FAILED);
 	poison_all(r, f->off);
 	demand_end(r, f);
-	note_done(r, 1);
+	lm__pages_note_done(r, idx, 1);
 }
 
 void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
@@ -485,7 +511,7 @@ void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
 		lm__count(r, pages_demand, n);
 	if (zero)
 		lm__count(r, pages_zero, n);
-	note_done(r, n);
+	lm__pages_note_done(r, first, n);
 }
 
 int lm__fault(struct lm_region *r, unsigned view, uint64_t off,

@@ -115,8 +115,18 @@ struct lm_region {
 	_Atomic unsigned shards_used;
 	uint64_t id;			/* unique per region, never 0 */
 
-	_Atomic uint64_t nr_done;	/* pages present or failed */
-	_Atomic uint32_t complete;	/* futex word: 1 when nr_done == nr */
+	/*
+	 * Completion: pages present or failed, counted per chunk of
+	 * LM_DONE_CHUNK pages with each chunk's count on a cache line of its
+	 * own (mmapped, touched as chunks fill). One region-wide count of
+	 * pages done was a line every fault of every thread wrote; now
+	 * threads faulting different chunks write different lines, and only
+	 * a chunk's last page writes chunks_done.
+	 */
+	struct lm_done_chunk *done;
+	uint64_t nr_chunks;
+	_Atomic uint64_t chunks_done;	/* chunks whose every page is done */
+	_Atomic uint32_t complete;	/* futex word: 1 when all chunks are */
 	_Atomic int first_err;
 	_Atomic uint64_t first_err_off;
 	int sigbus_slot;		/* index in the SIGBUS registry, or -1 */
@@ -145,6 +155,18 @@ static inline bool lm__page_removed(const struct lm_region *r, uint64_t idx)
 {
 	return r->foreign && lm_pagemap_removed(&r->map, idx);
 }
+
+#define LM_DONE_CHUNK_SHIFT 10
+#define LM_DONE_CHUNK (1ull << LM_DONE_CHUNK_SHIFT)	/* pages */
+
+struct lm_done_chunk {
+	_Atomic uint64_t n;
+} __attribute__((aligned(64)));
+
+/* fault.c: pages [first, first+n) are done (present or failed), or, for
+ * lm__pages_undone, no longer (a foreign owner removed them). */
+void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n);
+void lm__page_undone(struct lm_region *r, uint64_t idx);
 
 /* stats.c: the shard the calling thread writes. */
 struct lm_stats_shard *lm__shard_slow(struct lm_region *r);

@@ -30,6 +30,18 @@ int lm__stats_init(struct lm_region *r)
 		return -errno;
 	r->shards = p;
 	r->id = atomic_fetch_add(&next_region_id, 1);
+	/* The completion chunks (region_internal.h), likewise lazily: a
+	 * 1 TiB region's 256K chunks are 16 MiB of address space. */
+	r->nr_chunks = (r->nr_pages + LM_DONE_CHUNK - 1) >> LM_DONE_CHUNK_SHIFT;
+	p = mmap(NULL, r->nr_chunks * sizeof(*r->done), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		lm__stats_fini(r);
+		return err;
+	}
+	r->done = p;
 	return 0;
 }
 
@@ -45,6 +57,9 @@ void lm__stats_fini(struct lm_region *r)
 	}
 	munmap(r->shards, LM_STAT_SHARDS * sizeof(*r->shards));
 	r->shards = NULL;
+	if (r->done)
+		munmap(r->done, r->nr_chunks * sizeof(*r->done));
+	r->done = NULL;
 }
 
 /*
