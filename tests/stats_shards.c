@@ -3,7 +3,8 @@
  * faulting thread, a shared one beyond LM_STAT_SHARDS - 1 threads) and
  * summed by lm_region_stats: the sums must equal the pages faulted, with
  * more threads than shards and more regions per thread than a thread's
- * shard cache holds.
+ * shard cache holds. And the self-resolve fault-around window each shard
+ * keeps for its thread: grown by a sequential stream, 1 for random access.
  */
 #include <pthread.h>
 
@@ -151,6 +152,59 @@ static void test_api_many_threads(void **s)
 	run(LM_DELIVERY_SELF, 80, 2, true);
 }
 
+/* One thread touches 1024 pages with fault-around 16, in order or in a
+ * scattered order (stride 37, coprime with 1024). */
+static void around(bool sequential, struct lm_stats *st)
+{
+	uint64_t pages = 1024, size = pages * 4096;
+	uint8_t *image = calloc(1, size);
+	struct lm_source *src;
+	struct lm_region *r;
+	volatile uint8_t *p;
+
+	assert_non_null(image);
+	for (uint64_t i = 0; i < pages; i++)
+		image[i * 4096] = 1;
+	LM_OK(lm_source_memory_create(image, size, &src));
+	struct lm_region_config rc = {
+		.name = "window", .size = size, .backing = LM_BACKING_ANON,
+		.install = LM_INSTALL_COPY, .delivery = LM_DELIVERY_SELF,
+		.source = src, .fault_around = 16,
+	};
+	LM_OK(lm_region_create(&rc, &r));
+	p = lm_region_addr(r);
+	for (uint64_t i = 0; i < pages; i++)
+		(void)p[(sequential ? i : i * 37 % pages) * 4096];
+	LM_OK(lm_region_wait_complete(r, 10000));
+	lm_region_stats(r, st);
+	lm_region_destroy(r);
+	lm_source_destroy(src);
+	free(image);
+}
+
+static void test_around_window(void **s)
+{
+	struct lm_stats st;
+
+	(void)s;
+	LM_REQUIRE_UFFD();
+	/* Sequential: 1, 2, 4, 8, then 16 pages per fault. */
+	around(true, &st);
+	LM_ASSERT(st.faults[LM_ORIGIN_SIGBUS] <= 1024 / 16 + 4 &&
+		  st.pages_demand + st.pages_around == 1024,
+		  "sequential: %llu faults, %llu demand, %llu around",
+		  (unsigned long long)st.faults[LM_ORIGIN_SIGBUS],
+		  (unsigned long long)st.pages_demand,
+		  (unsigned long long)st.pages_around);
+	/* Scattered: no fault lands where the previous run ended, so each
+	 * installs its own page only. */
+	around(false, &st);
+	LM_ASSERT(st.pages_around == 0 && st.pages_demand == 1024,
+		  "scattered: %llu demand, %llu around",
+		  (unsigned long long)st.pages_demand,
+		  (unsigned long long)st.pages_around);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_self_many_regions),
 		cmocka_unit_test(test_handler_threads),
 		cmocka_unit_test(test_api_many_threads),
+		cmocka_unit_test(test_around_window),
 	};
 
 	return cmocka_run_group_tests_name("stats_shards", tests, NULL, NULL);

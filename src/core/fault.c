@@ -214,16 +214,61 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 	return map_present(r, v, f->off, r->page_size);
 }
 
-/* Claim up to fault_around - 1 missing pages after idx; how many. */
-static unsigned claim_around(struct lm_region *r, uint64_t idx)
+/* Claim up to max - 1 missing pages after idx; how many. Stops at the
+ * region's end and at the first page another thread holds or has. */
+static unsigned claim_around(struct lm_region *r, uint64_t idx, unsigned max)
 {
 	unsigned n = 0;
 
-	while (n + 1 < r->fault_around && idx + n + 1 < r->nr_pages &&
+	while (n + 1 < max && idx + n + 1 < r->nr_pages &&
 	       !lm__page_removed(r, idx + n + 1) &&
 	       lm_pagemap_claim(&r->map, idx + n + 1))
 		n++;
 	return n;
+}
+
+/*
+ * Pages to install for a demand fault at idx, itself included, at most
+ * r->fault_around. A self-resolving thread (SIGBUS) keeps a window of its
+ * own, like the kernel's readahead: doubled when the fault lands where its
+ * previous run ended (a sequential stream), back to 1 when it does not, so
+ * random access fetches only what it touches. Why: with a fixed window a
+ * random toucher fetched up to 15 pages it might never use per fault,
+ * which a memory source hides but a network peer does not. A thread
+ * sharing shard 0 has no window of its own and gets the fixed one; other
+ * deliveries too (handler threads serve everyone's faults; a vCPU's
+ * accesses are already fault-around's best case).
+ */
+static unsigned around_window(struct lm_region *r, uint64_t idx,
+			      enum lm_fault_origin origin)
+{
+	struct lm_stats_shard *s;
+	unsigned w;
+
+	if (r->fault_around <= 1 || origin != LM_ORIGIN_SIGBUS ||
+	    r->around_adaptive)
+		return r->fault_around;
+	s = lm__shard(r);
+	if (s == r->shards)
+		return r->fault_around;
+	w = atomic_load_explicit(&s->around_window, RELAXED);
+	if (atomic_load_explicit(&s->around_next, RELAXED) == idx + 1)
+		w = LM_MIN(w < 2 ? 2 : 2 * w, r->fault_around);
+	else
+		w = 1;
+	atomic_store_explicit(&s->around_window, w, RELAXED);
+	return w;
+}
+
+/* After a SIGBUS fault's run [idx, idx+n) is claimed: where a sequential
+ * stream of this thread would fault next. */
+static void around_note(struct lm_region *r, const struct lm_fault *f)
+{
+	if (f->origin == LM_ORIGIN_SIGBUS && r->fault_around > 1 &&
+	    !r->around_adaptive)
+		atomic_store_explicit(&lm__shard(r)->around_next,
+				      (f->off >> r->page_shift) + f->npages + 1,
+				      RELAXED);
 }
 
 /* Give the fault-around pages back unfetched; waiters claim them anew. */
@@ -318,10 +363,12 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 		if ((!r->around_adaptive ||
 		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
 		    !lm__page_removed(r, idx))
-			f->npages += claim_around(r, idx);
+			f->npages += claim_around(r, idx,
+						  around_window(r, idx, origin));
 		if (r->around_adaptive)
 			atomic_store_explicit(&r->next_seq_idx,
 					      idx + f->npages, RELAXED);
+		around_note(r, f);
 	}
 	err = fetch(r, f, want_page);
 	if (err) {

@@ -68,6 +68,11 @@ struct lm_stats_shard {
 	 * falls back to the pool. */
 	_Atomic uint32_t stage_busy;
 	void *_Atomic stage;
+	/* SIGBUS fault-around window of the shard's thread (fault.c,
+	 * around_window) and the page its sequential stream faults next,
+	 * plus one: 0, as a fresh shard has it, is no stream. */
+	_Atomic uint32_t around_window;
+	_Atomic uint64_t around_next;
 	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
 } __attribute__((aligned(64)));
 
