@@ -320,8 +320,10 @@ static void usage(FILE *f)
 	      "(default 3)\n"
 	      "  -b, --backing KIND   anon | memfd | hugetlb (default anon)\n"
 	      "  -i, --install MODE   copy | continue (default copy)\n"
-	      "  -a, --around N       pages per fault for the self+around "
-	      "contender (default 16)\n"
+	      "  -a, --around N       fault-around of the self+around "
+	      "contender: its adaptive\n"
+	      "                       window's largest size in pages "
+	      "(default 16)\n"
 	      "  -o, --only LIST      run only these of limit,handler,self "
 	      "(the limit always runs)\n"
 	      "  -j, --json           JSON on stdout instead of the table\n"
@@ -518,10 +520,11 @@ static void print_table(const struct fault_config *c,
 	}
 	printf("us/page is per faulting thread; p50/p99 are fault-resolution "
 	       "latencies seen by the fault path (none for the limit);\n"
-	       "around: pages installed per fault (fault-around), 0 is off: "
-	       "one page per fault like the kernel's anonymous faults;\n"
-	       "random: each thread touches its slice in a seeded random "
-	       "order (fault-around cannot help).\n");
+	       "around: most pages installed per fault (fault-around, an "
+	       "adaptive window per thread), 0 is off:\n"
+	       "one page per fault like the kernel's anonymous faults; "
+	       "random: each thread touches its slice in a\n"
+	       "seeded random order, so the window stays at one page.\n");
 }
 
 static void print_json(const struct fault_config *c,
