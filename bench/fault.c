@@ -13,6 +13,11 @@
  *            on other CPUs ("other-cpu");
  *   self     SIGBUS mode: each toucher resolves its own faults.
  *
+ * Workloads: sequential (each toucher walks its slice in order, where
+ * fault-around pays off) and random (each toucher visits its slice's pages
+ * in a seeded random permutation, so fault-around cannot hide the cost of
+ * one fault: every fault is a signal, a claim and an ioctl of its own).
+ *
  * Every run is verified: each page must hold its pattern plus the word the
  * toucher wrote, or the run counts as failed.
  */
@@ -32,6 +37,11 @@
 #include "cli/cli.h"
 
 #define MAX_THREAD_COUNTS 16
+#define MAX_THREADS 64
+
+enum workload { WL_SEQUENTIAL, WL_RANDOM, WL_COUNT };
+static const char *const workload_name[WL_COUNT] = { "sequential",
+						     "random" };
 
 struct contender {
 	const char *delivery;		/* limit / handler / self */
@@ -59,6 +69,8 @@ struct fault_config {
 	enum lm_backing backing;
 	enum lm_install install;
 	bool json;
+	unsigned workloads;		/* bit w: run workload w */
+	uint64_t seed;			/* of the random permutations */
 	unsigned only;			/* bit k: run contender k (0: all) */
 	unsigned around;		/* fault-around of the around contender */
 	uint64_t page_size;
@@ -75,10 +87,41 @@ struct run_result {
 struct toucher {
 	uint8_t *base;
 	uint64_t first, n, page_size;
+	uint32_t *order;		/* random: slice-relative page order */
 	int cpu;
 	pthread_barrier_t *start;
 	uint64_t t_end;
 };
+
+static uint64_t xorshift64(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A seeded permutation of [0, n) (Fisher-Yates), so a random run is the
+ * same run every time and for every contender. */
+static void permute(uint32_t *v, uint64_t n, uint64_t seed)
+{
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull | 1;
+
+	for (uint64_t i = 0; i < n; i++)
+		v[i] = (uint32_t)i;
+	for (uint64_t i = n; i > 1; i--) {
+		uint64_t j = xorshift64(&s) % i;
+		uint32_t tmp = v[i - 1];
+
+		v[i - 1] = v[j];
+		v[j] = tmp;
+	}
+}
+
+static void touch(const struct toucher *t, uint64_t p)
+{
+	*(volatile uint64_t *)(void *)(t->base + p * t->page_size) = p + 1;
+}
 
 static void *toucher_main(void *arg)
 {
@@ -86,23 +129,33 @@ static void *toucher_main(void *arg)
 
 	bench_pin_self(t->cpu);
 	pthread_barrier_wait(t->start);
-	for (uint64_t p = t->first; p < t->first + t->n; p++)
-		*(volatile uint64_t *)(void *)(t->base + p * t->page_size) =
-			p + 1;
+	if (t->order)
+		for (uint64_t i = 0; i < t->n; i++)
+			touch(t, t->first + t->order[i]);
+	else
+		for (uint64_t p = t->first; p < t->first + t->n; p++)
+			touch(t, p);
 	t->t_end = lm_now_ns();
 	return NULL;
 }
 
-/* Run the touchers over base and return the elapsed seconds. */
+/* Run the touchers over base and return the elapsed seconds. The random
+ * orders are made before the start barrier: not measured. */
 static double touch_all(uint8_t *base, const struct fault_config *c,
-			unsigned nthreads)
+			unsigned nthreads, enum workload wl)
 {
-	pthread_t tid[64];
-	struct toucher t[64];
+	pthread_t tid[MAX_THREADS];
+	struct toucher t[MAX_THREADS];
 	pthread_barrier_t start;
 	uint64_t pages = c->size / c->page_size, t0, t1 = 0;
 	int ncpu = bench_ncpus();
+	uint32_t *order = NULL;
 
+	if (wl == WL_RANDOM) {
+		order = malloc(pages * sizeof(*order));
+		if (!order)
+			return -1;
+	}
 	pthread_barrier_init(&start, NULL, nthreads + 1);
 	for (unsigned i = 0; i < nthreads; i++) {
 		t[i] = (struct toucher){
@@ -111,6 +164,10 @@ static double touch_all(uint8_t *base, const struct fault_config *c,
 			.n = pages * (i + 1) / nthreads - pages * i / nthreads,
 			.cpu = (int)(i % (unsigned)ncpu), .start = &start,
 		};
+		if (order) {
+			t[i].order = order + t[i].first;
+			permute(t[i].order, t[i].n, c->seed + i);
+		}
 		pthread_create(&tid[i], NULL, toucher_main, &t[i]);
 	}
 	pthread_barrier_wait(&start);
@@ -120,6 +177,7 @@ static double touch_all(uint8_t *base, const struct fault_config *c,
 		t1 = BENCH_MAX(t1, t[i].t_end);
 	}
 	pthread_barrier_destroy(&start);
+	free(order);
 	return (double)(t1 - t0) / 1e9;
 }
 
@@ -148,7 +206,7 @@ static int map_plain(const struct fault_config *c, uint8_t **out, int *fd)
 }
 
 static int run_limit(const struct fault_config *c, unsigned nthreads,
-		     double *secs, uint64_t *bad)
+		     enum workload wl, double *secs, uint64_t *bad)
 {
 	uint8_t *mem = NULL;
 	int fd, err = map_plain(c, &mem, &fd);
@@ -157,7 +215,9 @@ static int run_limit(const struct fault_config *c, unsigned nthreads,
 		return cli_fail("bench fault: cannot map %llu bytes of %s "
 				"memory: %s", (unsigned long long)c->size,
 				lm_backing_name(c->backing), strerror(-err));
-	*secs = touch_all(mem, c, nthreads);
+	*secs = touch_all(mem, c, nthreads, wl);
+	if (*secs < 0)
+		return cli_fail("bench fault: out of memory");
 	*bad += bench_verify_touched(mem, c->size, c->page_size, true);
 	munmap(mem, c->size);
 	if (fd >= 0)
@@ -166,7 +226,8 @@ static int run_limit(const struct fault_config *c, unsigned nthreads,
 }
 
 static int run_region(const struct fault_config *c, const struct contender *k,
-		      unsigned nthreads, double *secs, struct run_result *res)
+		      unsigned nthreads, enum workload wl, double *secs,
+		      struct run_result *res)
 {
 	struct lm_source *src;
 	struct lm_region *r;
@@ -197,7 +258,12 @@ static int run_region(const struct fault_config *c, const struct contender *k,
 		lm_source_destroy(src);
 		return cli_fail("bench fault: %s", lm_last_error());
 	}
-	*secs = touch_all(lm_region_addr(r), c, nthreads);
+	*secs = touch_all(lm_region_addr(r), c, nthreads, wl);
+	if (*secs < 0) {
+		lm_region_destroy(r);
+		lm_source_destroy(src);
+		return cli_fail("bench fault: out of memory");
+	}
 	/* A handler wakes the toucher before it counts the page; every page
 	 * was touched, so completion is when the counters are final. */
 	if (lm_region_wait_complete(r, 30000))
@@ -243,14 +309,21 @@ static void usage(FILE *f)
 	      "Pages/s of first-touch faults on a region served from memory:\n"
 	      "handler threads (classic userfaultfd) vs self-resolve (SIGBUS)\n"
 	      "vs the kernel's own fault with no userfaultfd (the limit).\n\n"
-	      "  -t, --threads LIST   faulting thread counts (default 1,2)\n"
+	      "  -t, --threads LIST   faulting thread counts (default 1,2; more\n"
+	      "                       than the CPUs is fine: oversubscribed)\n"
+	      "  -w, --workload KIND  sequential | random | both (default both):\n"
+	      "                       random touches each thread's pages in a\n"
+	      "                       seeded random order, defeating fault-around\n"
+	      "      --seed N         seed of the random orders (default 1)\n"
 	      "  -s, --size SIZE      region size (default 512M)\n"
 	      "  -r, --repeat N       runs per contender, median kept "
 	      "(default 3)\n"
 	      "  -b, --backing KIND   anon | memfd | hugetlb (default anon)\n"
 	      "  -i, --install MODE   copy | continue (default copy)\n"
-	      "  -a, --around N       pages per fault for the self+around "
-	      "contender (default 16)\n"
+	      "  -a, --around N       fault-around of the self+around "
+	      "contender: its adaptive\n"
+	      "                       window's largest size in pages "
+	      "(default 16)\n"
 	      "  -o, --only LIST      run only these of limit,handler,self "
 	      "(the limit always runs)\n"
 	      "  -j, --json           JSON on stdout instead of the table\n"
@@ -268,12 +341,14 @@ static int parse_args(int argc, char **argv, struct fault_config *c)
 		{ "json", no_argument, NULL, 'j' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "around", required_argument, NULL, 'a' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "seed", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "t:s:r:b:i:jo:a:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "t:s:r:b:i:jo:a:w:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 't':
 			c->nthreads = cli_parse_uint_list(optarg, c->threads,
@@ -316,6 +391,21 @@ static int parse_args(int argc, char **argv, struct fault_config *c)
 			break;
 		case 'j':
 			c->json = true;
+			break;
+		case 'w':
+			if (!strcmp(optarg, "sequential"))
+				c->workloads = 1u << WL_SEQUENTIAL;
+			else if (!strcmp(optarg, "random"))
+				c->workloads = 1u << WL_RANDOM;
+			else if (!strcmp(optarg, "both"))
+				c->workloads = (1u << WL_COUNT) - 1;
+			else
+				return cli_usage_error("--workload '%s': "
+					"expected sequential, random or both",
+					optarg);
+			break;
+		case 'S':
+			c->seed = strtoull(optarg, NULL, 0);
 			break;
 		case 'a':
 			c->around = (unsigned)atoi(optarg);
@@ -368,8 +458,19 @@ static double rate_of(const struct fault_config *c, const struct run_result *r)
 	return r->median > 0 ? (double)(c->size / c->page_size) / r->median : 0;
 }
 
+static bool wl_selected(const struct fault_config *c, unsigned w)
+{
+	return c->workloads & (1u << w);
+}
+
+/* The fault-around of contender k: pages per fault, 0 when off. */
+static unsigned around_of(const struct fault_config *c, unsigned k)
+{
+	return contenders[k].around ? c->around : 0;
+}
+
 static void print_table(const struct fault_config *c,
-			struct run_result res[][NCONT])
+			struct run_result res[][MAX_THREAD_COUNTS][NCONT])
 {
 	uint64_t pages = c->size / c->page_size;
 
@@ -380,31 +481,36 @@ static void print_table(const struct fault_config *c,
 	       (unsigned long long)(c->page_size >> 10),
 	       lm_backing_name(c->backing), lm_install_name(c->install),
 	       bench_ncpus(), c->repeat);
-	printf("%-7s %-8s %-8s %-9s %-6s %11s %8s %8s %8s %8s %8s %8s\n",
-	       "threads", "delivery", "handlers", "placement", "around",
+	printf("%-10s %-7s %-8s %-8s %-9s %-6s %11s %8s %8s %8s %8s %8s "
+	       "%8s\n", "workload", "threads", "delivery", "handlers", "placement", "around",
 	       "pages/s",
 	       "us/page", "p50 us", "p99 us", "xlimit", "xh-same", "xh-other");
+	for (unsigned w = 0; w < WL_COUNT; w++)
 	for (int t = 0; t < c->nthreads; t++) {
-		double lim = rate_of(c, &res[t][0]);
-		double hs = rate_of(c, &res[t][1]);
-		double ho = rate_of(c, &res[t][2]);
+		double lim = rate_of(c, &res[w][t][0]);
+		double hs = rate_of(c, &res[w][t][1]);
+		double ho = rate_of(c, &res[w][t][2]);
 
+		if (!wl_selected(c, w))
+			continue;
 		for (unsigned k = 0; k < NCONT; k++) {
-			const struct run_result *r = &res[t][k];
+			const struct run_result *r = &res[w][t][k];
 			double rate = rate_of(c, r);
 
 			if (!selected(c, k))
 				continue;
 
-			printf("%-7u %-8s %-8s %-9s %-6u %11.0f %8.2f %8.2f "
-			       "%8.2f %7.2fx %7.2fx %7.2fx%s\n",
+			printf("%-10s %-7u %-8s %-8s %-9s %-6u %11.0f %8.2f "
+			       "%8.2f %8.2f %7.2fx %7.2fx %7.2fx%s\n",
+			       workload_name[w],
 			       c->threads[t], contenders[k].delivery,
 			       contenders[k].handlers ? (contenders[k].handlers
 							 == 1 ? "1" : "2")
 						      : "-",
 			       contenders[k].placement ? contenders[k].placement
 						       : "-",
-			       contenders[k].around ? c->around : 1, rate, 1e6 / rate * c->threads[t],
+			       around_of(c, k), rate,
+			       1e6 / rate * c->threads[t],
 			       r->p50_ns / 1e3, r->p99_ns / 1e3,
 			       ratio(rate, lim), ratio(rate, hs),
 			       ratio(rate, ho),
@@ -414,12 +520,15 @@ static void print_table(const struct fault_config *c,
 	}
 	printf("us/page is per faulting thread; p50/p99 are fault-resolution "
 	       "latencies seen by the fault path (none for the limit);\n"
-	       "around: pages installed per fault (fault-around), 1 is one "
-	       "page per fault like the kernel's anonymous faults.\n");
+	       "around: most pages installed per fault (fault-around, an "
+	       "adaptive window per thread), 0 is off:\n"
+	       "one page per fault like the kernel's anonymous faults; "
+	       "random: each thread touches its slice in a\n"
+	       "seeded random order, so the window stays at one page.\n");
 }
 
 static void print_json(const struct fault_config *c,
-		       struct run_result res[][NCONT])
+		       struct run_result res[][MAX_THREAD_COUNTS][NCONT])
 {
 	uint64_t pages = c->size / c->page_size;
 	json_object *root = json_object_new_object();
@@ -440,11 +549,16 @@ static void print_json(const struct fault_config *c,
 	json_object_object_add(cfg, "source", json_object_new_string("memory"));
 	json_object_object_add(cfg, "cpus", json_object_new_int(bench_ncpus()));
 	json_object_object_add(cfg, "repeat", json_object_new_int(c->repeat));
+	json_object_object_add(cfg, "seed",
+			       json_object_new_int64((int64_t)c->seed));
+	for (unsigned w = 0; w < WL_COUNT; w++)
 	for (int t = 0; t < c->nthreads; t++) {
-		double lim = rate_of(c, &res[t][0]);
+		double lim = rate_of(c, &res[w][t][0]);
 
+		if (!wl_selected(c, w))
+			continue;
 		for (unsigned k = 0; k < NCONT; k++) {
-			const struct run_result *r = &res[t][k];
+			const struct run_result *r = &res[w][t][k];
 			json_object *o;
 			double rate = rate_of(c, r);
 
@@ -452,6 +566,8 @@ static void print_json(const struct fault_config *c,
 				continue;
 			o = json_object_new_object();
 
+			json_object_object_add(o, "workload",
+				json_object_new_string(workload_name[w]));
 			json_object_object_add(o, "delivery",
 				json_object_new_string(contenders[k].delivery));
 			json_object_object_add(o, "threads",
@@ -465,8 +581,7 @@ static void print_json(const struct fault_config *c,
 				? json_object_new_string(contenders[k].placement)
 				: NULL);
 			json_object_object_add(o, "fault_around",
-				json_object_new_int(contenders[k].around
-						    ? (int)c->around : 1));
+				json_object_new_int((int)around_of(c, k)));
 			json_object_object_add(o, "pages",
 				json_object_new_int64((int64_t)pages));
 			json_object_object_add(o, "seconds",
@@ -494,9 +609,10 @@ static void print_json(const struct fault_config *c,
 
 int cmd_bench_fault(int argc, char **argv)
 {
-	static struct run_result res[MAX_THREAD_COUNTS][NCONT];
+	static struct run_result res[WL_COUNT][MAX_THREAD_COUNTS][NCONT];
 	struct fault_config c = {
 		.size = 512ull << 20, .threads = { 1, 2 }, .nthreads = 2,
+		.workloads = (1u << WL_COUNT) - 1, .seed = 1,
 		.repeat = 3, .backing = LM_BACKING_ANON,
 		.install = LM_INSTALL_COPY, .around = 16,
 	};
@@ -524,46 +640,54 @@ int cmd_bench_fault(int argc, char **argv)
 		double ignored;
 		uint64_t bad_ignored = 0;
 
-		err = run_limit(&c, c.threads[0], &ignored, &bad_ignored);
+		err = run_limit(&c, c.threads[0], WL_SEQUENTIAL, &ignored,
+				&bad_ignored);
 		if (err)
 			return err;
 	}
 	/* Round-robin: every contender once per round, so slow drift on a
 	 * shared machine spreads over all of them. */
-	for (int rep = 0; rep < c.repeat; rep++) {
+	for (int rep = 0; rep < c.repeat; rep++)
+	for (unsigned w = 0; w < WL_COUNT; w++) {
+		if (!wl_selected(&c, w))
+			continue;
 		for (int t = 0; t < c.nthreads; t++) {
 			for (unsigned k = 0; k < NCONT; k++) {
-				double *s = &res[t][k].seconds[rep];
+				struct run_result *r = &res[w][t][k];
+				double *s = &r->seconds[rep];
 
 				if (!selected(&c, k))
 					continue;
 				if (progress)
-					fprintf(stderr, "\rround %d/%d: %u "
-						"threads, %-8s %-9s   ", rep + 1,
-						c.repeat, c.threads[t],
+					fprintf(stderr, "\rround %d/%d: %-10s "
+						"%u threads, %-8s %-9s   ",
+						rep + 1, c.repeat,
+						workload_name[w], c.threads[t],
 						contenders[k].delivery,
 						contenders[k].placement
 						? contenders[k].placement : "");
-				err = k == 0 ? run_limit(&c, c.threads[t], s,
-							 &res[t][k].bad_pages)
+				err = k == 0 ? run_limit(&c, c.threads[t], w, s,
+							 &r->bad_pages)
 					     : run_region(&c, &contenders[k],
-							  c.threads[t], s,
-							  &res[t][k]);
+							  c.threads[t], w, s,
+							  r);
 				if (err)
 					return err;
 			}
 		}
 	}
 	if (progress)
-		fprintf(stderr, "\r%60s\r", "");
-	for (int t = 0; t < c.nthreads; t++)
-		for (unsigned k = 0; k < NCONT; k++) {
-			if (!selected(&c, k))
-				continue;
-			res[t][k].median = bench_median(res[t][k].seconds,
-							c.repeat);
-			bad += res[t][k].bad_pages;
-		}
+		fprintf(stderr, "\r%72s\r", "");
+	for (unsigned w = 0; w < WL_COUNT; w++)
+		for (int t = 0; t < c.nthreads; t++)
+			for (unsigned k = 0; k < NCONT; k++) {
+				struct run_result *r = &res[w][t][k];
+
+				if (!selected(&c, k) || !wl_selected(&c, w))
+					continue;
+				r->median = bench_median(r->seconds, c.repeat);
+				bad += r->bad_pages;
+			}
 	if (c.json)
 		print_json(&c, res);
 	else

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # plot_fault.sh - bar chart of `lazymem bench fault --json` output:
-# pages/s per contender, one group per faulting-thread count.
+# pages/s per contender, one group per workload and faulting-thread count.
 #   lazymem bench fault --json > fault.json && bench/plot_fault.sh fault.json docs/fault.svg
 set -euo pipefail
 in=$1 out=$2
@@ -15,14 +15,17 @@ for r in d["results"]:
     name = r["delivery"]
     if r["delivery"] == "handler":
         name = f'handler x{r["handler_threads"]} {r["placement"]}'
-    if r.get("fault_around", 1) > 1:
+    # fault_around is 0 when off (older files: 1).
+    if r.get("fault_around", 0) > 1:
         name += f' +around{r["fault_around"]}'
     if name not in names:
         names.append(name)
-    rows.setdefault(r["threads"], {})[name] = r["pages_per_sec"] / 1000
+    key = (r.get("workload", "sequential"), r["threads"])
+    rows.setdefault(key, {})[name] = r["pages_per_sec"] / 1000
 print("threads " + " ".join(f'"{n}"' for n in names))
-for t in sorted(rows):
-    print(f'"{t} thread{"s" if t > 1 else ""}" ' + " ".join(f"{rows[t].get(n, 0):.1f}" for n in names))
+for wl, t in sorted(rows, key=lambda k: (k[0] != "sequential", k[1])):
+    print(f'"{wl[:3]} {t} thread{"s" if t > 1 else ""}" ' +
+          " ".join(f"{rows[(wl, t)].get(n, 0):.1f}" for n in names))
 PY
 cfg=$(python3 - "$in" <<'PY'
 import json, sys

@@ -31,7 +31,14 @@ for r in res:
     assert r["verified"] is True, r
     assert r["pages"] == 2048 and r["pages_per_sec"] > 0 and r["seconds"] > 0, r
     assert r["threads"] in (1, 2)
+    assert r["workload"] in ("sequential", "random"), r
+    assert r["fault_around"] == (16 if r["delivery"] == "self" and
+                                 r["fault_around"] else 0), r
+assert {r["workload"] for r in res} == {"sequential", "random"}
+assert {r["fault_around"] for r in res if r["delivery"] == "self"} == {0, 16}
 ' "$json"
+check "bad --workload named" expect_error 2 "--workload 'zigzag'" \
+  bench fault --workload zigzag
 
 check "fc-handler --help" bash -c "'$LAZYMEM' fc-handler --help | grep -q -- '--kill-peer-on-error'"
 check "fc-handler needs --socket and --mem-file" expect_error 2 \

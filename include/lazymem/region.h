@@ -84,7 +84,10 @@ struct lm_region_config {
 	 * installs them with the same source read and the same ioctl. 0 or 1
 	 * is off. It pays where access is sequential and each fault is dear
 	 * (a signal, a vCPU exit); it wastes reads where access is random.
-	 * At most 64 pages and 4 MiB.
+	 * At most 64 pages and 4 MiB. With the SELF delivery it is the
+	 * largest window of an adaptive one per faulting thread: doubled
+	 * while the thread's faults follow each other (1, 2, 4, ... pages),
+	 * back to 1 page on a fault elsewhere.
 	 */
 	unsigned fault_around;
 	struct lm_source *source;	/* borrowed; size >= region size */

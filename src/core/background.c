@@ -85,8 +85,7 @@ static void fill_run(struct lm_region *r, uint64_t first, uint64_t n)
 		return;
 	}
 	if (!zero)
-		atomic_fetch_add_explicit(&r->stats.bytes_read, len,
-					  memory_order_relaxed);
+		lm__count(r, bytes_read, len);
 	lm__pages_done(r, first, n, LM_PS_PRESENT, LM_ORIGIN_BACKGROUND, zero);
 }
 
@@ -102,8 +101,7 @@ static void *background_main(void *arg)
 	while (i < r->nr_pages && !atomic_load(&r->bg.stop)) {
 		uint64_t n = 0;
 
-		if (atomic_load_explicit(&r->demand_active,
-					 memory_order_relaxed) > 0) {
+		if (lm__demand_active(r) > 0) {
 			sched_yield();
 			continue;
 		}
@@ -124,7 +122,7 @@ static void *background_main(void *arg)
 			usleep(100);
 			continue;
 		}
-		atomic_fetch_add(&r->stats.faults[LM_ORIGIN_BACKGROUND], n);
+		lm__count(r, faults[LM_ORIGIN_BACKGROUND], n);
 		if (!r->foreign)
 			fill_run(r, i, n);
 		i += n;

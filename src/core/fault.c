@@ -5,21 +5,64 @@
  * Every delivery ends here: a handler thread with a message from the
  * userfaultfd, a thread in its SIGBUS handler, a vCPU on its way out of
  * KVM_RUN, the background filler. Nothing on this path takes a lock or
- * allocates memory, since it may run in a signal handler; the one shared
- * write per fault is the page's own state word. Each branch bumps a counter
- * in r->stats so lm_region_stats() tells which way faults went.
+ * allocates memory, since it may run in a signal handler. Each branch bumps
+ * a counter in the faulting thread's own statistics shard (lm__count), so
+ * lm_region_stats() tells which way faults went without every faulting
+ * thread writing the same cache lines; what other threads' faults still
+ * write is counted in docs/benchmarks.md ("Shared writes per fault").
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/region_internal.h"
 #include "core/uffd.h"
 
 #define RELAXED memory_order_relaxed
 
-static inline void count(_Atomic uint64_t *c, uint64_t n)
+/* Take a buffer to stage the fault's pages in: the thread's shard's own
+ * if it is free (no shared write), else a slot of the region's pool. */
+static int stage_get(struct lm_region *r, struct lm_fault *f)
 {
-	atomic_fetch_add_explicit(c, n, RELAXED);
+	struct lm_stats_shard *s = lm__shard(r);
+	unsigned i = (unsigned)(s - r->shards);
+	uint32_t free_ = 0;
+
+	if (i && atomic_compare_exchange_strong_explicit(
+			 &s->stage_busy, &free_, 1, memory_order_acquire,
+			 memory_order_relaxed)) {
+		void *b = atomic_load_explicit(&s->stage, RELAXED);
+
+		if (!b) {
+			/* mmap is a plain system call: signal-safe. */
+			b = mmap(NULL, r->staging.size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+				 -1, 0);
+			if (b == MAP_FAILED)
+				b = NULL;
+			else
+				atomic_store_explicit(&s->stage, b, RELAXED);
+		}
+		if (b) {
+			f->page = b;
+			f->slot = LM_SLOT_SHARD + (int)i;
+			return f->slot;
+		}
+		atomic_store_explicit(&s->stage_busy, 0, memory_order_release);
+	}
+	f->slot = lm_staging_get(&r->staging, &f->page);
+	return f->slot;
+}
+
+static void stage_put(struct lm_region *r, struct lm_fault *f)
+{
+	if (f->slot >= LM_SLOT_SHARD)
+		atomic_store_explicit(
+			&r->shards[f->slot - LM_SLOT_SHARD].stage_busy, 0,
+			memory_order_release);
+	else if (f->slot >= 0)
+		lm_staging_put(&r->staging, f->slot);
+	f->slot = -1;
 }
 
 void lm__record_error(struct lm_region *r, uint64_t off, int err)
@@ -30,18 +73,44 @@ void lm__record_error(struct lm_region *r, uint64_t off, int err)
 		atomic_store(&r->first_err_off, off);
 }
 
-static void note_done(struct lm_region *r, uint64_t n)
+/* Pages in chunk c: LM_DONE_CHUNK, less for the region's last chunk. */
+static uint64_t chunk_pages(const struct lm_region *r, uint64_t c)
 {
-	if (atomic_fetch_add(&r->nr_done, n) + n == r->nr_pages) {
-		atomic_store(&r->complete, 1);
-		lm_futex_wake_all(&r->complete);
+	uint64_t first = c << LM_DONE_CHUNK_SHIFT;
+
+	return LM_MIN(LM_DONE_CHUNK, r->nr_pages - first);
+}
+
+void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n)
+{
+	while (n) {
+		uint64_t c = first >> LM_DONE_CHUNK_SHIFT;
+		uint64_t end = LM_MIN(first + n, (c + 1) << LM_DONE_CHUNK_SHIFT);
+		uint64_t k = end - first, full = chunk_pages(r, c);
+
+		if (atomic_fetch_add(&r->done[c].n, k) + k == full &&
+		    atomic_fetch_add(&r->chunks_done, 1) + 1 == r->nr_chunks) {
+			atomic_store(&r->complete, 1);
+			lm_futex_wake_all(&r->complete);
+		}
+		first = end;
+		n -= k;
 	}
+}
+
+void lm__page_undone(struct lm_region *r, uint64_t idx)
+{
+	uint64_t c = idx >> LM_DONE_CHUNK_SHIFT;
+
+	if (atomic_fetch_sub(&r->done[c].n, 1) == chunk_pages(r, c))
+		atomic_fetch_sub(&r->chunks_done, 1);
 }
 
 static void demand_end(struct lm_region *r, const struct lm_fault *f)
 {
 	if (f->origin != LM_ORIGIN_BACKGROUND)
-		atomic_fetch_sub_explicit(&r->demand_active, 1, RELAXED);
+		atomic_fetch_sub_explicit(&lm__shard(r)->demand_active, 1,
+					  RELAXED);
 }
 
 int lm__continue_all(struct lm_region *r, uint64_t off, uint64_t len)
@@ -112,7 +181,7 @@ static int reinstall_zero(struct lm_region *r, struct lm_view *v,
 	if (err == -EEXIST)
 		err = lm_uffd_wake(v->uffd, v->addr + off, r->page_size);
 	else if (!err)
-		count(&r->stats.pages_zero, 1);
+		lm__count(r, pages_zero, 1);
 	return err;
 }
 
@@ -128,13 +197,13 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 		st = lm_pagemap_wait(&r->map, idx);
 		if (st == LM_PS_MISSING)
 			return 1;
-		count(&r->stats.faults_waited, 1);
+		lm__count(r, faults_waited, 1);
 		if (f->origin != LM_ORIGIN_BACKGROUND)
 			lm__stats_latency(r, lm_now_ns() - f->t0_ns);
 	} else if (st == LM_PS_MISSING) {
 		return 1;
 	} else {
-		count(&r->stats.faults_present, 1);
+		lm__count(r, faults_present, 1);
 	}
 	if (st == LM_PS_FAILED) {
 		poison_all(r, f->off);
@@ -145,16 +214,61 @@ static int fault_not_owner(struct lm_region *r, struct lm_fault *f,
 	return map_present(r, v, f->off, r->page_size);
 }
 
-/* Claim up to fault_around - 1 missing pages after idx; how many. */
-static unsigned claim_around(struct lm_region *r, uint64_t idx)
+/* Claim up to max - 1 missing pages after idx; how many. Stops at the
+ * region's end and at the first page another thread holds or has. */
+static unsigned claim_around(struct lm_region *r, uint64_t idx, unsigned max)
 {
 	unsigned n = 0;
 
-	while (n + 1 < r->fault_around && idx + n + 1 < r->nr_pages &&
+	while (n + 1 < max && idx + n + 1 < r->nr_pages &&
 	       !lm__page_removed(r, idx + n + 1) &&
 	       lm_pagemap_claim(&r->map, idx + n + 1))
 		n++;
 	return n;
+}
+
+/*
+ * Pages to install for a demand fault at idx, itself included, at most
+ * r->fault_around. A self-resolving thread (SIGBUS) keeps a window of its
+ * own, like the kernel's readahead: doubled when the fault lands where its
+ * previous run ended (a sequential stream), back to 1 when it does not, so
+ * random access fetches only what it touches. Why: with a fixed window a
+ * random toucher fetched up to 15 pages it might never use per fault,
+ * which a memory source hides but a network peer does not. A thread
+ * sharing shard 0 has no window of its own and gets the fixed one; other
+ * deliveries too (handler threads serve everyone's faults; a vCPU's
+ * accesses are already fault-around's best case).
+ */
+static unsigned around_window(struct lm_region *r, uint64_t idx,
+			      enum lm_fault_origin origin)
+{
+	struct lm_stats_shard *s;
+	unsigned w;
+
+	if (r->fault_around <= 1 || origin != LM_ORIGIN_SIGBUS ||
+	    r->around_adaptive)
+		return r->fault_around;
+	s = lm__shard(r);
+	if (s == r->shards)
+		return r->fault_around;
+	w = atomic_load_explicit(&s->around_window, RELAXED);
+	if (atomic_load_explicit(&s->around_next, RELAXED) == idx + 1)
+		w = LM_MIN(w < 2 ? 2 : 2 * w, r->fault_around);
+	else
+		w = 1;
+	atomic_store_explicit(&s->around_window, w, RELAXED);
+	return w;
+}
+
+/* After a SIGBUS fault's run [idx, idx+n) is claimed: where a sequential
+ * stream of this thread would fault next. */
+static void around_note(struct lm_region *r, const struct lm_fault *f)
+{
+	if (f->origin == LM_ORIGIN_SIGBUS && r->fault_around > 1 &&
+	    !r->around_adaptive)
+		atomic_store_explicit(&lm__shard(r)->around_next,
+				      (f->off >> r->page_shift) + f->npages + 1,
+				      RELAXED);
 }
 
 /* Give the fault-around pages back unfetched; waiters claim them anew. */
@@ -189,21 +303,20 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 	} else if (r->image && !zero && !want_page) {
 		/* Foreign, source mapped: install straight from it. */
 		f->page = (void *)(uintptr_t)(r->image + f->off);
-		count(&r->stats.bytes_read, len);
+		lm__count(r, bytes_read, len);
 		return 0;
 	} else if (zero && !want_page && r->backing != LM_BACKING_HUGETLB) {
 		/* f->page stays NULL: commit installs UFFDIO_ZEROPAGE,
 		 * which hugetlbfs does not support. */
-		count(&r->stats.pages_zero, f->npages);
+		lm__count(r, pages_zero, f->npages);
 		return 0;
 	} else {
-		f->slot = lm_staging_get(&r->staging, &f->page);
-		if (f->slot < 0)
+		if (stage_get(r, f) < 0)
 			return f->slot;
 	}
 	if (zero) {
 		memset(f->page, 0, len);
-		count(&r->stats.pages_zero, f->npages);
+		lm__count(r, pages_zero, f->npages);
 		return 0;
 	}
 	err = lm_source_read(r->src, f->off, f->page, len);
@@ -214,7 +327,7 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 		err = lm_source_read(r->src, f->off, f->page, len);
 	}
 	if (!err)
-		count(&r->stats.bytes_read, len);
+		lm__count(r, bytes_read, len);
 	return err;
 }
 
@@ -234,7 +347,7 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 	f->view = view;
 	f->npages = 1;
 	f->t0_ns = lm_now_ns();
-	count(&r->stats.faults[origin], 1);
+	lm__count(r, faults[origin], 1);
 
 	idx = f->off >> r->page_shift;
 	while (!lm_pagemap_claim(&r->map, idx)) {
@@ -243,16 +356,19 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 			return err;
 	}
 	if (origin != LM_ORIGIN_BACKGROUND) {
-		atomic_fetch_add_explicit(&r->demand_active, 1, RELAXED);
+		atomic_fetch_add_explicit(&lm__shard(r)->demand_active, 1,
+					  RELAXED);
 		/* A removed page is installed as zeroes: no neighbours
 		 * (which still hold the source's content) in its run. */
 		if ((!r->around_adaptive ||
 		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
 		    !lm__page_removed(r, idx))
-			f->npages += claim_around(r, idx);
+			f->npages += claim_around(r, idx,
+						  around_window(r, idx, origin));
 		if (r->around_adaptive)
 			atomic_store_explicit(&r->next_seq_idx,
 					      idx + f->npages, RELAXED);
+		around_note(r, f);
 	}
 	err = fetch(r, f, want_page);
 	if (err) {
@@ -328,14 +444,15 @@ static void publish_present(struct lm_region *r, const struct lm_fault *f,
 	for (unsigned i = 0; i < n; i++)
 		lm_pagemap_publish(&r->map, idx + i, LM_PS_PRESENT);
 	if (f->origin == LM_ORIGIN_BACKGROUND) {
-		count(&r->stats.pages_background, n);
+		lm__count(r, pages_background, n);
 	} else if (idx == f->off >> r->page_shift) {
-		count(&r->stats.pages_demand, 1);
-		count(&r->stats.pages_around, n - 1);
+		lm__count(r, pages_demand, 1);
+		if (n > 1)
+			lm__count(r, pages_around, n - 1);
 	} else {
-		count(&r->stats.pages_around, n);
+		lm__count(r, pages_around, n);
 	}
-	note_done(r, n);
+	lm__pages_note_done(r, idx, n);
 }
 
 /* A run's install failed (EEXIST part-way, say): install page by page so
@@ -374,20 +491,18 @@ static int commit_later(struct lm_region *r, struct lm_fault *f)
 {
 	uint64_t idx = f->off >> r->page_shift;
 
-	if (f->slot >= 0)
-		lm_staging_put(&r->staging, f->slot);
-	f->slot = -1;
+	stage_put(r, f);
 	for (unsigned i = 0; i < f->npages; i++)
 		lm_pagemap_publish(&r->map, idx + i, LM_PS_MISSING);
 	/* Not installed after all: the retry counts it again. */
 	if (f->zero)
-		atomic_fetch_sub_explicit(&r->stats.pages_zero, f->npages,
-					  RELAXED);
+		atomic_fetch_sub_explicit(&lm__shard(r)->pages_zero,
+					  f->npages, RELAXED);
 	else
-		atomic_fetch_sub_explicit(&r->stats.bytes_read,
+		atomic_fetch_sub_explicit(&lm__shard(r)->bytes_read,
 					  (uint64_t)f->npages << r->page_shift,
 					  RELAXED);
-	count(&r->stats.faults_retried, 1);
+	lm__count(r, faults_retried, 1);
 	demand_end(r, f);
 	return -EAGAIN;
 }
@@ -403,18 +518,13 @@ int lm_fault_commit(struct lm_region *r, struct lm_fault *f)
 	} else if (err && f->npages > 1) {
 		err = commit_page_by_page(r, f);
 	} else if (err) {
-		if (f->slot >= 0)
-			lm_staging_put(&r->staging, f->slot);
-		f->slot = -1;
+		stage_put(r, f);
 		lm_fault_fail(r, f, err);
 		return err;
 	} else {
 		publish_present(r, f, idx, f->npages);
 	}
-	if (f->slot >= 0) {
-		lm_staging_put(&r->staging, f->slot);
-		f->slot = -1;
-	}
+	stage_put(r, f);
 	if (f->origin != LM_ORIGIN_BACKGROUND)
 		lm__stats_latency(r, lm_now_ns() - f->t0_ns);
 	demand_end(r, f);
@@ -425,19 +535,16 @@ void lm_fault_fail(struct lm_region *r, struct lm_fault *f, int err)
 {
 	uint64_t idx = f->off >> r->page_shift;
 
-	if (f->slot >= 0) {
-		lm_staging_put(&r->staging, f->slot);
-		f->slot = -1;
-	}
+	stage_put(r, f);
 	release_around(r, f);
 	/* Record before poisoning: the poison wakes the faulting thread,
 	 * which may ask lm_region_error() at once. */
 	lm__record_error(r, f->off, err);
-	count(&r->stats.pages_failed, 1);
+	lm__count(r, pages_failed, 1);
 	lm_pagemap_publish(&r->map, idx, LM_PS_FAILED);
 	poison_all(r, f->off);
 	demand_end(r, f);
-	note_done(r, 1);
+	lm__pages_note_done(r, idx, 1);
 }
 
 void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
@@ -446,12 +553,12 @@ void lm__pages_done(struct lm_region *r, uint64_t first, uint64_t n,
 	for (uint64_t i = first; i < first + n; i++)
 		lm_pagemap_publish(&r->map, i, state);
 	if (origin == LM_ORIGIN_BACKGROUND)
-		count(&r->stats.pages_background, n);
+		lm__count(r, pages_background, n);
 	else
-		count(&r->stats.pages_demand, n);
+		lm__count(r, pages_demand, n);
 	if (zero)
-		count(&r->stats.pages_zero, n);
-	note_done(r, n);
+		lm__count(r, pages_zero, n);
+	lm__pages_note_done(r, first, n);
 }
 
 int lm__fault(struct lm_region *r, unsigned view, uint64_t off,

@@ -108,21 +108,18 @@ static void remove_range(struct lm_foreign *f, uint64_t start, uint64_t end)
 		struct lm_region *r = f->region[k];
 		uint64_t base = (uintptr_t)r->view[0].addr, ps = r->page_size;
 		uint64_t lo = LM_MAX(start, base), hi = LM_MIN(end, base + r->size);
-		uint64_t removed = 0;
 
 		if (lo >= hi)
 			continue;
 		lo = (lo - base + ps - 1) & ~(ps - 1);
 		hi = (hi - base) & ~(ps - 1);
 		for (uint64_t off = lo; off < hi; off += ps)
+			/* Present pages removed no longer count as done. */
 			if (lm_pagemap_remove(&r->map, off >> r->page_shift))
-				removed++;
+				lm__page_undone(r, off >> r->page_shift);
 		if (hi > lo)
-			atomic_fetch_add(&r->stats.pages_removed,
-					 (hi - lo) >> r->page_shift);
-		/* Present pages removed no longer count as done. */
-		if (removed)
-			atomic_fetch_sub(&r->nr_done, removed);
+			lm__count(r, pages_removed,
+				  (hi - lo) >> r->page_shift);
 	}
 }
 

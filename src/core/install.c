@@ -226,8 +226,7 @@ static int install_runs(struct lm_region *r, uint64_t first, unsigned npages,
 			i++;
 			continue;
 		}
-		atomic_fetch_add_explicit(&r->stats.faults[origin], n,
-					  memory_order_relaxed);
+		lm__count(r, faults[origin], n);
 		if (run->on_claimed)
 			run->on_claimed(run->arg,
 					(first + i) << r->page_shift, n);
@@ -254,12 +253,12 @@ int lm_region_install_run(struct lm_region *r, uint64_t off, unsigned npages,
 		return err;
 	/* Faulting threads' own pages go first: the filler backs off. */
 	if (origin != LM_ORIGIN_BACKGROUND)
-		atomic_fetch_add_explicit(&r->demand_active, 1,
+		atomic_fetch_add_explicit(&lm__shard(r)->demand_active, 1,
 					  memory_order_relaxed);
 	err = install_runs(r, off >> r->page_shift, npages, buf, origin, run,
 			   &out);
 	if (origin != LM_ORIGIN_BACKGROUND)
-		atomic_fetch_sub_explicit(&r->demand_active, 1,
+		atomic_fetch_sub_explicit(&lm__shard(r)->demand_active, 1,
 					  memory_order_relaxed);
 	run->installed = out.installed;
 	run->failed = out.failed;

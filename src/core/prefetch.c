@@ -17,11 +17,6 @@
 
 #define BATCH_BYTES (4u << 20)
 
-static void count(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
 static void release(struct lm_region *r, uint64_t first, uint64_t n)
 {
 	for (uint64_t i = first; i < first + n; i++)
@@ -136,13 +131,13 @@ static int one_by_one(struct lm_region *r, uint64_t first0, uint64_t first,
 			err = install(r, i, 1, from, from == NULL, &done);
 		if (err == -EAGAIN) {
 			release(r, i, first + n - i);
-			count(&r->stats.faults_retried, 1);
+			lm__count(r, faults_retried, 1);
 			return -EAGAIN;
 		}
 		if (!err || err == -EEXIST) {
 			/* EEXIST: there already (a zap raced us back). */
 			if (read && !err)
-				count(&r->stats.bytes_read, r->page_size);
+				lm__count(r, bytes_read, r->page_size);
 			installed(r, i, 1, rs, i - first0, zero);
 			continue;
 		}
@@ -227,10 +222,10 @@ static int install_claimed(struct lm_region *r, uint64_t first, uint64_t n,
 	if (done)
 		installed(r, first, done, rs, 0, zero);
 	if (!zero && !rs->given && done)
-		count(&r->stats.bytes_read, done << r->page_shift);
+		lm__count(r, bytes_read, done << r->page_shift);
 	if (err == -EAGAIN) {
 		release(r, first + done, n - done);
-		count(&r->stats.faults_retried, 1);
+		lm__count(r, faults_retried, 1);
 	} else if (err) {
 		/* EEXIST part-way, the mapped file shrank, or a real error:
 		 * page by page (through source reads, which say why). */

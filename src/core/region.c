@@ -249,6 +249,12 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 		r->view[i].uffd = -1;
 	lm_staging_init(&r->staging, r->page_size * r->fault_around);
 
+	err = lm__stats_init(r);
+	if (err) {
+		lm_error(err, "region '%s': statistics shards: %s", name,
+			 strerror(-err));
+		goto fail;
+	}
 	err = lm_pagemap_init(&r->map, r->nr_pages);
 	if (err) {
 		lm_error(err, "region '%s': page-state map for %llu pages: %s",
@@ -330,10 +336,13 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
 	r->view[1].uffd = -1;
 	r->nr_views = 1;
 	lm_staging_init(&r->staging, page_size * r->fault_around);
-	err = lm_pagemap_init(&r->map, r->nr_pages);
+	err = lm__stats_init(r);
+	if (!err)
+		err = lm_pagemap_init(&r->map, r->nr_pages);
 	if (err) {
 		lm_error(err, "region '%s': page-state map for %llu pages: %s",
 			 name, (unsigned long long)r->nr_pages, strerror(-err));
+		lm__stats_fini(r);
 		lm_staging_fini(&r->staging);
 		free(r);
 		return err;
@@ -365,6 +374,7 @@ void lm_region_destroy(struct lm_region *r)
 	if (r->memfd >= 0)
 		close(r->memfd);
 	lm_pagemap_fini(&r->map);
+	lm__stats_fini(r);
 	lm_staging_fini(&r->staging);
 	free(r);
 }
@@ -382,9 +392,10 @@ const char *lm_region_name(const struct lm_region *r) { return r->name; }
 
 uint64_t lm_region_pages_present(const struct lm_region *r)
 {
-	return atomic_load(&r->stats.pages_demand) +
-	       atomic_load(&r->stats.pages_around) +
-	       atomic_load(&r->stats.pages_background);
+	struct lm_stats s;
+
+	lm_region_stats(r, &s);
+	return s.pages_demand + s.pages_around + s.pages_background;
 }
 
 int lm_region_wait_complete(struct lm_region *r, int timeout_ms)

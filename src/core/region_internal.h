@@ -28,16 +28,56 @@ struct lm_view {
 	bool sigbus;		/* SIGBUS mode: no sleepers, no wake-ups */
 };
 
-struct lm_stats_live {
+/*
+ * Statistics, split in per-thread shards summed on read (lm_region_stats).
+ *
+ * Why: with one set of counters every fault on every thread wrote the same
+ * few cache lines (fault count, pages, bytes, the histogram's count and
+ * max), so two faulting CPUs bounced them between their caches on every
+ * fault. A thread gets a shard of its own the first time it faults in a
+ * region (lm__shard: a per-thread cache of region id -> shard index) and
+ * writes only that from then on; docs/benchmarks.md ("Shared writes per
+ * fault") counts the lines before and after. Shards are bounded: threads
+ * beyond the first LM_STAT_SHARDS - 1 share shard 0, which is still
+ * correct (every counter is an atomic add), only shared again.
+ *
+ * Counters stay atomic adds even in an owned shard: a fault inside the
+ * SIGBUS handler can interrupt its own thread's fault (SA_NODEFER, a
+ * lazily filled source), and a load + store pair would lose a count. An
+ * uncontended lock add on a line this CPU owns costs about 20 cycles; a
+ * fault costs thousands.
+ */
+#define LM_STAT_SHARDS 64
+
+struct lm_stats_shard {
 	_Atomic uint64_t faults[LM_ORIGIN_COUNT];
 	_Atomic uint64_t faults_waited, faults_present;
 	_Atomic uint64_t pages_demand, pages_background, pages_zero;
 	_Atomic uint64_t pages_around;
 	_Atomic uint64_t pages_failed, bytes_read;
 	_Atomic uint64_t faults_retried, pages_removed;
-	_Atomic uint64_t lat_count, lat_max_ns;
+	_Atomic uint64_t lat_max_ns;
+	/* Demand faults begun minus ended through this shard. A fault may
+	 * end on another thread than it began on (lm_fault_begin/commit), so
+	 * one shard may wrap below zero; the sum over shards is exact. */
+	_Atomic uint64_t demand_active;
+	/* A staging buffer of the shard's own (copy install), so a fault
+	 * takes no slot from the region's shared pool, whose bitmask every
+	 * faulting thread writes twice per fault. Busy while held: a nested
+	 * fault on the same thread, or a second thread sharing shard 0,
+	 * falls back to the pool. */
+	_Atomic uint32_t stage_busy;
+	void *_Atomic stage;
+	/* SIGBUS fault-around window of the shard's thread (fault.c,
+	 * around_window) and the page its sequential stream faults next,
+	 * plus one: 0, as a fresh shard has it, is no stream. */
+	_Atomic uint32_t around_window;
+	_Atomic uint64_t around_next;
 	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
-};
+} __attribute__((aligned(64)));
+
+/* f->slot of a fault staged in its shard's own buffer (not a pool slot). */
+#define LM_SLOT_SHARD LM_STAGING_SLOTS
 
 struct lm_handlers {
 	pthread_t thread[LM_MAX_HANDLERS];
@@ -74,14 +114,26 @@ struct lm_region {
 	struct lm_staging staging;
 	struct lm_handlers handlers;
 	struct lm_background bg;
-	struct lm_stats_live stats;
+	/* LM_STAT_SHARDS shards (mmapped: untouched ones cost nothing);
+	 * shards_used: how many were handed out beyond shard 0. */
+	struct lm_stats_shard *shards;
+	_Atomic unsigned shards_used;
+	uint64_t id;			/* unique per region, never 0 */
 
-	_Atomic uint64_t nr_done;	/* pages present or failed */
-	_Atomic uint32_t complete;	/* futex word: 1 when nr_done == nr */
+	/*
+	 * Completion: pages present or failed, counted per chunk of
+	 * LM_DONE_CHUNK pages with each chunk's count on a cache line of its
+	 * own (mmapped, touched as chunks fill). One region-wide count of
+	 * pages done was a line every fault of every thread wrote; now
+	 * threads faulting different chunks write different lines, and only
+	 * a chunk's last page writes chunks_done.
+	 */
+	struct lm_done_chunk *done;
+	uint64_t nr_chunks;
+	_Atomic uint64_t chunks_done;	/* chunks whose every page is done */
+	_Atomic uint32_t complete;	/* futex word: 1 when all chunks are */
 	_Atomic int first_err;
 	_Atomic uint64_t first_err_off;
-	/* Demand faults being resolved now; background fill backs off. */
-	_Atomic int demand_active;
 	int sigbus_slot;		/* index in the SIGBUS registry, or -1 */
 	/*
 	 * Adopted from another process (foreign.c): view 0's address is in
@@ -108,6 +160,50 @@ static inline bool lm__page_removed(const struct lm_region *r, uint64_t idx)
 {
 	return r->foreign && lm_pagemap_removed(&r->map, idx);
 }
+
+#define LM_DONE_CHUNK_SHIFT 10
+#define LM_DONE_CHUNK (1ull << LM_DONE_CHUNK_SHIFT)	/* pages */
+
+struct lm_done_chunk {
+	_Atomic uint64_t n;
+} __attribute__((aligned(64)));
+
+/* fault.c: pages [first, first+n) are done (present or failed), or, for
+ * lm__pages_undone, no longer (a foreign owner removed them). */
+void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n);
+void lm__page_undone(struct lm_region *r, uint64_t idx);
+
+/* stats.c: the shard the calling thread writes. */
+struct lm_stats_shard *lm__shard_slow(struct lm_region *r);
+int lm__stats_init(struct lm_region *r);
+void lm__stats_fini(struct lm_region *r);
+/* Demand faults in progress, summed over the shards. */
+int64_t lm__demand_active(const struct lm_region *r);
+
+struct lm__shard_cache {
+	uint64_t id;			/* region id, 0: empty */
+	unsigned shard;
+};
+#define LM_SHARD_CACHE 16
+/* initial-exec: no __tls_get_addr (which may call malloc) in a signal
+ * handler; the 256 bytes come from glibc's static TLS surplus. */
+extern __thread struct lm__shard_cache lm__shard_cache[LM_SHARD_CACHE]
+	__attribute__((tls_model("initial-exec")));
+
+static inline struct lm_stats_shard *lm__shard(struct lm_region *r)
+{
+	const struct lm__shard_cache *c =
+		&lm__shard_cache[r->id % LM_SHARD_CACHE];
+
+	if (__builtin_expect(c->id == r->id, 1))
+		return &r->shards[c->shard];
+	return lm__shard_slow(r);
+}
+
+/* Add n to counter `field` of the calling thread's shard. */
+#define lm__count(r, field, n)                                              \
+	atomic_fetch_add_explicit(&lm__shard(r)->field, (uint64_t)(n),      \
+				  memory_order_relaxed)
 
 /* fault.c: the fault path proper, used by every delivery. */
 int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,

@@ -1,13 +1,112 @@
 /*
- * stats.c - the fault-latency histogram and the statistics snapshot.
+ * stats.c - the fault-latency histogram, the per-thread statistics shards
+ * and the statistics snapshot that sums them.
  *
  * Buckets are log-linear: four per power of two of nanoseconds, so any
  * latency from 1 ns to centuries lands in 256 counters with at most 25%
- * error, and recording one is a count-leading-zeros and an atomic add.
+ * error, and recording one is a count-leading-zeros and an atomic add to
+ * the recording thread's own shard (region_internal.h says why shards).
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/region_internal.h"
+
+__thread struct lm__shard_cache lm__shard_cache[LM_SHARD_CACHE]
+	__attribute__((tls_model("initial-exec")));
+
+static _Atomic uint64_t next_region_id = 1;
+
+int lm__stats_init(struct lm_region *r)
+{
+	/* mmap, not calloc: a shard no thread ever got is never touched,
+	 * so 64 shards of 2.2 KiB cost only the pages of those in use. */
+	void *p = mmap(NULL, LM_STAT_SHARDS * sizeof(*r->shards),
+		       PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	r->shards = p;
+	r->id = atomic_fetch_add(&next_region_id, 1);
+	/* The completion chunks (region_internal.h), likewise lazily: a
+	 * 1 TiB region's 256K chunks are 16 MiB of address space. */
+	r->nr_chunks = (r->nr_pages + LM_DONE_CHUNK - 1) >> LM_DONE_CHUNK_SHIFT;
+	p = mmap(NULL, r->nr_chunks * sizeof(*r->done), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		lm__stats_fini(r);
+		return err;
+	}
+	r->done = p;
+	return 0;
+}
+
+void lm__stats_fini(struct lm_region *r)
+{
+	if (!r->shards)
+		return;
+	for (unsigned i = 0; i < LM_STAT_SHARDS; i++) {
+		void *b = atomic_load(&r->shards[i].stage);
+
+		if (b)
+			munmap(b, r->staging.size);
+	}
+	munmap(r->shards, LM_STAT_SHARDS * sizeof(*r->shards));
+	r->shards = NULL;
+	if (r->done)
+		munmap(r->done, r->nr_chunks * sizeof(*r->done));
+	r->done = NULL;
+}
+
+/*
+ * First fault of this thread in region r (or its cache entry was taken by
+ * another region): hand out the next shard, or shard 0 once all are
+ * taken. Async-signal-safe: one atomic add and stores to our own TLS. The
+ * entry's shard is written before its id, so a nested fault interrupting
+ * us in between sees a miss, never a half-written entry.
+ */
+struct lm_stats_shard *lm__shard_slow(struct lm_region *r)
+{
+	struct lm__shard_cache *c = &lm__shard_cache[r->id % LM_SHARD_CACHE];
+	unsigned i = atomic_fetch_add_explicit(&r->shards_used, 1,
+					       memory_order_relaxed) + 1;
+
+	if (i >= LM_STAT_SHARDS) {
+		i = 0;
+		/* Keep the count bounded: it is read as "shards in use". */
+		atomic_store_explicit(&r->shards_used, LM_STAT_SHARDS,
+				      memory_order_relaxed);
+	}
+	c->id = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	c->shard = i;
+	atomic_signal_fence(memory_order_seq_cst);
+	c->id = r->id;
+	return &r->shards[i];
+}
+
+/* Shards that may hold counts: 0 and those handed out. */
+static unsigned shards_in_use(const struct lm_region *r)
+{
+	unsigned n = atomic_load_explicit(&r->shards_used,
+					  memory_order_relaxed);
+
+	return n + 1 < LM_STAT_SHARDS ? n + 1 : LM_STAT_SHARDS;
+}
+
+int64_t lm__demand_active(const struct lm_region *r)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < shards_in_use(r); i++)
+		sum += atomic_load_explicit(&r->shards[i].demand_active,
+					    memory_order_relaxed);
+	return (int64_t)sum;
+}
 
 unsigned lm_lat_bucket(uint64_t ns)
 {
@@ -35,15 +134,15 @@ uint64_t lm_lat_bucket_ns(unsigned i)
 
 void lm__stats_latency(struct lm_region *r, uint64_t ns)
 {
-	uint64_t max = atomic_load_explicit(&r->stats.lat_max_ns,
+	struct lm_stats_shard *s = lm__shard(r);
+	uint64_t max = atomic_load_explicit(&s->lat_max_ns,
 					    memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&r->stats.lat_hist[lm_lat_bucket(ns)], 1,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&r->stats.lat_count, 1,
+	/* No separate count: lm_region_stats sums the buckets. */
+	atomic_fetch_add_explicit(&s->lat_hist[lm_lat_bucket(ns)], 1,
 				  memory_order_relaxed);
 	while (ns > max && !atomic_compare_exchange_weak_explicit(
-				   &r->stats.lat_max_ns, &max, ns,
+				   &s->lat_max_ns, &max, ns,
 				   memory_order_relaxed, memory_order_relaxed))
 		;
 }
@@ -61,29 +160,38 @@ static uint64_t percentile(const struct lm_stats *s, uint64_t total,
 	return 0;
 }
 
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+/* Sum of the shards: each counter is exact once the faults that bumped it
+ * are over; a snapshot taken meanwhile is consistent per counter only, as
+ * before the shards. */
 void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 {
-	const struct lm_stats_live *l = &r->stats;
 	uint64_t total = 0;
+	unsigned n = shards_in_use(r);
 
 	memset(out, 0, sizeof(*out));
-	for (unsigned i = 0; i < LM_ORIGIN_COUNT; i++)
-		out->faults[i] = atomic_load(&l->faults[i]);
-	out->faults_waited = atomic_load(&l->faults_waited);
-	out->faults_present = atomic_load(&l->faults_present);
-	out->pages_demand = atomic_load(&l->pages_demand);
-	out->pages_background = atomic_load(&l->pages_background);
-	out->pages_around = atomic_load(&l->pages_around);
-	out->pages_zero = atomic_load(&l->pages_zero);
-	out->pages_failed = atomic_load(&l->pages_failed);
-	out->bytes_read = atomic_load(&l->bytes_read);
-	out->faults_retried = atomic_load(&l->faults_retried);
-	out->pages_removed = atomic_load(&l->pages_removed);
-	out->lat_max_ns = atomic_load(&l->lat_max_ns);
-	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++) {
-		out->lat_hist[i] = atomic_load(&l->lat_hist[i]);
-		total += out->lat_hist[i];
+	for (unsigned k = 0; k < n; k++) {
+		const struct lm_stats_shard *l = &r->shards[k];
+
+		for (unsigned i = 0; i < LM_ORIGIN_COUNT; i++)
+			out->faults[i] += LOAD(l->faults[i]);
+		out->faults_waited += LOAD(l->faults_waited);
+		out->faults_present += LOAD(l->faults_present);
+		out->pages_demand += LOAD(l->pages_demand);
+		out->pages_background += LOAD(l->pages_background);
+		out->pages_around += LOAD(l->pages_around);
+		out->pages_zero += LOAD(l->pages_zero);
+		out->pages_failed += LOAD(l->pages_failed);
+		out->bytes_read += LOAD(l->bytes_read);
+		out->faults_retried += LOAD(l->faults_retried);
+		out->pages_removed += LOAD(l->pages_removed);
+		out->lat_max_ns = LM_MAX(out->lat_max_ns, LOAD(l->lat_max_ns));
+		for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
+			out->lat_hist[i] += LOAD(l->lat_hist[i]);
 	}
+	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
+		total += out->lat_hist[i];
 	out->lat_count = total;
 	out->lat_p50_ns = percentile(out, total, 50);
 	out->lat_p99_ns = percentile(out, total, 99);
