@@ -42,6 +42,8 @@ group[test]="
 group[package]="
   debhelper dpkg-dev fakeroot  # building the .deb (debian/)
   scdoc              # the man pages
+  systemd            # tests/deb.sh: systemd-analyze verify and systemd-socket-activate
+                     # check the packaged units (installed, not started)
 "
 group[plot]="
   gnuplot-nox        # every plot in docs/ (bench/plot_*.sh, bench/plot_*.py)

@@ -6,7 +6,7 @@ fresh machine. Checked, each through the package that owns the file
 
 * every dependency('NAME') of every meson.build: the package of NAME.pc
   (a required one must be in deps.sh's build group: demo.sh installs only
-  that);
+  that; an optional one in a group test.sh installs: build, test, package);
 * every find_program() of every meson.build;
 * the external commands of scripts/*.sh and tests/*.sh (the words in
   command position that are neither builtins nor functions), and the
@@ -214,7 +214,7 @@ for mf in meson_files:
                  f"scripts/deps.sh must list it")
             continue
         check_file(f"dependency('{name}')", pc, rel(mf),
-                   ["build", "test"] if optional else ["build"])
+                   ["build", "test", "package"] if optional else ["build"])
     for m in re.finditer(r"\bfind_program\(\s*'([^']+)'", text):
         name = m.group(1)
         if name.endswith((".sh", ".py")):
