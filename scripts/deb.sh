@@ -21,7 +21,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 
 for tool in dpkg-buildpackage dh; do
   command -v "$tool" >/dev/null || {
-    echo "deb.sh: $tool not found (apt-get install dpkg-dev debhelper)" >&2
+    echo "deb.sh: $tool not found (scripts/deps.sh package installs it)" >&2
     exit 1
   }
 done
