@@ -37,6 +37,13 @@ int cmd_migrate_recv(int argc, char **argv);
 int cmd_migrate_send(int argc, char **argv);
 int cmd_demo_migrate(int argc, char **argv);
 int cmd_bench_migrate(int argc, char **argv);
+int cmd_snapshot_push(int argc, char **argv);
+int cmd_snapshot_pull(int argc, char **argv);
+
+/* The store options (cmd_store.c) of every command that reads a URL:
+ * 0 taken, 2 a usage error (printed), -1 not a store option. */
+struct store_opts;
+int cli_store_option(int c, const char *arg, struct store_opts *o);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);
