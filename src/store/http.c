@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ struct store_http {
 	unsigned running;
 	CURL **idle;
 	unsigned n_idle;
-	uint64_t requests;
+	struct store_req **run;		/* running requests, parallel slots */
+	atomic_uint_fast64_t requests;	/* read by other threads: statistics */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -84,11 +86,12 @@ int store_http_create(const struct store_http_opts *o,
 			 o->access_key, o->secret_key);
 	}
 	h->idle = calloc(h->o.parallel, sizeof(*h->idle));
+	h->run = calloc(h->o.parallel, sizeof(*h->run));
 	h->multi = curl_multi_init();
 	h->share = curl_share_init();
 	if (o->connect_to)
 		h->connect_to = curl_slist_append(NULL, o->connect_to);
-	if (!h->idle || !h->multi || !h->share ||
+	if (!h->idle || !h->run || !h->multi || !h->share ||
 	    (o->connect_to && !h->connect_to)) {
 		store_http_destroy(h);
 		snprintf(why, why_len, "libcurl: out of memory");
@@ -113,6 +116,17 @@ void store_http_destroy(struct store_http *h)
 {
 	if (!h)
 		return;
+	for (unsigned i = 0; h->run && i < h->o.parallel; i++) {
+		struct store_req *r = h->run[i];
+
+		if (!r)
+			continue;
+		curl_multi_remove_handle(h->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+		req_release(r);
+	}
+	free(h->run);
 	for (unsigned i = 0; i < h->n_idle; i++)
 		curl_easy_cleanup(h->idle[i]);
 	if (h->multi)
@@ -126,7 +140,7 @@ void store_http_destroy(struct store_http *h)
 
 uint64_t store_http_requests(const struct store_http *h)
 {
-	return h->requests;
+	return atomic_load(&h->requests);
 }
 
 static void push_tail(struct store_req **head, struct store_req **tail,
@@ -292,8 +306,13 @@ static int start(struct store_http *h, struct store_req *r)
 		return -ENOMEM;
 	}
 	r->easy = e;
+	for (unsigned i = 0; i < h->o.parallel; i++)
+		if (!h->run[i]) {
+			h->run[i] = r;
+			break;
+		}
 	r->attempts++;
-	h->requests++;
+	atomic_fetch_add(&h->requests, 1);
 	h->running++;
 	return 0;
 }
@@ -352,6 +371,9 @@ static void finish(struct store_http *h, struct store_req *r, CURLcode c,
 	curl_multi_remove_handle(h->multi, e);
 	r->easy = NULL;
 	h->running--;
+	for (unsigned i = 0; i < h->o.parallel; i++)
+		if (h->run[i] == r)
+			h->run[i] = NULL;
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
 	r->status = st;
 	if (c == CURLE_OK && st >= 200 && st < 300) {
@@ -477,6 +499,23 @@ unsigned store_http_poll(struct store_http *h, int wait_ms,
 		break;
 	}
 	return pending(h);
+}
+
+void store_http_promote(struct store_http *h, struct store_req *r)
+{
+	struct store_req **pp = &h->q, *prev = NULL;
+
+	for (; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != r)
+			continue;
+		*pp = r->next;
+		if (h->q_tail == r)
+			h->q_tail = prev;
+		r->urgent = true;
+		push_tail(&h->uq, &h->uq_tail, r);
+		return;
+	}
+	r->urgent = true;	/* running or waiting to retry: its next go */
 }
 
 void store_http_wakeup(struct store_http *h)

@@ -64,6 +64,8 @@ struct store_http;
 
 int store_http_create(const struct store_http_opts *o,
 		      struct store_http **out, char *why, size_t why_len);
+/* Transfers still running are abandoned (their requests untouched but
+ * for their private fields); queued ones are forgotten. */
 void store_http_destroy(struct store_http *h);
 
 /* Queue r (its results are reset). */
@@ -74,12 +76,15 @@ void store_http_add(struct store_http *h, struct store_req *r);
 typedef void (*store_http_done_fn)(struct store_req *r, void *arg);
 unsigned store_http_poll(struct store_http *h, int wait_ms,
 			 store_http_done_fn done, void *arg);
+/* A queued request not yet started goes ahead of every non-urgent one
+ * (a demand fault wanting what prefetch queued). */
+void store_http_promote(struct store_http *h, struct store_req *r);
 /* Make a store_http_poll in another thread return early. */
 void store_http_wakeup(struct store_http *h);
 /* Add all n and poll until every one is done. */
 void store_http_run(struct store_http *h, struct store_req **reqs, size_t n,
 		    store_http_done_fn done, void *arg);
-/* Requests started (each attempt counts): for statistics. */
+/* Requests started (each attempt counts): for statistics, from any thread. */
 uint64_t store_http_requests(const struct store_http *h);
 
 #endif
