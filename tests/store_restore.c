@@ -343,6 +343,12 @@ static void restore_small_cache(void **state)
 	o = src_opts(cache);
 	o.cache_size = 1u << 20;
 	LM_OK(restore_threads(url_a, &o, &res));
+	print_message("1 MiB cache: %llu chunks fetched, %llu hits, %llu "
+		      "misses, %llu requests\n",
+		      (unsigned long long)res.st.chunks_fetched,
+		      (unsigned long long)res.st.hits,
+		      (unsigned long long)res.st.misses,
+		      (unsigned long long)res.st.requests);
 	assert_int_equal(res.failed, 0);
 	assert_int_equal(res.mismatches, 0);
 	LM_OK(store_cache_open(cache, 1u << 20, &c));	/* scans */

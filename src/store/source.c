@@ -84,6 +84,7 @@ struct src {
 	bool thread_started;
 	atomic_bool stop, pf_done;
 	struct slot slots[NSLOTS];
+	atomic_uint slot_next;
 	/* statistics */
 	atomic_uint_fast64_t hits, misses, fetched, bytes, shared, uncached,
 		failed;
@@ -112,12 +113,16 @@ static struct slot *slot_get(struct src *s, uint64_t chunk)
 							   &z, 1))
 				return &s->slots[i];
 		}
-		for (int i = 0; i < NSLOTS; i++) {
+		/* a new chunk takes the slots in turn, so the last NSLOTS
+		 * chunks decoded stay decoded */
+		unsigned start = atomic_fetch_add(&s->slot_next, 1);
+
+		for (unsigned j = 0; j < NSLOTS; j++) {
+			struct slot *sl = &s->slots[(start + j) % NSLOTS];
 			int z = 0;
 
-			if (atomic_compare_exchange_strong(&s->slots[i].busy,
-							   &z, 1))
-				return &s->slots[i];
+			if (atomic_compare_exchange_strong(&sl->busy, &z, 1))
+				return sl;
 		}
 		sched_yield();
 	}
@@ -153,14 +158,15 @@ static int read_here(struct src *s, uint64_t i, uint64_t from, void *dst,
 					     s->m.chunk_size);
 			stored = sl->stored;
 		}
-		atomic_store(&sl->held, -1);
-		if (n < 0)
-			err = -ENOENT;
-		else
+		if (n < 0) {
+			err = -ENOENT;	/* the slot keeps what it held */
+		} else {
+			atomic_store(&sl->held, -1);
 			err = store_chunk_unpack(sl->d, stored, (size_t)n,
 						 k->comp, sl->out, clen, k->hash);
-		if (!err)
-			atomic_store(&sl->held, (int64_t)i);
+			if (!err)
+				atomic_store(&sl->held, (int64_t)i);
+		}
 	}
 	if (!err)
 		memcpy(dst, sl->out + from, len);
@@ -561,11 +567,20 @@ static int load_ws(struct src *s)
 }
 
 /* Prefetch order: the working set's chunks in chunk order, then every
- * other non-zero chunk. */
+ * other non-zero chunk, but only when the snapshot fits in half the
+ * cache: prefetching into a cache smaller than that evicts what demand
+ * reads need (measured: a 16 MiB snapshot through a 1 MiB cache fetched
+ * 2299 chunks for 36 with full prefetch). */
 static int plan(struct src *s)
 {
-	uint64_t n = s->m.nr_chunks;
+	uint64_t n = s->m.nr_chunks, stored = 0;
 	uint8_t *in_ws = calloc(n, 1);
+	int passes;
+
+	for (uint64_t i = 0; i < n; i++)
+		stored += s->m.chunks[i].zero ? 0 : s->m.chunks[i].stored_len;
+	passes = stored <= (s->o.cache_size ? s->o.cache_size :
+			    STORE_CACHE_DEFAULT_SIZE) / 2 ? 2 : 1;
 
 	s->order = malloc(n * sizeof(*s->order));
 	if (!in_ws || !s->order) {
@@ -574,7 +589,7 @@ static int plan(struct src *s)
 	}
 	for (size_t j = 0; j < s->ws.n; j++)
 		in_ws[s->ws.off[j] / s->m.chunk_size] = 1;
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < passes; pass++)
 		for (uint64_t i = 0; i < n; i++)
 			if (!s->m.chunks[i].zero && in_ws[i] == (pass == 0))
 				s->order[s->n_order++] = (uint32_t)i;
