@@ -15,20 +15,21 @@
 #include "store/store.h"
 #include "util/error.h"
 
-/* The options every store command takes; val codes from 0x5300. */
-#define STORE_LONG_OPTS \
-	{ "parallel", required_argument, NULL, 0x5301 }, \
-	{ "timeout", required_argument, NULL, 0x5302 }, \
-	{ "retries", required_argument, NULL, 0x5303 }, \
-	{ "s3-region", required_argument, NULL, 0x5304 }
+/* The options every store command takes (cli.h: CLI_STORE_LONG_OPTS). */
+#define STORE_LONG_OPTS CLI_STORE_LONG_OPTS
 
 #define STORE_HELP \
 	"  --parallel N         requests at once (default 8)\n" \
-	"  --timeout SECONDS    per request (default 20); failures that may\n" \
-	"                       pass are retried with backoff\n" \
+	"  --request-timeout SECONDS  per request (default 20); failures\n" \
+	"                       that may pass are retried with backoff\n" \
 	"  --retries N          retries after a failed attempt (default 3)\n" \
 	"  --s3-region REGION   sign requests with AWS Signature V4 (S3 API),\n" \
 	"                       keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n"
+
+const char *cli_store_help(void)
+{
+	return STORE_HELP;
+}
 
 int cli_store_option(int c, const char *arg, struct store_opts *o)
 {
@@ -43,7 +44,7 @@ int cli_store_option(int c, const char *arg, struct store_opts *o)
 		return 0;
 	case 0x5302:
 		if (vm_opt_uint(arg, 1, 3600, &v))
-			return cli_usage_error("--timeout '%s': expected seconds from 1 to 3600", arg);
+			return cli_usage_error("--request-timeout '%s': expected seconds from 1 to 3600", arg);
 		o->http.timeout_ms = (unsigned)v * 1000;
 		return 0;
 	case 0x5303:
