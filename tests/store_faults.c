@@ -158,7 +158,11 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	char full[400];
+
 	(void)state;
+	snprintf(full, sizeof(full), "%s/cache-full", work);
+	umount2(full, MNT_DETACH);	/* if a failed check left it mounted */
 	faultd_stop();
 	t_nginx_stop(&ng);
 	store_manifest_free(&man);
