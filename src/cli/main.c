@@ -33,6 +33,8 @@ static const struct cli_command commands[] = {
 	  "upload a snapshot to HTTP object storage as deduplicated chunks" },
 	{ "snapshot", "pull", cmd_snapshot_pull,
 	  "download a snapshot from object storage whole, every chunk checked" },
+	{ "bench", "store-chunks", cmd_bench_store_chunks,
+	  "store chunk sizes: hash+zstd speed, ratio, lazy 10% and pull at an RTT" },
 	{ "vm", "restore", cmd_vm_restore,
 	  "resume a saved VM lazily (or eagerly), with working-set prefetch" },
 	{ "bench", "restore", cmd_bench_restore,
