@@ -316,7 +316,7 @@ static int scan(struct store_cache *c, struct entry **out, size_t *n,
 		if (strlen(d->d_name) != 2 || !strchr("0123456789abcdef",
 						      d->d_name[0]))
 			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", c->dir, d->d_name);
+		snprintf(sub, sizeof(sub), "%s/%.2s", c->dir, d->d_name);
 		if (!(dd = opendir(sub)))
 			continue;
 		while ((f = readdir(dd))) {
@@ -349,7 +349,7 @@ static int scan(struct store_cache *c, struct entry **out, size_t *n,
 			}
 			e[*n].atime = st.st_atim;
 			e[*n].size = (uint64_t)st.st_size;
-			snprintf(e[*n].name, sizeof(e[*n].name), "%s/%s",
+			snprintf(e[*n].name, sizeof(e[*n].name), "%.2s/%.64s",
 				 d->d_name, f->d_name);
 			*total += (uint64_t)st.st_size;
 			(*n)++;
