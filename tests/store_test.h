@@ -179,7 +179,7 @@ static inline uint8_t *t_snap_memory(void)
 		return NULL;
 	t_fill(m, q, 1);
 	for (uint64_t i = 0; i < q / 8; i++)
-		((uint64_t *)(m + 2 * q))[i] = (i / 512) & 0xff;
+		((uint64_t *)(void *)(m + 2 * q))[i] = (i / 512) & 0xff;
 	t_fill(m + 3 * q, q, 2);
 	return m;
 }
