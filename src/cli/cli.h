@@ -40,6 +40,7 @@ int cmd_bench_migrate(int argc, char **argv);
 int cmd_snapshot_push(int argc, char **argv);
 int cmd_snapshot_pull(int argc, char **argv);
 int cmd_bench_store_chunks(int argc, char **argv);
+int cmd_bench_fleet(int argc, char **argv);
 
 /* The store options (cmd_store.c) of every command that reads a URL:
  * 0 taken, 2 a usage error (printed), -1 not a store option. */

@@ -33,6 +33,8 @@ static const struct cli_command commands[] = {
 	  "upload a snapshot to HTTP object storage as deduplicated chunks" },
 	{ "snapshot", "pull", cmd_snapshot_pull,
 	  "download a snapshot from object storage whole, every chunk checked" },
+	{ "bench", "fleet", cmd_bench_fleet,
+	  "VMs restoring from object storage: lazy vs pull, shared vs separate caches" },
 	{ "bench", "store-chunks", cmd_bench_store_chunks,
 	  "store chunk sizes: hash+zstd speed, ratio, lazy 10% and pull at an RTT" },
 	{ "vm", "restore", cmd_vm_restore,
