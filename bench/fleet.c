@@ -5,8 +5,10 @@
  *
  * The "VMs" are processes running plain threads over a lazymem region
  * (SIGBUS self-resolve), as `lazymem demo --no-kvm` does: this machine
- * has no /dev/kvm. Each reads its working set (a scattered 10 % of the
- * memory, recorded in the snapshot as ws.lmws) and checks every word.
+ * has no /dev/kvm. Each reads its working set (recorded in the snapshot
+ * as ws.lmws) and checks every word.
+ * The working set is 10 % of the pages in runs of 64 pages at scattered
+ * places (each run straddles two 256 KiB chunks: offset 17 pages).
  * "first_insn_ms" is then the time from the start of the restore to the
  * first page read back; "seconds" the time until the working set has been
  * read and checked.
@@ -314,10 +316,16 @@ static int setup(struct fleet *f, double *dedup)
 	f->ws.off = malloc(k * sizeof(*f->ws.off));
 	if (!f->ws.off)
 		return -ENOMEM;
-	for (uint64_t i = 0; i < k; i++) {	/* scattered over the data */
-		uint64_t p = (i * 2654435761ull) % (f->pages * 3 / 4);
+	/* 10 % of the pages in runs of 64 (256 KiB) at scattered places, as
+	 * a guest's hot code and heap are; a page-scattered working set
+	 * touches every chunk (docs/fleet.md, the chunk-size table) */
+	for (uint64_t i = 0; f->ws.n < k; i++) {
+		uint64_t runs = f->pages * 3 / 4 / 64;
+		uint64_t start = ((i * 2654435761ull) % runs) * 64 + 17;
 
-		f->ws.off[f->ws.n++] = p * PS;
+		for (uint64_t j = 0; j < 64 && f->ws.n < k; j++)
+			if (start + j < f->pages * 3 / 4)
+				f->ws.off[f->ws.n++] = (start + j) * PS;
 	}
 	/* 10 snapshots of one image: the base (the one the VMs restore,
 	 * with its working set) and 9 variants, each 8 pages of its own */

@@ -73,4 +73,19 @@ check "--s3-region without keys is a usage error" \
 # demo's threads workload), so it is refused by name before any VM.
 check "vm restore URL reads the manifest and refuses a non-VM snapshot" \
   expect_error 1 "memory layout: expected 2 regions" vm restore "$url" --cache-dir "$dir/cache"
+
+# bench fleet, small: its JSON has the issue's shape and every run verified
+json=$("$LAZYMEM" bench fleet --url "http://127.0.0.1:$port/fleet" --mem 16M --vms 2 --rtt 0 --json); rc=$?
+check "bench fleet exits 0" test "$rc" -eq 0
+check "bench fleet: 4 modes, all verified, one cache fetches at most the snapshot" python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+r = {x["mode"]: x for x in j["results"]}
+assert j["benchmark"] == "fleet" and set(r) == {"lazy", "pull", "shared-cache", "separate-cache"}
+assert all(x["verified"] for x in j["results"])
+# 16 MiB, a quarter zero, the rest incompressible: 12 MiB stored; through
+# one cache no chunk crosses twice (plus the requests and the manifests)
+assert r["shared-cache"]["bytes_fetched"] < 1.05 * 12 * 2**20
+assert j["dedup_ratio"] > 2
+' "$json"
 exit $((fails > 0))
