@@ -488,6 +488,8 @@ unsigned store_http_poll(struct store_http *h, int wait_ms,
 		/* finishing may have freed slots for queued requests */
 		if (h->running < h->o.parallel && (h->uq || h->q))
 			continue;
+		if (!pending(h))
+			return 0;	/* nothing to wait for (store_http_wait) */
 		now = lm_now_ns();
 		if (now >= end)
 			break;
@@ -516,6 +518,11 @@ void store_http_promote(struct store_http *h, struct store_req *r)
 		return;
 	}
 	r->urgent = true;	/* running or waiting to retry: its next go */
+}
+
+void store_http_wait(struct store_http *h, int wait_ms)
+{
+	curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
 }
 
 void store_http_wakeup(struct store_http *h)

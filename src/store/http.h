@@ -71,15 +71,19 @@ void store_http_destroy(struct store_http *h);
 /* Queue r (its results are reset). */
 void store_http_add(struct store_http *h, struct store_req *r);
 /* Finished requests are handed to done (success, or failure after the
- * retries). Runs transfers for at most wait_ms; returns how many requests
- * are still queued, running or waiting for a retry. */
+ * retries). Runs transfers for at most wait_ms, returning at once when
+ * none is left; returns how many requests are still queued, running or
+ * waiting for a retry. */
 typedef void (*store_http_done_fn)(struct store_req *r, void *arg);
 unsigned store_http_poll(struct store_http *h, int wait_ms,
 			 store_http_done_fn done, void *arg);
 /* A queued request not yet started goes ahead of every non-urgent one
  * (a demand fault wanting what prefetch queued). */
 void store_http_promote(struct store_http *h, struct store_req *r);
-/* Make a store_http_poll in another thread return early. */
+/* Sleep up to wait_ms with nothing to transfer, or until woken. */
+void store_http_wait(struct store_http *h, int wait_ms);
+/* Make a store_http_poll or store_http_wait in another thread return
+ * early (async-signal-safe: a write to libcurl's wakeup pipe). */
 void store_http_wakeup(struct store_http *h);
 /* Add all n and poll until every one is done. */
 void store_http_run(struct store_http *h, struct store_req **reqs, size_t n,

@@ -473,7 +473,9 @@ static void *fetcher(void *arg)
 			top_up(s);
 		if (s->n_else)
 			check_elsewhere(s);
-		store_http_poll(s->h, s->n_else ? 5 : 100, on_done, s);
+		if (!store_http_poll(s->h, s->n_else ? 5 : 100, on_done, s) &&
+		    !s->n_else && !atomic_load(&s->stop))
+			store_http_wait(s->h, 100);	/* idle until asked */
 	}
 	return NULL;
 }
