@@ -285,5 +285,14 @@ int cmd_bench_store_chunks(int argc, char **argv)
 		}
 	}
 	munmap(img, m.mem_size);
+	/* the snapshot, its pulled copies and caches: all under the mkdtemp */
+	*strrchr(snap, '/') = '\0';
+	{
+		char cmd[200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", snap);
+		if (system(cmd))
+			fprintf(stderr, "lazymem: could not remove %s\n", snap);
+	}
 	return 0;
 }
