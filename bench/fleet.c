@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,72 @@ static int vm_pull(const struct fleet *f, const char *url, const char *dir,
 	return err;
 }
 
+/* ---- the proxy, in a process of its own ---- */
+
+/*
+ * The delaying proxy runs in a child process, so that this process stays
+ * single-threaded when it forks the VMs (a fork with other threads
+ * running is what ThreadSanitizer cannot follow, and an unsafe habit
+ * anyway). The child publishes its address once and its byte count every
+ * millisecond through shared memory.
+ */
+struct proxy_shm {
+	_Atomic uint64_t bytes;
+	atomic_int ready;		/* 1 up, -1 failed */
+	char address[64];
+};
+
+struct proxy {
+	pid_t pid;
+	struct proxy_shm *shm;
+};
+
+static int proxy_start(struct proxy *p, const char *connect, uint64_t rtt_ns)
+{
+	p->shm = mmap(NULL, sizeof(*p->shm), PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->shm == MAP_FAILED)
+		return util_error(-errno, "proxy: %s", strerror(errno));
+	memset(p->shm, 0, sizeof(*p->shm));
+	fflush(NULL);
+	p->pid = fork();
+	if (p->pid == 0) {
+		struct lm_net_proxy *px;
+
+		if (lm_net_proxy_create("127.0.0.1:0", connect, rtt_ns, &px)) {
+			atomic_store(&p->shm->ready, -1);
+			_exit(1);
+		}
+		snprintf(p->shm->address, sizeof(p->shm->address), "%s",
+			 lm_net_proxy_address(px));
+		atomic_store(&p->shm->ready, 1);
+		for (;;) {	/* until killed */
+			atomic_store(&p->shm->bytes, lm_net_proxy_bytes(px));
+			usleep(1000);
+		}
+	}
+	while (!atomic_load(&p->shm->ready))
+		usleep(1000);
+	if (atomic_load(&p->shm->ready) < 0) {
+		waitpid(p->pid, NULL, 0);
+		return util_error(-EIO, "proxy to %s: could not start", connect);
+	}
+	return 0;
+}
+
+static uint64_t proxy_bytes(struct proxy *p)
+{
+	usleep(5000);	/* the child's last count is at most 1 ms old */
+	return atomic_load(&p->shm->bytes);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	munmap(p->shm, sizeof(*p->shm));
+}
+
 /* ---- one mode: its VMs as processes at once ---- */
 
 struct row {
@@ -213,20 +281,20 @@ struct row {
 	bool verified;
 };
 
-static int run_mode(struct fleet *f, struct lm_net_proxy *px, const char *mode,
+static int run_mode(struct fleet *f, struct proxy *px, const char *mode,
 		    unsigned n, uint64_t rtt_ns, struct row *row)
 {
 	struct vm_result *res = mmap(NULL, MAX_VMS * sizeof(*res),
 				     PROT_READ | PROT_WRITE,
 				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	char url[700], cmd[200];
-	uint64_t b0 = lm_net_proxy_bytes(px);
+	uint64_t b0 = proxy_bytes(px);
 	pid_t pid[MAX_VMS];
 	int err = 0;
 
 	if (res == MAP_FAILED)
 		return -errno;
-	snprintf(url, sizeof(url), "http://%s/%s/base", lm_net_proxy_address(px),
+	snprintf(url, sizeof(url), "http://%s/%s/base", px->shm->address,
 		 f->su.bucket);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s/cache* %s/pulled*", f->work, f->work);
 	if (system(cmd))
@@ -267,7 +335,7 @@ static int run_mode(struct fleet *f, struct lm_net_proxy *px, const char *mode,
 		if (res[i].seconds > row->seconds)
 			row->seconds = res[i].seconds;
 	}
-	row->bytes = lm_net_proxy_bytes(px) - b0;
+	row->bytes = proxy_bytes(px) - b0;
 	munmap(res, MAX_VMS * sizeof(*res));
 	return err;
 }
@@ -448,16 +516,14 @@ int cmd_bench_fleet(int argc, char **argv)
 	if (!strchr(hostport, ':'))
 		strcat(hostport, ":80");
 	for (int i = 0; i < nrtt && !err; i++) {
-		struct lm_net_proxy *px;
+		struct proxy px = { 0 };
 
-		if (lm_net_proxy_create("127.0.0.1:0", hostport, rtt[i], &px)) {
-			err = util_error(-EIO, "proxy: %s", util_last_error());
+		if ((err = proxy_start(&px, hostport, rtt[i])))
 			break;
-		}
 		for (int m = 0; m < 4 && !err; m++)
-			err = run_mode(&f, px, modes[m], m < 2 ? 1 : f.vms,
+			err = run_mode(&f, &px, modes[m], m < 2 ? 1 : f.vms,
 				       rtt[i], &rows[nrows++]);
-		lm_net_proxy_destroy(px);
+		proxy_stop(&px);
 	}
 out:
 	{
