@@ -55,6 +55,7 @@ script = '\n'.join([
     'set key top left',
     'set grid ytics',
     'set yrange [0:*]',
+    'set offsets graph 0, graph 0, graph 0.35, graph 0',
     "set label 1 'labels: MiB fetched from the store' at graph 0.55, graph 0.95",
     'plot ' + ', '.join(plot),
 ])
