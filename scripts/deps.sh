@@ -30,6 +30,7 @@ group[build]="
   libjson-c-dev      # JSON output of every benchmark and command
   libxxhash-dev      # per-page integrity hashes of snapshots
   liblz4-dev         # compression of pages on the migration wire
+  libgnutls28-dev    # TLS 1.3 on migration connections (X.509 or PSK)
 "
 group[test]="
   libcmocka-dev      # the unit and integration tests
@@ -38,6 +39,7 @@ group[test]="
   mawk               # awk in tests/pkgconfig.sh (not Essential)
   procps             # kill(1), run by xargs in the net tests' clean-up traps
   python3            # JSON checks in the script tests; the test summary
+  gnutls-bin         # certtool and psktool: the TLS tests' CA, keys and PSK files
 "
 group[package]="
   debhelper dpkg-dev fakeroot  # building the .deb (debian/)
