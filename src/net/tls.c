@@ -12,14 +12,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "util/error.h"
 #include "net/tls_internal.h"
 
-/* TLS 1.3 only. With a PSK: the key with an (EC)DHE exchange for forward
- * secrecy first, the bare key as the peer's fallback. */
-#define PRIO_X509 "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-#define PRIO_PSK "NORMAL:-VERS-ALL:+VERS-TLS1.3:+ECDHE-PSK:+DHE-PSK:+PSK"
+/*
+ * TLS 1.3 only. With a PSK: the key with an (EC)DHE exchange for forward
+ * secrecy first, the bare key as the peer's fallback. Ciphers: AES-GCM
+ * only, 128 first. Left to NORMAL, the handshake settled on
+ * CHACHA20-POLY1305, which GnuTLS runs at 0.27 GB/s here against 4.8 GB/s
+ * for AES-128-GCM on AES-NI (`gnutls-cli --benchmark-ciphers`): push over
+ * TLS ran at 213 MiB/s against 1026 plain. Both ends are lazymem, so
+ * nothing is lost by not offering the rest.
+ */
+#define PRIO_CIPHERS ":-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM"
+#define PRIO_X509 "NORMAL:-VERS-ALL:+VERS-TLS1.3" PRIO_CIPHERS
+#define PRIO_PSK "NORMAL:-VERS-ALL:+VERS-TLS1.3:+ECDHE-PSK:+DHE-PSK:+PSK" \
+	PRIO_CIPHERS
 
 static int readable(const char *opt, const char *path)
 {
@@ -161,50 +171,40 @@ static int load_x509(struct lm_net_tls *t, const struct lm_net_tls_opts *o)
 	return 0;
 }
 
-int lm_net_tls_create(const struct lm_net_tls_opts *o,
-		      struct lm_net_tls **out)
+/* Both PSK credentials from t's identity and key. */
+static int psk_creds(struct lm_net_tls *t)
 {
-	struct lm_net_tls *t;
-	const char *err_pos;
+	gnutls_datum_t k = { t->psk_key, t->psk_len };
 	int rc;
 
-	*out = NULL;
-	rc = check_opts(o);
-	if (rc || (!o->cert && !o->psk_file))
-		return rc;
-	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (gnutls_psk_allocate_client_credentials(&t->psk_client) < 0 ||
+	    gnutls_psk_allocate_server_credentials(&t->psk_server) < 0)
 		return util_error(-ENOMEM, "TLS: out of memory");
-	rc = gnutls_global_init();
-	if (rc < 0) {
-		free(t);
-		return util_error(-EIO, "TLS: %s", gnutls_strerror(rc));
-	}
-	if (o->psk_file) {
-		t->kind = LM_NET_TLS_PSK;
-		rc = load_psk(t, o->psk_file);
-		if (!rc && (gnutls_psk_allocate_client_credentials(&t->psk_client) < 0 ||
-			    gnutls_psk_allocate_server_credentials(&t->psk_server) < 0))
-			rc = util_error(-ENOMEM, "TLS: out of memory");
-		if (!rc) {
-			gnutls_datum_t k = { t->psk_key, t->psk_len };
+	rc = gnutls_psk_set_client_credentials(t->psk_client, t->psk_identity,
+					       &k, GNUTLS_PSK_KEY_RAW);
+	if (rc < 0)
+		return util_error(-EINVAL, "--psk-file: %s", gnutls_strerror(rc));
+	gnutls_psk_set_server_credentials_function(t->psk_server, psk_lookup);
+	return 0;
+}
 
-			rc = gnutls_psk_set_client_credentials(
-				t->psk_client, t->psk_identity, &k,
-				GNUTLS_PSK_KEY_RAW);
-			if (rc < 0)
-				rc = util_error(-EINVAL, "--psk-file %s: %s",
-						o->psk_file, gnutls_strerror(rc));
-			gnutls_psk_set_server_credentials_function(
-				t->psk_server, psk_lookup);
-		}
-	} else {
-		t->kind = LM_NET_TLS_X509;
-		rc = load_x509(t, o);
-		if (o->peer_name)
-			snprintf(t->peer_name, sizeof(t->peer_name), "%s",
-				 o->peer_name);
+static struct lm_net_tls *tls_new(void)
+{
+	struct lm_net_tls *t = calloc(1, sizeof(*t));
+
+	if (t && gnutls_global_init() < 0) {
+		free(t);
+		t = NULL;
 	}
+	if (!t)
+		util_error(-ENOMEM, "TLS: cannot initialise GnuTLS");
+	return t;
+}
+
+static int tls_finish(struct lm_net_tls *t, struct lm_net_tls **out, int rc)
+{
+	const char *err_pos;
+
 	if (!rc && gnutls_priority_init(&t->prio, t->kind == LM_NET_TLS_PSK
 					? PRIO_PSK : PRIO_X509, &err_pos) < 0)
 		rc = util_error(-EINVAL, "TLS: priority string rejected at '%s'",
@@ -215,6 +215,50 @@ int lm_net_tls_create(const struct lm_net_tls_opts *o,
 	}
 	*out = t;
 	return 0;
+}
+
+int lm_net_tls_create_ephemeral(struct lm_net_tls **out)
+{
+	struct lm_net_tls *t = tls_new();
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	t->kind = LM_NET_TLS_PSK;
+	snprintf(t->psk_identity, sizeof(t->psk_identity), "ephemeral");
+	t->psk_len = 32;
+	if (getrandom(t->psk_key, t->psk_len, 0) != (ssize_t)t->psk_len)
+		return tls_finish(t, out, util_error(-EIO, "TLS: no random "
+						     "bytes for a PSK"));
+	return tls_finish(t, out, psk_creds(t));
+}
+
+int lm_net_tls_create(const struct lm_net_tls_opts *o,
+		      struct lm_net_tls **out)
+{
+	struct lm_net_tls *t;
+	int rc;
+
+	*out = NULL;
+	rc = check_opts(o);
+	if (rc || (!o->cert && !o->psk_file))
+		return rc;
+	t = tls_new();
+	if (!t)
+		return -ENOMEM;
+	if (o->psk_file) {
+		t->kind = LM_NET_TLS_PSK;
+		rc = load_psk(t, o->psk_file);
+		if (!rc)
+			rc = psk_creds(t);
+	} else {
+		t->kind = LM_NET_TLS_X509;
+		rc = load_x509(t, o);
+		if (o->peer_name)
+			snprintf(t->peer_name, sizeof(t->peer_name), "%s",
+				 o->peer_name);
+	}
+	return tls_finish(t, out, rc);
 }
 
 void lm_net_tls_destroy(struct lm_net_tls *t)

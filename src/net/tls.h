@@ -42,6 +42,8 @@ struct lm_net_tls;
  * the option.
  */
 int lm_net_tls_create(const struct lm_net_tls_opts *o, struct lm_net_tls **out);
+/* A fresh random PSK: both ends in one process (benchmarks). */
+int lm_net_tls_create_ephemeral(struct lm_net_tls **out);
 void lm_net_tls_destroy(struct lm_net_tls *t);
 
 /* "x509", "psk" or "plain" (t NULL), for messages and JSON. */
