@@ -97,8 +97,7 @@ static void usage(FILE *f)
 "  --tls             every run twice, plain TCP then TLS 1.3, with the\n"
 "                    ratios; credentials from the TLS options below (both\n"
 "                    ends), else a fresh PSK\n"
-"  --tls-cert, --tls-key, --tls-ca, --tls-peer-name, --psk-file FILE,\n"
-"  --insecure        as `lazymem migrate send`\n"
+CLI_TLS_HELP
 "  --json            one JSON object on stdout instead of the table\n"
 "  --json-out FILE   the same JSON into FILE, with the table on stdout\n"
 "  -h, --help        this text\n");
