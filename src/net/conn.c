@@ -45,8 +45,10 @@
 struct lm_net_conn {
 	_Atomic int fd;
 	gnutls_session_t s;		/* NULL: plain TCP */
-	int err;			/* errno of the last failed push/pull */
-	int tls_rc;			/* GnuTLS's last failure, for lm_net_conn_why */
+	/* errno of the last failed push / pull, and GnuTLS's last failure
+	 * (for lm_net_conn_why): atomic, as the sending and the receiving
+	 * thread of one connection may both fail at a break. */
+	_Atomic int err_tx, err_rx, tls_rc;
 	bool handshaking;
 	uint8_t first[4];		/* first bytes received in the handshake */
 	unsigned nfirst;
@@ -75,10 +77,13 @@ struct lm_net_conn {
 #define CONN_TX_BYTES (128u << 10)
 #define CONN_RX_BYTES (128u << 10)
 
-static int conn_errno(struct lm_net_conn *c, int err)
+/* Fail a push or pull with err. GnuTLS reads errno (thread-local) when
+ * gnutls_transport_set_errno was never called; that call would write the
+ * session, which the sending and the receiving thread share. */
+static int conn_errno(_Atomic int *slot, int err)
 {
-	c->err = err;
-	gnutls_transport_set_errno(c->s, err);
+	atomic_store_explicit(slot, err, memory_order_relaxed);
+	errno = err;
 	return -1;
 }
 
@@ -96,7 +101,8 @@ static int tx_flush(struct lm_net_conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			c->err = errno;
+			atomic_store_explicit(&c->err_tx, errno,
+					      memory_order_relaxed);
 			rc = -1;
 			break;
 		}
@@ -115,19 +121,19 @@ static ssize_t conn_push(gnutls_transport_ptr_t p, const void *buf,
 
 	if (!c->handshaking && c->tx) {
 		if (c->tx_len + len > CONN_TX_BYTES && tx_flush(c) < 0 &&
-		    c->err != EAGAIN)
-			return conn_errno(c, c->err);
+		    atomic_load(&c->err_tx) != EAGAIN)
+			return conn_errno(&c->err_tx, atomic_load(&c->err_tx));
 		if (c->tx_len + len <= CONN_TX_BYTES) {
 			memcpy(c->tx + c->tx_len, buf, len);
 			c->tx_len += len;
 			return (ssize_t)len;
 		}
 		if (c->tx_len)	/* full and the socket too: later */
-			return conn_errno(c, EAGAIN);
+			return conn_errno(&c->err_tx, EAGAIN);
 	}
 	n = send(atomic_load_explicit(&c->fd, memory_order_relaxed), buf, len,
 		 MSG_NOSIGNAL | MSG_DONTWAIT);
-	return n < 0 ? conn_errno(c, errno) : n;
+	return n < 0 ? conn_errno(&c->err_tx, errno) : n;
 }
 
 static ssize_t conn_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
@@ -139,7 +145,7 @@ static ssize_t conn_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 	if (c->handshaking || !c->rx) {
 		n = recv(fd, buf, len, MSG_DONTWAIT);
 		if (n < 0)
-			return conn_errno(c, errno);
+			return conn_errno(&c->err_rx, errno);
 		for (ssize_t i = 0; i < n && c->nfirst < sizeof(c->first); i++)
 			c->first[c->nfirst++] = ((uint8_t *)buf)[i];
 		return n;
@@ -147,7 +153,7 @@ static ssize_t conn_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 	if (c->rx_off == c->rx_len) {
 		n = recv(fd, c->rx, CONN_RX_BYTES, MSG_DONTWAIT);
 		if (n <= 0)
-			return n < 0 ? conn_errno(c, errno) : 0;
+			return n < 0 ? conn_errno(&c->err_rx, errno) : 0;
 		c->rx_off = 0;
 		c->rx_len = (size_t)n;
 	}
@@ -206,7 +212,8 @@ static void hs_why(struct lm_net_conn *c, const struct lm_net_tls *t, int rc,
 		snprintf(why, len, "TLS: the peer answered in plain lazymem "
 			 "protocol, not TLS: it has no TLS options");
 	} else if (rc == GNUTLS_E_PREMATURE_TERMINATION ||
-		   (rc == GNUTLS_E_PULL_ERROR && c->err == ECONNRESET)) {
+		   (rc == GNUTLS_E_PULL_ERROR &&
+		    atomic_load(&c->err_rx) == ECONNRESET)) {
 		snprintf(why, len, "TLS: the peer closed the connection during "
 			 "the handshake (it refused us, or speaks no TLS)");
 	} else if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND ||
@@ -504,11 +511,13 @@ const char *lm_net_conn_peer(const struct lm_net_conn *c)
 const char *lm_net_conn_why(struct lm_net_conn *c, int err, char *buf,
 			   size_t len)
 {
-	if (c && c->s && c->tls_rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
+	int rc = c ? atomic_load(&c->tls_rc) : 0;
+
+	if (c && c->s && rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
 		snprintf(buf, len, "TLS: the peer refused us: %s",
 			 gnutls_alert_get_name(gnutls_alert_get(c->s)));
 	else if (c && c->s && err == -EBADMSG)
-		snprintf(buf, len, "TLS: %s", gnutls_strerror(c->tls_rc));
+		snprintf(buf, len, "TLS: %s", gnutls_strerror(rc));
 	else if (err == -ECONNRESET)
 		snprintf(buf, len, "connection closed");
 	else
@@ -530,13 +539,16 @@ int lm_net_conn_wait_in(struct lm_net_conn *c, int ms)
 
 /* ---- send and receive (async-signal-safe as conn.h says) ---- */
 
-static int tls_err(struct lm_net_conn *c, ssize_t rc)
+static int tls_err(struct lm_net_conn *c, ssize_t rc, bool tx)
 {
-	c->tls_rc = (int)rc;
+	int e = atomic_load_explicit(tx ? &c->err_tx : &c->err_rx,
+				     memory_order_relaxed);
+
+	atomic_store_explicit(&c->tls_rc, (int)rc, memory_order_relaxed);
 	if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == 0)
 		return -ECONNRESET;
 	if (rc == GNUTLS_E_PUSH_ERROR || rc == GNUTLS_E_PULL_ERROR)
-		return c->err ? -c->err : -EIO;
+		return e ? -e : -EIO;
 	return -EBADMSG;	/* a record that failed to decrypt, an alert */
 }
 
@@ -561,7 +573,7 @@ int lm_net_send_all(struct lm_net_conn *c, const void *buf, size_t len,
 				continue;
 			again = n == GNUTLS_E_AGAIN;
 			if (!again)
-				return tls_err(c, n);
+				return tls_err(c, n, true);
 		} else {
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -580,8 +592,8 @@ int lm_net_send_all(struct lm_net_conn *c, const void *buf, size_t len,
 
 		if (tx_flush(c) == 0)
 			break;
-		if (c->err != EAGAIN)
-			return -c->err;
+		if (atomic_load(&c->err_tx) != EAGAIN)
+			return -atomic_load(&c->err_tx);
 		n = lm_net_wait_fd(fd, POLLOUT, deadline);
 		if (n)
 			return n;
@@ -610,7 +622,7 @@ int lm_net_recv_all(struct lm_net_conn *c, void *buf, size_t len,
 			if (n == GNUTLS_E_INTERRUPTED)
 				continue;
 			if (n != GNUTLS_E_AGAIN)
-				return tls_err(c, n);
+				return tls_err(c, n, false);
 		} else {
 			if (errno == EINTR)
 				continue;
