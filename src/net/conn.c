@@ -358,34 +358,46 @@ static void host_of(const char *text, char *host, size_t len)
 	snprintf(host, len, "%.*s", (int)n, text);
 }
 
+int lm_net_conn_client(struct lm_net_tls *t, int fd, const char *name,
+		       int timeout_ms, struct lm_net_conn **out, char *why,
+		       size_t why_len)
+{
+	struct lm_net_conn *c = conn_new(fd);
+	int err;
+
+	*out = NULL;
+	if (!c) {
+		close(fd);
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	if (t) {
+		err = handshake(c, t, false, t->peer_name[0] ? t->peer_name
+							     : name,
+				lm_net_deadline_ms(timeout_ms), why, why_len);
+		if (err) {
+			lm_net_conn_close(c);
+			return err;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
 int lm_net_conn_dial(struct lm_net_tls *t, const struct lm_net_addr *a,
 		     int timeout_ms, struct lm_net_conn **out)
 {
 	char why[512], host[160];
-	struct lm_net_conn *c;
 	int fd = lm_net_dial(a, timeout_ms), err;
 
 	*out = NULL;
 	if (fd < 0)
 		return fd;
-	c = conn_new(fd);
-	if (!c) {
-		close(fd);
-		return util_error(-ENOMEM, "connecting to %s: out of memory",
-				  a->text);
-	}
-	if (t) {
-		host_of(a->text, host, sizeof(host));
-		err = handshake(c, t, false, t->peer_name[0] ? t->peer_name
-							     : host,
-				lm_net_deadline_ms(timeout_ms), why,
-				sizeof(why));
-		if (err) {
-			lm_net_conn_close(c);
-			return util_error(err, "%s: %s", a->text, why);
-		}
-	}
-	*out = c;
+	host_of(a->text, host, sizeof(host));
+	err = lm_net_conn_client(t, fd, host, timeout_ms, out, why,
+				 sizeof(why));
+	if (err)
+		return util_error(err, "%s: %s", a->text, why);
 	return 0;
 }
 

@@ -38,6 +38,12 @@ struct lm_net_conn;
  */
 int lm_net_conn_dial(struct lm_net_tls *t, const struct lm_net_addr *a,
 		     int timeout_ms, struct lm_net_conn **out);
+/* The same on a socket already connected (taken over; closed on
+ * failure): the name is what the listener's certificate must carry
+ * unless the credentials name one. */
+int lm_net_conn_client(struct lm_net_tls *t, int fd, const char *name,
+		       int timeout_ms, struct lm_net_conn **out, char *why,
+		       size_t why_len);
 /*
  * Take over an accepted socket fd and, with t, run the TLS handshake as
  * the server (a client certificate signed by our CA is required). On
