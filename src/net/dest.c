@@ -379,9 +379,16 @@ void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s)
 	s->switched_over = atomic_load(&d->switched);
 }
 
+/* A copy per calling thread: handshake threads may be writing the
+ * original (a refusal) while the caller reads. */
 const char *lm_net_dest_last_error(struct lm_net_dest *d)
 {
-	return d->last_error;
+	static __thread char copy[WHY_LEN];
+
+	pthread_mutex_lock(&d->err_lock);
+	memcpy(copy, d->last_error, sizeof(copy));
+	pthread_mutex_unlock(&d->err_lock);
+	return copy;
 }
 
 void lm_net_dest_stop(struct lm_net_dest *d)

@@ -130,7 +130,8 @@ void lm_net_dest_abort(struct lm_net_dest *d, int err, const char *why);
 /* Tell the source every page is here (DONE): it may exit. */
 int lm_net_dest_finish(struct lm_net_dest *d);
 void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s);
-/* The last refusal or break, as one line ("" if none). */
+/* The last refusal or break, as one line ("" if none): the calling
+ * thread's copy, valid until its next call. */
 const char *lm_net_dest_last_error(struct lm_net_dest *d);
 /* Stop every thread of the destination (the statistics are final from
  * then on); destroy does it too. */
