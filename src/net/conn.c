@@ -431,6 +431,7 @@ int lm_net_conn_accept(struct lm_net_tls *t, int fd, int timeout_ms,
 			 "give both sides the same TLS options");
 		lm_net_send_error(c, EACCES, "this destination requires TLS: "
 				  "give the same TLS options as its own");
+		linger_drain(fd);	/* its HELLO is unread: no reset */
 		err = -EACCES;
 	} else if (b != 0x16) {
 		snprintf(why, why_len, "TLS: the first byte 0x%02x is not a "
