@@ -27,6 +27,7 @@
 #include "util/error.h"
 #include "bench.h"
 #include "cli/cli.h"
+#include "cli/tls_opts.h"
 #include "cli/vm_opts.h"
 #include "migrate/migrate.h"
 
@@ -50,11 +51,16 @@ struct mb_config {
 	const char *json_out;
 	double load[2];			/* 1-minute load average, start and end */
 	int ncpus;
+	/* --tls: every run twice, plain TCP then TLS, side by side */
+	bool tls_ab;
+	struct lm_net_tls_opts tls_opts;
+	struct lm_net_tls *tls;
 };
 
 struct mb_run {
 	enum lm_migrate_mode mode;
 	uint64_t rtt_ns;
+	bool tls;
 	int rc;
 	char err[1100];		/* both ends' messages when rc != 0 */
 	struct lm_migrate_pair_result p;
@@ -88,6 +94,10 @@ static void usage(FILE *f)
 "  --hot SIZE|N%%     the guest's hot set, in all (default 1%% of RAM)\n"
 "  --run MS          guest time on the destination before its check\n"
 "                    (default 200)\n"
+"  --tls             every run twice, plain TCP then TLS 1.3, with the\n"
+"                    ratios; credentials from the TLS options below (both\n"
+"                    ends), else a fresh PSK\n"
+CLI_TLS_HELP
 "  --json            one JSON object on stdout instead of the table\n"
 "  --json-out FILE   the same JSON into FILE, with the table on stdout\n"
 "  -h, --help        this text\n");
@@ -141,6 +151,8 @@ static int parse_args(int argc, char **argv, struct mb_config *c)
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-out", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "tls", no_argument, NULL, 'L' },
+		CLI_TLS_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long val;
@@ -148,7 +160,12 @@ static int parse_args(int argc, char **argv, struct mb_config *c)
 
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (cli_tls_opt(o, optarg, &c->tls_opts)) {
+			c->tls_ab = true;
+			continue;
+		}
 		switch (o) {
+		case 'L': c->tls_ab = true; break;
 		case 'm':
 			if (cli_parse_size(optarg, &c->mem) || !c->mem || c->mem % (2u << 20))
 				return cli_usage_error("--mem '%s': expected a size, a multiple of 2M, like 1G", optarg);
@@ -227,6 +244,8 @@ static void run_one(const struct mb_config *c, struct mb_run *b)
 		.timeout_ms = 120000,
 	};
 
+	so.tls = ro.tls = b->tls ? c->tls : NULL;
+
 	if (cli_progress_enabled()) {
 		so.progress = show_progress;
 		so.progress_arg = b;
@@ -293,11 +312,11 @@ static void row_of(const struct mb_run *b, struct mb_row *w)
 
 /* The hybrid run at b's RTT, if hybrid was measured and succeeded. */
 static const struct mb_run *hybrid_at(const struct mb_run *runs, int n,
-				      uint64_t rtt_ns)
+				      uint64_t rtt_ns, bool tls)
 {
 	for (int i = 0; i < n; i++)
 		if (runs[i].mode == LM_MIGRATE_HYBRID && runs[i].rtt_ns == rtt_ns &&
-		    !runs[i].rc)
+		    runs[i].tls == tls && !runs[i].rc)
 			return &runs[i];
 	return NULL;
 }
@@ -305,7 +324,7 @@ static const struct mb_run *hybrid_at(const struct mb_run *runs, int n,
 static void ratios(const struct mb_run *runs, int n, const struct mb_run *b,
 		   double *down, double *total)
 {
-	const struct mb_run *h = hybrid_at(runs, n, b->rtt_ns);
+	const struct mb_run *h = hybrid_at(runs, n, b->rtt_ns, b->tls);
 
 	*down = *total = 0;
 	if (!h || b->rc)
@@ -314,6 +333,15 @@ static void ratios(const struct mb_run *runs, int n, const struct mb_run *b,
 		*down = (double)b->p.downtime_ns / (double)h->p.downtime_ns;
 	if (h->p.total_ns)
 		*total = (double)b->p.total_ns / (double)h->p.total_ns;
+}
+
+/* The mode, "+tls" for a TLS run: "hybrid+t". */
+static const char *run_name(const struct mb_run *b)
+{
+	static const char *const tls_names[LM_MIGRATE_MODE_COUNT] = {
+		"pre+tls", "post+tls", "hyb+tls" };
+
+	return b->tls ? tls_names[b->mode] : lm_migrate_mode_name(b->mode);
 }
 
 /* ---------------- JSON ---------------- */
@@ -341,6 +369,7 @@ static json_object *json_config(const struct mb_config *c)
 	jadd(j, "modes", modes);
 	jadd(j, "run_ms", json_object_new_int64(c->run_ms));
 	jadd(j, "compress", json_object_new_boolean(true));
+	jadd(j, "tls", json_object_new_string(c->tls_ab ? lm_net_tls_mode(c->tls) : "off"));
 	jadd(j, "source_delivery", json_object_new_string("limit"));
 	jadd(j, "dest_delivery", json_object_new_string("exit"));
 	jadd(j, "load_start", json_object_new_double(c->load[0]));
@@ -358,6 +387,7 @@ static json_object *json_run(const struct mb_run *runs, int n, const struct mb_r
 	row_of(b, &w);
 	ratios(runs, n, b, &rd, &rt);
 	jadd(o, "mode", json_object_new_string(lm_migrate_mode_name(b->mode)));
+	jadd(o, "tls", json_object_new_boolean(b->tls));
 	jadd(o, "rtt_us", json_object_new_int64((int64_t)(b->rtt_ns / 1000)));
 	jadd(o, "seconds", json_object_new_double(w.seconds));
 	jadd(o, "downtime_ms", json_object_new_double(w.downtime_ms));
@@ -458,7 +488,7 @@ static void print_times(const struct mb_run *runs, int n)
 		double xd, xt;
 
 		if (b->rc) {
-			printf("%-8s %6llu FAILED: %s\n", lm_migrate_mode_name(b->mode),
+			printf("%-8s %6llu FAILED: %s\n", run_name(b),
 			       (unsigned long long)(b->rtt_ns / 1000), b->err);
 			continue;
 		}
@@ -467,7 +497,7 @@ static void print_times(const struct mb_run *runs, int n)
 		fmt_ratio(rd, sizeof(rd), xd);
 		fmt_ratio(rt, sizeof(rt), xt);
 		printf("%-8s %6llu %8.3f %6s %9.2f %6s %8.2f %8.2f %8.2f %8.2f %6llu %8llu %8llu %8s\n",
-		       lm_migrate_mode_name(b->mode), (unsigned long long)(b->rtt_ns / 1000),
+		       run_name(b), (unsigned long long)(b->rtt_ns / 1000),
 		       w.seconds, rt, w.downtime_ms, rd, w.stopped_ms,
 		       w.switchover_sent_ms, w.switchover_recv_ms, w.resume_ms, (unsigned long long)w.rounds,
 		       (unsigned long long)w.passes_src, (unsigned long long)w.passes_dst,
@@ -487,7 +517,7 @@ static void print_pages(const struct mb_run *runs, int n)
 		if (b->rc)
 			continue;
 		row_of(b, &w);
-		printf("%-8s %6llu %8llu %7llu %7llu %7llu %7llu ", lm_migrate_mode_name(b->mode),
+		printf("%-8s %6llu %8llu %7llu %7llu %7llu %7llu ", run_name(b),
 		       (unsigned long long)(b->rtt_ns / 1000),
 		       (unsigned long long)w.pages_precopy, (unsigned long long)w.pages_final,
 		       (unsigned long long)w.pages_left, (unsigned long long)(w.settled + w.precopy_hits),
@@ -510,10 +540,12 @@ static void print_pages(const struct mb_run *runs, int n)
 }
 
 static const struct mb_run *find_run(const struct mb_run *runs, int n,
-				     enum lm_migrate_mode m, uint64_t rtt_ns)
+				     enum lm_migrate_mode m, uint64_t rtt_ns,
+				     bool tls)
 {
 	for (int i = 0; i < n; i++)
-		if (runs[i].mode == m && runs[i].rtt_ns == rtt_ns)
+		if (runs[i].mode == m && runs[i].rtt_ns == rtt_ns &&
+		    runs[i].tls == tls)
 			return &runs[i];
 	return NULL;
 }
@@ -575,7 +607,7 @@ static void print_vs_goal(const char *what, uint64_t ns, double goal_us)
 
 static void goal_latency(const struct mb_run *runs, int n, enum lm_migrate_mode m)
 {
-	const struct mb_run *b = find_run(runs, n, m, GOAL_RTT_NS);
+	const struct mb_run *b = find_run(runs, n, m, GOAL_RTT_NS, false);
 	double rtt_us = (double)GOAL_RTT_NS / 1e3;
 
 	printf("  %s at %.0f us: ", lm_migrate_mode_name(m), rtt_us);
@@ -595,7 +627,7 @@ static void goal_latency(const struct mb_run *runs, int n, enum lm_migrate_mode 
 
 static void goal_push(const struct mb_config *c, const struct mb_run *runs, int n)
 {
-	const struct mb_run *b = find_run(runs, n, LM_MIGRATE_POSTCOPY, 0);
+	const struct mb_run *b = find_run(runs, n, LM_MIGRATE_POSTCOPY, 0, false);
 	struct mb_row w;
 	double gbs;
 
@@ -612,6 +644,45 @@ static void goal_push(const struct mb_config *c, const struct mb_run *runs, int 
 	       met(gbs >= 1.0), c->ncpus);
 }
 
+/* TLS against plain TCP, the same mode at the same RTT: demand p50
+ * within 1.1x at 200 us, push within 0.8x at 0, total time. */
+static void goal_tls(const struct mb_run *runs, int n)
+{
+	printf("  TLS against plain TCP (TLS / plain; userspace records, no kTLS):\n");
+	for (int i = 0; i < n; i++) {
+		const struct mb_run *t = &runs[i], *p;
+		struct mb_row wt, wp;
+
+		if (!t->tls)
+			continue;
+		p = find_run(runs, n, t->mode, t->rtt_ns, false);
+		if (!p || p->rc || t->rc) {
+			printf("    %s at %llu us: not compared (a run failed)\n",
+			       lm_migrate_mode_name(t->mode),
+			       (unsigned long long)(t->rtt_ns / 1000));
+			continue;
+		}
+		row_of(t, &wt);
+		row_of(p, &wp);
+		printf("    %-8s %5llu us: total %.2fx, fault p50 %.2fx, p99 %.2fx, push %.2fx",
+		       lm_migrate_mode_name(t->mode),
+		       (unsigned long long)(t->rtt_ns / 1000),
+		       wp.seconds > 0 ? wt.seconds / wp.seconds : 0,
+		       wp.p50_us > 0 ? wt.p50_us / wp.p50_us : 0,
+		       wp.p99_us > 0 ? wt.p99_us / wp.p99_us : 0,
+		       wp.push_mib_s > 0 ? wt.push_mib_s / wp.push_mib_s : 0);
+		if (t->rtt_ns == GOAL_RTT_NS && t->mode != LM_MIGRATE_PRECOPY &&
+		    wp.p50_us > 0)
+			printf(" (goal p50 <= 1.1x: %s)",
+			       met(wt.p50_us <= 1.1 * wp.p50_us));
+		if (t->rtt_ns == 0 && t->mode == LM_MIGRATE_POSTCOPY &&
+		    wp.push_mib_s > 0)
+			printf(" (goal push >= 0.8x: %s)",
+			       met(wt.push_mib_s >= 0.8 * wp.push_mib_s));
+		printf("\n");
+	}
+}
+
 static void print_goals(const struct mb_config *c, const struct mb_run *runs, int n)
 {
 	printf("\ngoals (from this run):\n");
@@ -619,6 +690,8 @@ static void print_goals(const struct mb_config *c, const struct mb_run *runs, in
 	goal_latency(runs, n, LM_MIGRATE_POSTCOPY);
 	goal_latency(runs, n, LM_MIGRATE_HYBRID);
 	goal_push(c, runs, n);
+	if (c->tls_ab)
+		goal_tls(runs, n);
 }
 
 int cmd_bench_migrate(int argc, char **argv)
@@ -636,9 +709,19 @@ int cmd_bench_migrate(int argc, char **argv)
 	rc = parse_args(argc, argv, &c);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	runs = calloc((size_t)(c.nrtt * c.nmodes), sizeof(*runs));
-	if (!runs)
+	if (c.tls_ab) {
+		bool given = c.tls_opts.cert || c.tls_opts.psk_file;
+
+		if (given ? cli_tls_load(&c.tls_opts, &c.tls)
+			  : lm_net_tls_create_ephemeral(&c.tls))
+			return given ? 2 : cli_fail("bench migrate: %s",
+						    util_last_error());
+	}
+	runs = calloc((size_t)(2 * c.nrtt * c.nmodes), sizeof(*runs));
+	if (!runs) {
+		lm_net_tls_destroy(c.tls);
 		return cli_fail("bench migrate: out of memory");
+	}
 	c.ncpus = bench_ncpus();
 	c.load[0] = load1();
 	/* RTT outer, modes inner: the contenders at one RTT run back to
@@ -649,6 +732,15 @@ int cmd_bench_migrate(int argc, char **argv)
 
 			b->mode = c.modes[m];
 			b->rtt_ns = c.rtt_ns[r];
+			run_one(&c, b);
+			all_ok &= !b->rc && b->p.recv.run.verified;
+			if (!c.tls_ab)
+				continue;
+			/* the same over TLS, right after */
+			b = &runs[n++];
+			b->mode = c.modes[m];
+			b->rtt_ns = c.rtt_ns[r];
+			b->tls = true;
 			run_one(&c, b);
 			all_ok &= !b->rc && b->p.recv.run.verified;
 		}
@@ -662,6 +754,7 @@ int cmd_bench_migrate(int argc, char **argv)
 		print_goals(&c, runs, n);
 	}
 	free(runs);
+	lm_net_tls_destroy(c.tls);
 	if (rc)
 		return rc;
 	return all_ok ? 0 : 1;

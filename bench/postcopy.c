@@ -39,6 +39,7 @@
 #include "util/clock.h"
 #include "bench.h"
 #include "cli/cli.h"
+#include "cli/tls_opts.h"
 #include "net/net.h"
 #include "util/error.h"
 
@@ -62,11 +63,16 @@ struct pc_config {
 	unsigned threads;
 	bool json;
 	uint8_t *image;
+	/* --tls: every network run twice, plain then TLS, side by side */
+	bool tls_ab;
+	struct lm_net_tls_opts tls_opts;
+	struct lm_net_tls *tls;
 };
 
 struct pc_result {
 	enum mode mode;
 	bool proxy;		/* through the proxy (always when rtt > 0) */
+	bool tls;		/* over TLS (--tls) */
 	uint64_t rtt_ns, mem;
 	unsigned threads;
 	double seconds;
@@ -165,7 +171,8 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 {
 	struct lm_net_layout l;
 	struct lm_net_dest_config dc = { .listen = "127.0.0.1:0",
-					 .layout = &l, .req_timeout_ms = 10000 };
+					 .layout = &l, .req_timeout_ms = 10000,
+					 .tls = res->tls ? c->tls : NULL };
 	struct lm_net_dest *d;
 	struct lm_net_proxy *px = NULL;
 	struct lm_region *r;
@@ -203,7 +210,8 @@ static int run_net(const struct pc_config *c, struct pc_result *res)
 	sr.cfg = (struct lm_net_server_config){
 		.mem = c->image, .layout = &l,
 		.to = px ? lm_net_proxy_address(px) : lm_net_dest_address(d),
-		.push = res->mode != M_DEMAND, .compress = true };
+		.push = res->mode != M_DEMAND, .compress = true,
+		.tls = res->tls ? c->tls : NULL };
 	pthread_create(&sr.thread, NULL, server_main, &sr);
 	if (lm_net_dest_wait_up(d, 10000)) {
 		pthread_join(sr.thread, NULL);
@@ -327,6 +335,10 @@ static const char help[] =
 "      --demand-mem SIZE   region for demand-only runs (default 64M)\n"
 "  -r, --rtt LIST          round-trip times, e.g. 0,200us,1ms (the default)\n"
 "  -t, --threads N         faulting threads (default 2)\n"
+"      --tls               every network run twice, plain TCP then TLS 1.3,\n"
+"                          side by side with the ratios; credentials from\n"
+"                          the options below (both ends), else a fresh PSK\n"
+CLI_TLS_HELP
 "  -j, --json              JSON on stdout instead of the table\n"
 "  -h, --help\n";
 
@@ -339,6 +351,8 @@ static int parse(int argc, char **argv, struct pc_config *c)
 		{ "threads", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "tls", no_argument, NULL, 'L' },
+		CLI_TLS_LONGOPTS,
 		{ 0 },
 	};
 	const char *rtts = "0,200us,1ms";
@@ -349,7 +363,12 @@ static int parse(int argc, char **argv, struct pc_config *c)
 				 .threads = 2 };
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "m:r:t:jh", opts, NULL)) != -1) {
+		if (cli_tls_opt(o, optarg, &c->tls_opts)) {
+			c->tls_ab = true;
+			continue;
+		}
 		switch (o) {
+		case 'L': c->tls_ab = true; break;
 		case 'm':
 		case 'D':
 			if (cli_parse_size(optarg, o == 'm' ? &c->mem
@@ -388,6 +407,27 @@ static int parse(int argc, char **argv, struct pc_config *c)
 	return 0;
 }
 
+static double mib_s(const struct pc_result *r)
+{
+	return (double)r->mem / 1048576.0 / r->seconds;
+}
+
+static double ratio(double a, double b)
+{
+	return b > 0 ? a / b : 0;
+}
+
+/* The plain TCP run a TLS run is compared with. */
+static const struct pc_result *plain_of(const struct pc_result *res, int n,
+					const struct pc_result *t)
+{
+	for (int i = 0; i < n; i++)
+		if (!res[i].tls && res[i].mode == t->mode &&
+		    res[i].rtt_ns == t->rtt_ns && res[i].proxy == t->proxy)
+			return &res[i];
+	return NULL;
+}
+
 /* The goals, checked against the runs at 200 us and loopback. */
 struct goal {
 	char text[160];
@@ -401,8 +441,27 @@ static int goals(const struct pc_config *c, const struct pc_result *res,
 
 	for (int i = 0; i < n; i++) {
 		const struct pc_result *r = &res[i];
+		const struct pc_result *p = r->tls ? plain_of(res, n, r) : NULL;
 		double rtt = (double)r->rtt_ns / 1e3;
 
+		if (p && r->mode == M_DEMAND && r->rtt_ns == 200000) {
+			g[k].measured = true;
+			g[k].met = r->p50_ns <= 1.1 * p->p50_ns;
+			snprintf(g[k++].text, sizeof(g[0].text),
+				 "TLS demand at 200 us: fault p50 %.0f us <= "
+				 "1.1 x plain %.0f us (%.2fx)", r->p50_ns / 1e3,
+				 p->p50_ns / 1e3, ratio(r->p50_ns, p->p50_ns));
+		}
+		if (p && r->mode == M_PUSH_ONLY && r->rtt_ns == 0) {
+			g[k].measured = true;
+			g[k].met = p->seconds >= 0.8 * r->seconds;
+			snprintf(g[k++].text, sizeof(g[0].text),
+				 "TLS push-only at 0 us: %.0f MiB/s >= 0.8 x "
+				 "plain %.0f MiB/s (%.2fx)", mib_s(r),
+				 mib_s(p), mib_s(r) / mib_s(p));
+		}
+		if (r->tls)
+			continue;	/* the absolute goals are plain TCP's */
 		if ((r->mode == M_DEMAND || r->mode == M_PUSH) &&
 		    r->rtt_ns == 200000) {
 			g[k].measured = true;
@@ -456,17 +515,18 @@ static void print_table(const struct pc_config *c, const struct pc_result *res,
 	       (unsigned long long)(c->mem >> 20),
 	       (unsigned long long)(c->demand_mem >> 20), c->threads,
 	       bench_ncpus(), c->load[0], c->load[1]);
-	printf("%-9s %-6s %7s %6s %8s %9s %8s %8s %8s %8s %9s %9s %8s\n",
-	       "mode", "via", "rtt us", "MiB", "seconds", "MiB/s", "xlocal", "p50 us",
+	printf("%-9s %-6s %-5s %7s %6s %8s %9s %8s %8s %8s %8s %9s %9s %8s\n",
+	       "mode", "via", "tls", "rtt us", "MiB", "seconds", "MiB/s", "xlocal", "p50 us",
 	       "p99 us", "max us", "demand", "pushed", "verified");
 	for (int i = 0; i < n; i++) {
 		const struct pc_result *r = &res[i];
 		double rate = (double)r->mem / 1048576.0 / r->seconds;
 		double local = (double)res[0].mem / 1048576.0 / res[0].seconds;
 
-		printf("%-9s %-6s %7.0f %6llu %8.3f %9.0f %7.2fx %8.0f %8.0f "
+		printf("%-9s %-6s %-5s %7.0f %6llu %8.3f %9.0f %7.2fx %8.0f %8.0f "
 		       "%8.0f %9llu %9llu %8s\n", mode_name[r->mode],
 		       r->mode == M_LOCAL ? "-" : r->proxy ? "proxy" : "direct",
+		       r->mode == M_LOCAL ? "-" : r->tls ? "yes" : "no",
 		       (double)r->rtt_ns / 1e3,
 		       (unsigned long long)(r->mem >> 20), r->seconds, rate,
 		       rate / local, r->p50_ns / 1e3, r->p99_ns / 1e3,
@@ -484,6 +544,28 @@ static void print_table(const struct pc_config *c, const struct pc_result *res,
 	       "every demand fault");
 	for (int i = 0; i < ng; i++)
 		printf("  [%s] %s\n", g[i].met ? "met" : "MISSED", g[i].text);
+	if (c->tls_ab) {
+		printf("\nTLS 1.3 (%s, userspace records: no kTLS) against plain "
+		       "TCP, run by run (TLS / plain):\n",
+		       lm_net_tls_mode(c->tls));
+		printf("  %-9s %-6s %7s %8s %8s %8s %8s\n", "mode", "via",
+		       "rtt us", "p50", "p99", "seconds", "MiB/s");
+		for (int i = 0; i < n; i++) {
+			const struct pc_result *r = &res[i];
+			const struct pc_result *p = r->tls ? plain_of(res, n, r)
+							   : NULL;
+
+			if (!p)
+				continue;
+			printf("  %-9s %-6s %7.0f %7.2fx %7.2fx %7.2fx %7.2fx\n",
+			       mode_name[r->mode], r->proxy ? "proxy" : "direct",
+			       (double)r->rtt_ns / 1e3,
+			       ratio(r->p50_ns, p->p50_ns),
+			       ratio(r->p99_ns, p->p99_ns),
+			       ratio(r->seconds, p->seconds),
+			       ratio(mib_s(r), mib_s(p)));
+		}
+	}
 	printf("\nthe destination's install step alone (no network), %llu "
 	       "MiB from memory into a fresh region:\n",
 	       (unsigned long long)(c->mem >> 20));
@@ -539,6 +621,7 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 	for (int i = 0; i < c->nrtt; i++)
 		json_object_array_add(rl, json_object_new_double((double)c->rtt_ns[i] / 1e3));
 	json_object_object_add(cfg, "rtt_us", rl);
+	json_object_object_add(cfg, "tls", json_object_new_string(c->tls_ab ? lm_net_tls_mode(c->tls) : "off"));
 	for (int i = 0; i < n; i++) {
 		const struct pc_result *r = &res[i];
 		json_object *o = json_object_new_object();
@@ -546,6 +629,7 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 		json_object_object_add(o, "mode", json_object_new_string(mode_name[r->mode]));
 		json_object_object_add(o, "rtt_us", json_object_new_double((double)r->rtt_ns / 1e3));
 		json_object_object_add(o, "via", json_object_new_string(r->mode == M_LOCAL ? "local" : r->proxy ? "proxy" : "direct"));
+		json_object_object_add(o, "tls", json_object_new_boolean(r->tls));
 		json_object_object_add(o, "mem", json_object_new_int64((int64_t)r->mem));
 		json_object_object_add(o, "threads", json_object_new_int((int)r->threads));
 		json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
@@ -581,7 +665,7 @@ static void print_json(const struct pc_config *c, const struct pc_result *res,
 int cmd_bench_postcopy(int argc, char **argv)
 {
 	struct pc_config c;
-	struct pc_result res[2 + 3 * MAX_RTTS];
+	struct pc_result res[2 * (2 + 3 * MAX_RTTS)];
 	struct install_ab ab[NR_AB] = {
 		{ .backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY },
 		{ .backing = LM_BACKING_MEMFD, .install = LM_INSTALL_CONTINUE },
@@ -591,6 +675,14 @@ int cmd_bench_postcopy(int argc, char **argv)
 
 	if (err)
 		return err;
+	if (c.tls_ab) {
+		bool given = c.tls_opts.cert || c.tls_opts.psk_file;
+
+		if (given ? cli_tls_load(&c.tls_opts, &c.tls)
+			  : lm_net_tls_create_ephemeral(&c.tls))
+			return given ? 2 : cli_fail("bench postcopy: %s",
+						    util_last_error());
+	}
 	signal(SIGPIPE, SIG_IGN);
 	c.image = mmap(NULL, BENCH_MAX(c.mem, c.demand_mem),
 		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
@@ -626,6 +718,18 @@ int cmd_bench_postcopy(int argc, char **argv)
 			if (run_net(&c, r))
 				return 1;
 			n++;
+			if (!c.tls_ab)
+				continue;
+			/* the same run over TLS, right after: interleaved,
+			 * so load drifts hit both alike */
+			res[n] = *r;
+			res[n].tls = true;
+			if (!c.json)
+				fprintf(stderr, "\rrunning %s at %.0f us, TLS ...",
+					mode_name[m], (double)c.rtt_ns[i] / 1e3);
+			if (run_net(&c, &res[n]))
+				return 1;
+			n++;
 		}
 	}
 	for (int i = 0; i < NR_AB; i++) {
@@ -644,6 +748,7 @@ int cmd_bench_postcopy(int argc, char **argv)
 	else
 		print_table(&c, res, n, ab);
 	munmap(c.image, BENCH_MAX(c.mem, c.demand_mem));
+	lm_net_tls_destroy(c.tls);
 	return all_ok ? 0 : cli_fail("bench postcopy: a run failed its "
 				     "verification");
 }

@@ -33,6 +33,7 @@ group[build]="
   libcurl4-openssl-dev  # snapshots in HTTP / S3 object storage (src/store)
   libzstd-dev        # compression of snapshot chunks in object storage
   libssl-dev         # SHA-256 (libcrypto) naming snapshot chunks by content
+  libgnutls28-dev    # TLS 1.3 on migration connections (X.509 or PSK)
 "
 group[test]="
   libcmocka-dev      # the unit and integration tests
@@ -42,6 +43,7 @@ group[test]="
   procps             # kill(1), run by xargs in the net tests' clean-up traps
   python3            # JSON checks in the script tests; the test summary
   nginx-core         # the object store (WebDAV PUT/GET) of the store tests
+  gnutls-bin         # certtool and psktool: the TLS tests' CA, keys and PSK files
 "
 group[package]="
   debhelper dpkg-dev fakeroot  # building the .deb (debian/)

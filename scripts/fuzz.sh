@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 ./scripts/deps.sh build test
 . scripts/steps.sh
-targets=(snapshot_meta fc_protocol net_decode store_manifest)
+targets=(snapshot_meta fc_protocol net_decode net_tls_decode store_manifest)
+# net_tls_decode starts from the decoder's corpus (its input is the same
+# byte stream, sent through TLS first)
+corpus_of() { [ "$1" = net_tls_decode ] && echo net_decode || echo "$1"; }
 CC=clang setup build-fuzz -Dwerror=true -Dfuzz=enabled -Dbuildtype=debug \
   -Db_sanitize=address,undefined -Db_lundef=false
 # only the fuzz targets: scripts/test.sh compiles the whole tree with clang
@@ -18,7 +21,7 @@ step ninja-build-fuzz ninja -C build-fuzz "${targets[@]/#/fuzz/fuzz_}"
 fail=0
 for t in "${targets[@]}"; do
   work=$(mktemp -d)
-  cp fuzz/corpus/$t/* "$work/"
+  cp fuzz/corpus/"$(corpus_of "$t")"/* "$work/"
   log=$(realpath "$lm_logdir")/fuzz-$t.log
   echo "fuzzing $t for ${secs}s"
   if (cd build-fuzz && ./fuzz/fuzz_$t -max_total_time="$secs" -max_len=8192 \

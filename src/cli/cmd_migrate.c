@@ -20,6 +20,7 @@
 #include <lazymem/lazymem.h>
 #include "util/error.h"
 #include "cli/cli.h"
+#include "cli/tls_opts.h"
 #include "cli/vm_opts.h"
 #include "migrate/migrate.h"
 
@@ -129,11 +130,13 @@ static const char recv_help[] =
 "      --run MS              the guest runs this long after resuming (100)\n"
 "      --timeout MS          wait this long for the source and for any vCPU\n"
 "                            progress (default 120000)\n"
+CLI_TLS_HELP
 "  -j, --json                the result as JSON on stdout\n"
 "  -h, --help\n";
 
 struct recv_cli {
 	struct lm_migrate_recv_opts o;
+	struct lm_net_tls_opts tls;
 	bool json;
 };
 
@@ -152,6 +155,7 @@ static int recv_parse(int argc, char **argv, struct recv_cli *r)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_TLS_LONGOPTS,
 		{ 0 },
 	};
 	struct lm_migrate_recv_opts *o = &r->o;
@@ -163,6 +167,8 @@ static int recv_parse(int argc, char **argv, struct recv_cli *r)
 		.run_ms = 100, .timeout_ms = 120000 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:m:c:d:jh", opts, NULL)) != -1) {
+		if (cli_tls_opt(c, optarg, &r->tls))
+			continue;
 		k = parse_shape(c, optarg, &o->mem_size, &o->nr_vcpus,
 				&o->guest_page_size);
 		if (k == 2)
@@ -223,6 +229,7 @@ static void recv_report(const struct recv_cli *r,
 		json_object *j = json_object_new_object(), *slots = json_object_new_array();
 
 		json_object_object_add(j, "command", json_object_new_string("migrate recv"));
+		json_object_object_add(j, "tls", json_object_new_boolean(r->tls.cert || r->tls.psk_file));
 		J_I64(j, "mem", r->o.mem_size);
 		J_I64(j, "vcpus", r->o.nr_vcpus);
 		json_object_object_add(j, "delivery", json_object_new_string(lm_vm_delivery_name(r->o.delivery)));
@@ -278,13 +285,16 @@ int cmd_migrate_recv(int argc, char **argv)
 	struct lm_migrate_recv_result res;
 	int rc = recv_parse(argc, argv, &r);
 
-	if (rc)
+	if (rc || (rc = cli_tls_load(&r.tls, &r.o.tls)))
 		return rc;
+	r.o.insecure = r.tls.insecure;
 	signal(SIGPIPE, SIG_IGN);
 	r.o.listening = recv_listening;
 	r.o.progress = recv_events;
 	r.o.progress_arg = cli_progress_enabled() ? &r : NULL;
 	rc = lm_vm_migrate_recv(&r.o, &res);
+	lm_net_tls_destroy(r.o.tls);
+	r.o.tls = NULL;
 	if (rc)
 		return cli_fail("migrate recv: %s", util_last_error());
 	recv_report(&r, &res);
@@ -324,6 +334,7 @@ static const char send_help[] =
 "      --resume              after a break in post-copy, dial again\n"
 "      --resume-timeout MS   give up resuming after MS (default 30000; -1 never)\n"
 "      --timeout MS          handshakes, pause and vCPU progress (120000)\n"
+CLI_TLS_HELP
 "  -j, --json                the result as JSON on stdout\n"
 "  -h, --help\n";
 
@@ -332,6 +343,7 @@ struct send_cli {
 	struct lm_vm_workload wl;
 	struct lm_migrate_send_opts o;
 	const char *hot;
+	struct lm_net_tls_opts tls;
 	bool json;
 };
 
@@ -353,6 +365,7 @@ static int send_parse(int argc, char **argv, struct send_cli *s)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_TLS_LONGOPTS,
 		{ 0 },
 	};
 	unsigned long v;
@@ -369,6 +382,8 @@ static int send_parse(int argc, char **argv, struct send_cli *s)
 	s->hot = "1%";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:M:m:c:b:jh", opts, NULL)) != -1) {
+		if (cli_tls_opt(c, optarg, &s->tls))
+			continue;
 		k = parse_shape(c, optarg, &s->cfg.mem_size, &s->cfg.nr_vcpus,
 				&s->cfg.guest_page_size);
 		if (k == 2)
@@ -431,6 +446,7 @@ static void send_report(const struct send_cli *s,
 		json_object *j = json_object_new_object(), *rounds = json_object_new_array();
 
 		json_object_object_add(j, "command", json_object_new_string("migrate send"));
+		json_object_object_add(j, "tls", json_object_new_boolean(s->tls.cert || s->tls.psk_file));
 		json_object_object_add(j, "mode", json_object_new_string(lm_migrate_mode_name(s->o.mode)));
 		J_I64(j, "mem", s->cfg.mem_size);
 		J_I64(j, "vcpus", s->cfg.nr_vcpus);
@@ -478,12 +494,15 @@ int cmd_migrate_send(int argc, char **argv)
 	struct lm_migrate_send_result res;
 	int rc = send_parse(argc, argv, &s);
 
-	if (rc)
+	if (rc || (rc = cli_tls_load(&s.tls, &s.o.tls)))
 		return rc;
+	s.o.insecure = s.tls.insecure;
 	signal(SIGPIPE, SIG_IGN);
 	if (cli_progress_enabled())
 		s.o.progress = progress;
 	rc = lm_vm_migrate_send(&s.cfg, &s.wl, &s.o, &res);
+	lm_net_tls_destroy(s.o.tls);
+	s.o.tls = NULL;
 	if (rc)
 		return cli_fail("migrate send: %s", util_last_error());
 	send_report(&s, &res);

@@ -28,6 +28,7 @@
 
 #include <lazymem/lazymem.h>
 #include "cli/cli.h"
+#include "cli/tls_opts.h"
 #include "util/clock.h"
 #include "net/net.h"
 #include "util/error.h"
@@ -53,6 +54,7 @@ static const char server_help[] =
 "      --no-compress         never LZ4 (zero pages still travel as a flag)\n"
 "  -r, --resume              after a break, dial again and resume the session\n"
 "      --resume-timeout MS   give up resuming after MS ms (default 60000)\n"
+CLI_TLS_HELP
 "  -j, --json                statistics as JSON on stdout\n"
 "  -h, --help\n";
 
@@ -61,6 +63,7 @@ struct server_opts {
 	uint64_t pattern, seed;
 	bool push, compress, resume, json;
 	int resume_timeout;
+	struct lm_net_tls_opts tls;
 };
 
 static int server_parse(int argc, char **argv, struct server_opts *o)
@@ -75,6 +78,7 @@ static int server_parse(int argc, char **argv, struct server_opts *o)
 		{ "resume-timeout", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_TLS_LONGOPTS,
 		{ 0 },
 	};
 	int c;
@@ -84,6 +88,8 @@ static int server_parse(int argc, char **argv, struct server_opts *o)
 				   .seed = DEFAULT_SEED };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:p:rjh", opts, NULL)) != -1) {
+		if (cli_tls_opt(c, optarg, &o->tls))
+			continue;
 		switch (c) {
 		case 't': o->to = optarg; break;
 		case 'p':
@@ -146,12 +152,13 @@ int cmd_page_server(int argc, char **argv)
 	struct lm_net_server_config sc;
 	struct lm_net_server *s;
 	struct lm_net_server_stats st;
+	struct lm_net_tls *tls;
 	char why[256];
 	void *mem;
 	uint64_t size, t0;
 	int rc = server_parse(argc, argv, &o);
 
-	if (rc)
+	if (rc || (rc = cli_tls_load(&o.tls, &tls)))
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	if (o.file) {
@@ -171,9 +178,12 @@ int cmd_page_server(int argc, char **argv)
 	sc = (struct lm_net_server_config){
 		.mem = mem, .layout = &l, .to = o.to, .push = o.push,
 		.compress = o.compress, .resume = o.resume,
-		.resume_timeout_ms = o.resume_timeout };
-	if (lm_net_server_create(&sc, &s))
+		.resume_timeout_ms = o.resume_timeout, .tls = tls,
+		.insecure = o.tls.insecure };
+	if (lm_net_server_create(&sc, &s)) {
+		lm_net_tls_destroy(tls);
 		return cli_fail("%s", util_last_error());
+	}
 	t0 = lm_now_ns();
 	rc = lm_net_server_connect(s);
 	if (!rc)
@@ -181,6 +191,7 @@ int cmd_page_server(int argc, char **argv)
 	if (rc) {
 		cli_fail("%s", util_last_error());
 		lm_net_server_destroy(s);
+		lm_net_tls_destroy(tls);
 		return 1;
 	}
 	lm_net_server_stats(s, &st);
@@ -198,6 +209,7 @@ int cmd_page_server(int argc, char **argv)
 		json_object_object_add(j, "pages_raw", json_object_new_int64((int64_t)st.raw_pages));
 		json_object_object_add(j, "bytes_out", json_object_new_int64((int64_t)st.bytes_out));
 		json_object_object_add(j, "resumes", json_object_new_int64((int64_t)st.resumes));
+		json_object_object_add(j, "tls", json_object_new_boolean(tls != NULL));
 		puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
 		json_object_put(j);
 	} else {
@@ -216,6 +228,7 @@ int cmd_page_server(int argc, char **argv)
 		       (unsigned long long)st.resumes);
 	}
 	lm_net_server_destroy(s);
+	lm_net_tls_destroy(tls);
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include <lazymem/lazymem.h>
 #include "cli/cli.h"
+#include "cli/tls_opts.h"
 #include "util/clock.h"
 #include "net/net.h"
 #include "util/error.h"
@@ -52,6 +53,7 @@ static const char fetch_help[] =
 "  -o, --out FILE            write the filled memory to FILE\n"
 "  -v, --verify              check the image of `page-server --pattern`\n"
 "      --seed N              its seed\n"
+CLI_TLS_HELP
 "  -j, --json                statistics as JSON on stdout\n"
 "  -h, --help\n";
 
@@ -61,6 +63,7 @@ struct fetch_opts {
 	unsigned threads, installers;
 	bool hold, verify, json, memfd;
 	int hold_timeout, timeout, wait;
+	struct lm_net_tls_opts tls;
 };
 
 static int fetch_parse(int argc, char **argv, struct fetch_opts *o)
@@ -80,6 +83,7 @@ static int fetch_parse(int argc, char **argv, struct fetch_opts *o)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_TLS_LONGOPTS,
 		{ 0 },
 	};
 	char *end;
@@ -90,6 +94,8 @@ static int fetch_parse(int argc, char **argv, struct fetch_opts *o)
 				  .seed = DEFAULT_SEED };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:s:T:o:vjh", opts, NULL)) != -1) {
+		if (cli_tls_opt(c, optarg, &o->tls))
+			continue;
 		switch (c) {
 		case 'l': o->listen = optarg; break;
 		case 's':
@@ -199,22 +205,28 @@ int cmd_page_fetch(int argc, char **argv)
 	struct lm_stats st;
 	struct lm_net_dest_stats ds;
 	struct cli_toucher t[64];
+	struct lm_net_tls *tls;
 	uint64_t t0, ns, bad = 0, first_bad = 0;
 	char why[256];
 	int err = fetch_parse(argc, argv, &o), ret = 0;
 
-	if (err)
+	if (err || (err = cli_tls_load(&o.tls, &tls)))
 		return err;
 	signal(SIGPIPE, SIG_IGN);
-	if (lm_net_layout_init(&l, PAGE, &o.size, 1, why, sizeof(why)))
+	if (lm_net_layout_init(&l, PAGE, &o.size, 1, why, sizeof(why))) {
+		lm_net_tls_destroy(tls);
 		return cli_fail("layout: %s", why);
+	}
 	dc = (struct lm_net_dest_config){
 		.listen = o.listen, .layout = &l,
 		.nr_urgent = o.threads ? o.threads : 1, .hold = o.hold,
 		.hold_timeout_ms = o.hold_timeout, .req_timeout_ms = o.timeout,
-		.installers = o.installers };
-	if (lm_net_dest_create(&dc, &d))
+		.installers = o.installers, .tls = tls,
+		.insecure = o.tls.insecure };
+	if (lm_net_dest_create(&dc, &d)) {
+		lm_net_tls_destroy(tls);
 		return cli_fail("%s", util_last_error());
+	}
 	rc = (struct lm_region_config){
 		.name = "page-fetch", .size = o.size,
 		.backing = o.memfd ? LM_BACKING_MEMFD : LM_BACKING_ANON,
@@ -224,12 +236,14 @@ int cmd_page_fetch(int argc, char **argv)
 	if (lm_region_create(&rc, &r)) {
 		cli_fail("%s", lm_last_error());
 		lm_net_dest_destroy(d);
+		lm_net_tls_destroy(tls);
 		return 1;
 	}
 	if (lm_net_dest_attach(d, r)) {
 		cli_fail("%s", util_last_error());
 		lm_region_destroy(r);
 		lm_net_dest_destroy(d);
+		lm_net_tls_destroy(tls);
 		return 1;
 	}
 	fprintf(stderr, "page-fetch: %llu MiB, listening on %s\n",
@@ -288,6 +302,7 @@ int cmd_page_fetch(int argc, char **argv)
 		json_object_object_add(j, "bytes_in", json_object_new_int64((int64_t)ds.bytes_in));
 		json_object_object_add(j, "link_downs", json_object_new_int64((int64_t)ds.link_downs));
 		json_object_object_add(j, "sessions", json_object_new_int64((int64_t)ds.sessions));
+		json_object_object_add(j, "tls", json_object_new_boolean(tls != NULL));
 		{
 			json_object *bl = json_object_new_array();
 
@@ -336,6 +351,7 @@ int cmd_page_fetch(int argc, char **argv)
 out:
 	lm_net_dest_destroy(d);
 	lm_region_destroy(r);
+	lm_net_tls_destroy(tls);
 	return ret;
 }
 

@@ -45,6 +45,10 @@ struct lm_migrate_send_opts {
 	unsigned timeout_ms;		/* watchdog, pause, handshake waits */
 	/* Test aid: cut every connection once, this long into post-copy. */
 	unsigned cut_after_ms;
+	/* TLS credentials (net/tls.h), borrowed; NULL: plain TCP, loopback
+	 * only unless insecure. */
+	struct lm_net_tls *tls;
+	bool insecure;
 	lm_migrate_progress_fn progress;
 	void *progress_arg;
 };
@@ -85,6 +89,8 @@ struct lm_migrate_recv_opts {
 	int req_timeout_ms;		/* one demand request (0: 5000) */
 	unsigned run_ms;		/* guest runs this long, then checks */
 	unsigned timeout_ms;		/* waits and the watchdog (0: none) */
+	struct lm_net_tls *tls;		/* as lm_migrate_send_opts' */
+	bool insecure;
 	/* Called once, listening, with the address (port filled in). */
 	void (*listening)(const char *addr, void *arg);
 	void *listening_arg;

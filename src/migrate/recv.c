@@ -73,6 +73,8 @@ static int recv__listen(struct recv *x)
 	dc.hold = o->hold;
 	dc.hold_timeout_ms = o->hold_timeout_ms;
 	dc.req_timeout_ms = o->req_timeout_ms;
+	dc.tls = o->tls;
+	dc.insecure = o->insecure;
 	rc = lm_net_dest_create(&dc, &x->dest);
 	if (rc)
 		return util_error(rc, "listening on %s: %s", o->listen,

@@ -450,6 +450,8 @@ static int send__start(struct send *x, const struct lm_vm_config *cfg,
 	sc.resume = o->resume;
 	sc.resume_timeout_ms = o->resume_timeout_ms;
 	sc.io_timeout_ms = (int)o->timeout_ms;
+	sc.tls = o->tls;
+	sc.insecure = o->insecure;
 	rc = lm_net_server_create(&sc, &x->srv);
 	if (!rc)
 		rc = lm_net_server_connect(x->srv);

@@ -40,11 +40,6 @@ void lm__dest_set_error(struct lm_net_dest *d, const char *msg)
 	pthread_mutex_unlock(&d->err_lock);
 }
 
-static void shut(int fd)
-{
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-}
 
 /*
  * May run in a signal handler: atomics, shutdown and futex only. The
@@ -59,9 +54,9 @@ void lm__dest_link_down(struct lm_net_dest *d, uint32_t v, const char *why)
 	atomic_store(&d->down_since_ns, lm_now_ns());
 	if (!atomic_load(&d->finished))	/* after DONE, a close is normal */
 		atomic_fetch_add(&d->st.link_downs, 1);
-	shut(atomic_load(&d->ctl_fd));
+	lm_net_conn_shutdown(atomic_load(&d->ctl), SHUT_RDWR);
 	for (unsigned i = 0; i < d->nr_urgent; i++)
-		shut(atomic_load(&d->slot[i].fd));
+		lm_net_conn_shutdown(atomic_load(&d->slot[i].conn), SHUT_RDWR);
 	lm_futex_wake_all(&d->link);
 	lm_futex_wake_all(&d->switched);
 }
@@ -108,8 +103,8 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 	d->hold = c->hold;
 	d->hold_timeout_ms = c->hold_timeout_ms;
 	d->req_timeout_ms = c->req_timeout_ms > 0 ? c->req_timeout_ms : 5000;
-	d->lfd = d->evfd = d->rx_fd = -1;
-	atomic_store(&d->ctl_fd, -1);
+	d->lfd = d->evfd = -1;
+	d->tls = c->tls;
 	pthread_mutex_init(&d->send_lock, NULL);
 	pthread_mutex_init(&d->err_lock, NULL);
 	pthread_mutex_init(&d->hs_lock, NULL);
@@ -118,9 +113,6 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 		free(d);
 		return util_error(-ENOMEM, "net dest: out of memory");
 	}
-	d->pend->ctl = -1;
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
-		d->pend->urgent[i] = -1;
 	for (unsigned i = 0; i < d->layout.nr_regions; i++) {
 		struct dest_region *dr = &d->reg[i];
 
@@ -132,8 +124,6 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 		dr->size = d->layout.region_size[i];
 	}
 	d->reg[0].store = c->precopy_store;
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
-		atomic_store(&d->slot[i].fd, -1);
 	if (d->nr_urgent > LM_NET_MAX_URGENT) {
 		err = util_error(-EINVAL, "net dest: %u urgent slots, at most %d",
 			       d->nr_urgent, LM_NET_MAX_URGENT);
@@ -171,6 +161,11 @@ int lm_net_dest_create(const struct lm_net_dest_config *c,
 		d->slot[i].buf = b;
 	}
 	err = lm_net_addr_parse(c->listen, &d->addr);
+	if (!err && !c->tls && !c->insecure && !lm_net_addr_loopback(&d->addr))
+		err = util_error(-EPERM, "refusing to listen with plain TCP on "
+				 "%s (not loopback): give --tls-cert/--tls-key/"
+				 "--tls-ca or --psk-file, or --insecure",
+				 d->addr.text);
 	if (!err)
 		err = lm_net_listen(&d->addr, &d->lfd);
 	if (err)
@@ -333,14 +328,15 @@ const uint8_t *lm_net_dest_vcpu(struct lm_net_dest *d, unsigned id,
 int lm_net_dest_finish(struct lm_net_dest *d)
 {
 	uint8_t buf[LM_NET_HDR_SIZE];
-	int fd, err;
+	struct lm_net_conn *c;
+	int err;
 
 	if (!(atomic_load(&d->link) & 1))
 		return -ENOTCONN;
 	atomic_store(&d->finished, true);
 	pthread_mutex_lock(&d->send_lock);
-	fd = atomic_load(&d->ctl_fd);
-	err = lm_net_send_all(fd, buf, lm_net_enc_simple(buf, LM_NET_DONE),
+	c = atomic_load(&d->ctl);
+	err = !c ? -ENOTCONN : lm_net_send_all(c, buf, lm_net_enc_simple(buf, LM_NET_DONE),
 			      lm_net_deadline_ms(d->req_timeout_ms));
 	pthread_mutex_unlock(&d->send_lock);
 	return err;
@@ -348,14 +344,14 @@ int lm_net_dest_finish(struct lm_net_dest *d)
 
 void lm_net_dest_abort(struct lm_net_dest *d, int err, const char *why)
 {
-	int fd;
+	struct lm_net_conn *c;
 
 	if (!(atomic_load(&d->link) & 1))
 		return;
 	pthread_mutex_lock(&d->send_lock);
-	fd = atomic_load(&d->ctl_fd);
-	if (fd >= 0)
-		lm_net_send_error(fd, err < 0 ? -err : err, why);
+	c = atomic_load(&d->ctl);
+	if (c)
+		lm_net_send_error(c, err < 0 ? -err : err, why);
 	pthread_mutex_unlock(&d->send_lock);
 }
 
@@ -383,9 +379,16 @@ void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s)
 	s->switched_over = atomic_load(&d->switched);
 }
 
+/* A copy per calling thread: handshake threads may be writing the
+ * original (a refusal) while the caller reads. */
 const char *lm_net_dest_last_error(struct lm_net_dest *d)
 {
-	return d->last_error;
+	static __thread char copy[WHY_LEN];
+
+	pthread_mutex_lock(&d->err_lock);
+	memcpy(copy, d->last_error, sizeof(copy));
+	pthread_mutex_unlock(&d->err_lock);
+	return copy;
 }
 
 void lm_net_dest_stop(struct lm_net_dest *d)
@@ -417,17 +420,14 @@ void lm_net_dest_destroy(struct lm_net_dest *d)
 		return;
 	lm_net_dest_stop(d);
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
-		int fd = atomic_load(&d->slot[i].fd);
-
-		if (fd >= 0)
-			close(fd);
+		lm_net_conn_close(atomic_load(&d->slot[i].conn));
 		if (d->slot[i].buf)
 			munmap(d->slot[i].buf, LM_NET_BUF);
 	}
-	if (atomic_load(&d->ctl_fd) >= 0)
-		close(atomic_load(&d->ctl_fd));
-	if (d->rx_fd >= 0 && d->rx_fd != atomic_load(&d->ctl_fd))
-		close(d->rx_fd);
+	if (d->rx_conn != atomic_load(&d->ctl))
+		lm_net_conn_close(d->rx_conn);
+	lm_net_conn_close(atomic_load(&d->ctl));
+	lm_net_conn_free_retired(&d->retired);
 	if (d->rx_ctx)
 		free(d->rx_ctx->run);
 	free(d->rx_ctx);

@@ -21,6 +21,7 @@
 
 #include "util/bits.h"
 #include "net/net.h"
+#include "net/conn.h"
 #include "net/sock.h"
 
 #define LM_NET_BUF (LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD)
@@ -29,7 +30,7 @@
 #define REQ_HIST LM_LAT_BUCKETS
 
 struct dest_slot {
-	_Atomic int fd;
+	struct lm_net_conn *_Atomic conn;	/* NULL: none */
 	_Atomic int busy;		/* a faulting thread is using it */
 	uint32_t seq;
 	uint8_t *buf;			/* LM_NET_BUF bytes, mmap'd */
@@ -115,8 +116,12 @@ struct lm_net_dest {
 	uint64_t session;
 	_Atomic uint32_t link;		/* odd: up. futex word */
 	_Atomic uint64_t down_since_ns;
-	_Atomic int ctl_fd;
-	int rx_fd;			/* the control fd the receiver uses */
+	struct lm_net_conn *_Atomic ctl;
+	struct lm_net_conn *rx_conn;	/* the control conn the receiver uses */
+	struct lm_net_tls *tls;		/* NULL: plain TCP */
+	/* Closed connections, freed at destroy: a link_down racing with
+	 * their replacement may still shut one down. */
+	struct lm_net_conn *_Atomic retired;
 	struct dest_slot slot[LM_NET_MAX_URGENT];
 	pthread_mutex_t send_lock;	/* ordinary threads writing ctl */
 
@@ -183,8 +188,8 @@ static inline struct dest_region *lm__dest_region_of(struct lm_net_dest *d,
 
 /* A session being set up: its connections until every one said HELLO. */
 struct dest_pending {
-	int ctl;			/* control connection or -1 */
-	int urgent[LM_NET_MAX_URGENT];
+	struct lm_net_conn *ctl;	/* control connection or NULL */
+	struct lm_net_conn *urgent[LM_NET_MAX_URGENT];
 	unsigned joined;
 };
 

@@ -15,7 +15,8 @@
  * the frame itself (receive.c, lm_region_install_run).
  *
  * Only poll/send/recv/futex/nanosleep and atomics are used: all
- * async-signal-safe. A broken link fails the read after req_timeout_ms,
+ * async-signal-safe; with TLS, GnuTLS's record layer too (conn.c says why
+ * it is safe here). A broken link fails the read after req_timeout_ms,
  * unless the destination holds (recovery): then the thread waits for the
  * source to reconnect and asks again on the new connection.
  */
@@ -85,13 +86,13 @@ static int ask(struct lm_net_dest *d, struct dest_slot *s, uint64_t off,
 {
 	uint8_t req[LM_NET_HDR_SIZE + 16];
 	uint64_t deadline = lm_net_deadline_ms(d->req_timeout_ms);
-	int fd = atomic_load(&s->fd);
+	struct lm_net_conn *c = atomic_load(&s->conn);
 	uint32_t seq = ++s->seq;
 	struct lm_net_msg m;
 	size_t cursor = 0;
 	int err;
 
-	err = lm_net_send_all(fd, req, lm_net_enc_req(req, seq, off,
+	err = lm_net_send_all(c, req, lm_net_enc_req(req, seq, off,
 						       (uint32_t)len),
 			      deadline);
 	if (err) {
@@ -101,7 +102,7 @@ static int ask(struct lm_net_dest *d, struct dest_slot *s, uint64_t off,
 	}
 	atomic_fetch_add_explicit(&d->st.demand_requests, 1,
 				  memory_order_relaxed);
-	err = lm_net_recv_frame(fd, s->buf, LM_NET_BUF, &d->layout, &m,
+	err = lm_net_recv_frame(c, s->buf, LM_NET_BUF, &d->layout, &m,
 				deadline, s->why, WHY_LEN);
 	if (err == -ETIMEDOUT)
 		lm_net_whyf(s->why, WHY_LEN, "no reply to DEMAND_REQ for %X "
@@ -158,7 +159,7 @@ static int demand(struct lm_net_dest *d, uint64_t off, void *dst, size_t len)
 		uint64_t t0;
 		int err;
 
-		if (!(v & 1) || atomic_load(&s->fd) < 0) {
+		if (!(v & 1) || !atomic_load(&s->conn)) {
 			slot_put(s);
 			if (!wait_deadline)
 				wait_deadline =

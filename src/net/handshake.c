@@ -10,6 +10,11 @@
  * whose HELLO is wrong in any way gets an ERROR naming the field and is
  * closed; the accept thread carries on, so a hostile peer cannot take the
  * destination down.
+ *
+ * With credentials, each accepted connection is authenticated (TLS,
+ * conn.c) on its handshake thread before we read a byte of the protocol:
+ * an unauthenticated peer gets no frame read, no allocation sized by
+ * anything it says, and one line in the log naming it and why.
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,22 +35,31 @@
 
 #define MAX_HANDSHAKES 128	/* connections saying HELLO at once */
 
-static int refuse(struct lm_net_dest *d, int fd, const char *peer,
-		  const char *why)
+/* Count and log a refusal; the connection is closed already. */
+static int refused(struct lm_net_dest *d, const char *peer, const char *why)
 {
 	char msg[2 * WHY_LEN + 128];
 
-	lm_net_send_error(fd, EPROTO, why);
-	close(fd);
 	atomic_fetch_add(&d->st.refused, 1);
 	snprintf(msg, sizeof(msg), "refused %s: %s", peer, why);
 	lm__dest_set_error(d, msg);
+	fprintf(stderr, "lazymem: %s\n", msg);
+	return 0;
+}
+
+static int refuse(struct lm_net_dest *d, struct lm_net_conn *c,
+		  const char *peer, const char *why)
+{
+	refused(d, peer, why);	/* logged before the peer sees the close */
+	lm_net_send_error(c, EPROTO, why);
+	lm_net_conn_close(c);
 	return 0;
 }
 
 /* Resume: tell the source every page we hold (pushed, fetched, or valid
  * in the pre-copy store), in frames of at most LM_NET_MAX_BITMAP_BITS. */
-static int send_have(struct lm_net_dest *d, int fd, uint64_t *count)
+static int send_have(struct lm_net_dest *d, struct lm_net_conn *c,
+		     uint64_t *count)
 {
 	uint64_t n = d->layout.nr_pages, words = (n + 63) / 64;
 	uint64_t *bm = calloc(words, 8);
@@ -69,7 +83,7 @@ static int send_have(struct lm_net_dest *d, int fd, uint64_t *count)
 		uint64_t nb = LM_MIN(n - first, LM_NET_MAX_BITMAP_BITS);
 		size_t len = lm_net_enc_bitmap(buf, LM_NET_HAVE, first, nb, bm);
 
-		err = lm_net_send_all(fd, buf, len,
+		err = lm_net_send_all(c, buf, len,
 				      lm_net_deadline_ms(HELLO_TIMEOUT_MS));
 	}
 	free(bm);
@@ -79,14 +93,12 @@ static int send_have(struct lm_net_dest *d, int fd, uint64_t *count)
 
 void lm__dest_pending_drop(struct dest_pending *p)
 {
-	if (p->ctl >= 0)
-		close(p->ctl);
+	lm_net_conn_close(p->ctl);
 	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
-		if (p->urgent[i] >= 0)
-			close(p->urgent[i]);
-		p->urgent[i] = -1;
+		lm_net_conn_close(p->urgent[i]);
+		p->urgent[i] = NULL;
 	}
-	p->ctl = -1;
+	p->ctl = NULL;
 	p->joined = 0;
 }
 
@@ -95,7 +107,8 @@ static void go_up(struct lm_net_dest *d, struct dest_pending *p)
 {
 	for (unsigned i = 0; i < d->nr_urgent; i++) {
 		struct dest_slot *s = &d->slot[i];
-		int zero = 0, old;
+		struct lm_net_conn *old;
+		int zero = 0;
 
 		/* A faulting thread using the old descriptor fails fast
 		 * (it was shut down) and lets go of the slot. */
@@ -103,17 +116,16 @@ static void go_up(struct lm_net_dest *d, struct dest_pending *p)
 			zero = 0;
 			usleep(100);
 		}
-		old = atomic_exchange(&s->fd, p->urgent[i]);
-		if (old >= 0)
-			close(old);
-		p->urgent[i] = -1;
+		old = atomic_exchange(&s->conn, p->urgent[i]);
+		lm_net_conn_retire(old, &d->retired);
+		p->urgent[i] = NULL;
 		atomic_store(&s->busy, 0);
 	}
 	/* The old control descriptor is the receiver's to close: it may be
 	 * installing a page that a held faulting thread is fetching, and must
 	 * not be waited for here (that thread waits for us). */
-	atomic_store(&d->ctl_fd, p->ctl);
-	p->ctl = -1;
+	atomic_store(&d->ctl, p->ctl);
+	p->ctl = NULL;
 	p->joined = 0;
 	atomic_fetch_add(&d->st.sessions, 1);
 	atomic_fetch_add(&d->link, 1);		/* even -> odd: up */
@@ -124,8 +136,8 @@ static void go_up(struct lm_net_dest *d, struct dest_pending *p)
 		lm_net_dest_finish(d);
 }
 
-static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
-			 const struct lm_net_hello *hi);
+static int session_hello(struct lm_net_dest *d, struct lm_net_conn *c,
+			 const char *peer, const struct lm_net_hello *hi);
 
 /* One connection's handshake, on its own thread: a peer that says nothing
  * (or says it slowly) delays nobody else. The session state is touched
@@ -134,11 +146,17 @@ static int handshake(struct lm_net_dest *d, int fd)
 {
 	uint8_t buf[LM_NET_HDR_SIZE + 32 + 8 * LM_NET_MAX_REGIONS];
 	char why[WHY_LEN], peer[96];
+	struct lm_net_conn *c;
 	struct lm_net_msg m;
 	int err;
 
 	lm_net_peer_name(fd, peer, sizeof(peer));
-	err = lm_net_recv_frame(fd, buf, sizeof(buf), NULL, &m,
+	/* Who it is first (TLS); the fd is closed on failure. */
+	err = lm_net_conn_accept(d->tls, fd, HELLO_TIMEOUT_MS, &c, why,
+				 sizeof(why));
+	if (err)
+		return refused(d, peer, why);
+	err = lm_net_recv_frame(c, buf, sizeof(buf), NULL, &m,
 				lm_net_deadline_ms(HELLO_TIMEOUT_MS), why,
 				sizeof(why));
 	if (err == -ETIMEDOUT)
@@ -146,23 +164,26 @@ static int handshake(struct lm_net_dest *d, int fd)
 			 HELLO_TIMEOUT_MS);
 	else if (err == -ECONNRESET)
 		snprintf(why, sizeof(why), "closed before its HELLO");
+	else if (err == -EPROTO && !d->tls && buf[0] == 0x16)
+		snprintf(why, sizeof(why), "spoke TLS to a plain listener: "
+			 "give both sides the same TLS options");
 	else if (err && err != -EPROTO)
 		snprintf(why, sizeof(why), "reading HELLO: %s",
 			 strerror(-err));
 	if (err)
-		return refuse(d, fd, peer, why);
+		return refuse(d, c, peer, why);
 	if (m.h.type != LM_NET_HELLO)
-		return refuse(d, fd, peer, m.h.type == LM_NET_ERROR
+		return refuse(d, c, peer, m.h.type == LM_NET_ERROR
 						   ? m.u.error.text
 						   : "expected HELLO first");
 	pthread_mutex_lock(&d->hs_lock);
-	err = session_hello(d, fd, peer, &m.u.hello);
+	err = session_hello(d, c, peer, &m.u.hello);
 	pthread_mutex_unlock(&d->hs_lock);
 	return err;
 }
 
-static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
-			 const struct lm_net_hello *hi)
+static int session_hello(struct lm_net_dest *d, struct lm_net_conn *c,
+			 const char *peer, const struct lm_net_hello *hi)
 {
 	uint8_t buf[LM_NET_HDR_SIZE + 16];
 	struct dest_pending *p = d->pend;
@@ -170,28 +191,28 @@ static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
 	int err;
 
 	if (lm_net_layout_match(&d->layout, &hi->layout, why, sizeof(why)))
-		return refuse(d, fd, peer, why);
+		return refuse(d, c, peer, why);
 	if (d->have_session && hi->session != d->session) {
 		snprintf(why, sizeof(why), "session %016llx is not the one in "
 			 "progress (%016llx): a different source cannot "
 			 "resume it", (unsigned long long)hi->session,
 			 (unsigned long long)d->session);
-		return refuse(d, fd, peer, why);
+		return refuse(d, c, peer, why);
 	}
 	if (hi->role == LM_NET_ROLE_URGENT) {
-		if (p->ctl < 0 || hi->session != d->session ||
+		if (!p->ctl || hi->session != d->session ||
 		    hi->slot >= d->nr_urgent) {
 			snprintf(why, sizeof(why), "urgent connection for slot "
 				 "%u without a control connection, or beyond "
 				 "the %u slots offered", hi->slot,
 				 d->nr_urgent);
-			return refuse(d, fd, peer, why);
+			return refuse(d, c, peer, why);
 		}
-		if (p->urgent[hi->slot] >= 0)
-			close(p->urgent[hi->slot]);
+		if (p->urgent[hi->slot])
+			lm_net_conn_close(p->urgent[hi->slot]);
 		else
 			p->joined++;
-		p->urgent[hi->slot] = fd;
+		p->urgent[hi->slot] = c;
 		if (p->joined == d->nr_urgent)
 			go_up(d, p);
 		return 0;
@@ -213,17 +234,17 @@ static int session_hello(struct lm_net_dest *d, int fd, const char *peer,
 				atomic_load(&d->have[w]) |
 				atomic_load(&d->valid[w]));
 	n = lm_net_enc_welcome(buf, d->nr_urgent, resumed, have);
-	err = lm_net_send_all(fd, buf, n, lm_net_deadline_ms(HELLO_TIMEOUT_MS));
+	err = lm_net_send_all(c, buf, n, lm_net_deadline_ms(HELLO_TIMEOUT_MS));
 	if (!err && resumed)
-		err = send_have(d, fd, &have);
+		err = send_have(d, c, &have);
 	if (err) {
-		close(fd);
+		lm_net_conn_close(c);
 		snprintf(why, sizeof(why), "handshake with %s: %s", peer,
 			 strerror(-err));
 		lm__dest_set_error(d, why);
 		return 0;
 	}
-	p->ctl = fd;
+	p->ctl = c;
 	return 0;
 }
 
@@ -265,7 +286,8 @@ void *lm__dest_accept_main(void *arg)
 			char peer[96];
 
 			lm_net_peer_name(fd, peer, sizeof(peer));
-			refuse(d, fd, peer, "too many handshakes in progress");
+			close(fd);
+			refused(d, peer, "too many handshakes in progress");
 			continue;
 		}
 		struct hs_arg *a = malloc(sizeof(*a));

@@ -22,6 +22,7 @@
 
 #include <lazymem/lazymem.h>
 #include "net/proto.h"
+#include "net/tls.h"
 
 /* ---- destination ---- */
 
@@ -49,6 +50,10 @@ struct lm_net_dest_config {
 	 * NULL refuses pre-copy. Pages valid here are served to faults
 	 * without any transfer. */
 	uint8_t *precopy_store;
+	/* Credentials (tls.h), borrowed; NULL: plain TCP, refused on any
+	 * address but loopback unless insecure. */
+	struct lm_net_tls *tls;
+	bool insecure;
 };
 
 struct lm_net_dest_stats {
@@ -125,7 +130,8 @@ void lm_net_dest_abort(struct lm_net_dest *d, int err, const char *why);
 /* Tell the source every page is here (DONE): it may exit. */
 int lm_net_dest_finish(struct lm_net_dest *d);
 void lm_net_dest_stats(struct lm_net_dest *d, struct lm_net_dest_stats *s);
-/* The last refusal or break, as one line ("" if none). */
+/* The last refusal or break, as one line ("" if none): the calling
+ * thread's copy, valid until its next call. */
 const char *lm_net_dest_last_error(struct lm_net_dest *d);
 /* Stop every thread of the destination (the statistics are final from
  * then on); destroy does it too. */
@@ -145,6 +151,8 @@ struct lm_net_server_config {
 	bool resume;			/* after a break, dial again and resume */
 	int resume_timeout_ms;		/* give up resuming after this (-1) */
 	int io_timeout_ms;		/* handshake and send timeout (0: 5000) */
+	struct lm_net_tls *tls;		/* as lm_net_dest_config's */
+	bool insecure;
 };
 
 struct lm_net_server_stats {
@@ -174,6 +182,9 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 int lm_net_server_serve(struct lm_net_server *s);
 /* Test aid: shut every connection down now, as a network cut would. */
 void lm_net_server_cut(struct lm_net_server *s);
+/* The credentials of the next dial (a resume re-dials with them): to
+ * rotate them, or for a test to resume with wrong ones. */
+void lm_net_server_set_tls(struct lm_net_server *s, struct lm_net_tls *t);
 void lm_net_server_stats(struct lm_net_server *s,
 			 struct lm_net_server_stats *st);
 void lm_net_server_destroy(struct lm_net_server *s);

@@ -290,7 +290,7 @@ static int echo_round(struct lm_net_dest *d, uint64_t pages)
 	int err;
 
 	pthread_mutex_lock(&d->send_lock);
-	err = lm_net_send_all(atomic_load(&d->ctl_fd), buf,
+	err = lm_net_send_all(atomic_load(&d->ctl), buf,
 			      lm_net_enc_done(buf, LM_NET_PHASE_PRECOPY, pages),
 			      lm_net_deadline_ms(d->req_timeout_ms));
 	pthread_mutex_unlock(&d->send_lock);
@@ -357,11 +357,9 @@ static int handle(struct lm_net_dest *d, const struct lm_net_msg *m)
 }
 
 /* Wait up to 100 ms for the control connection to have a frame. */
-static int readable(int fd)
+static int readable(struct lm_net_conn *c)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, 100);
+	return lm_net_conn_wait_in(c, 100);
 }
 
 void *lm__dest_rx_main(void *arg)
@@ -374,22 +372,24 @@ void *lm__dest_rx_main(void *arg)
 		struct lm_net_msg m;
 		char msg[WHY_LEN + 32];
 		uint32_t v;
-		int fd, err;
+		struct lm_net_conn *c;
+		int err;
 
 		if (lm__dest_wait_link(d, lm_net_deadline_ms(200), &v))
 			continue;
-		fd = atomic_load(&d->ctl_fd);
-		if (fd != d->rx_fd) {
+		c = atomic_load(&d->ctl);
+		if (!c)
+			continue;
+		if (c != d->rx_conn) {
 			pthread_mutex_lock(&d->send_lock);
-			if (d->rx_fd >= 0)
-				close(d->rx_fd);
-			d->rx_fd = fd;
+			lm_net_conn_retire(d->rx_conn, &d->retired);
+			d->rx_conn = c;
 			pthread_mutex_unlock(&d->send_lock);
 		}
-		err = readable(fd);
+		err = readable(c);
 		if (err == 0 || atomic_load(&d->link) != v)
 			continue;
-		err = lm_net_recv_frame(fd, d->rx_buf, LM_NET_BUF, &d->layout,
+		err = lm_net_recv_frame(c, d->rx_buf, LM_NET_BUF, &d->layout,
 					&m, lm_net_deadline_ms(d->req_timeout_ms),
 					d->rx_why, WHY_LEN);
 		if (err == -ECONNRESET)
@@ -408,7 +408,7 @@ void *lm__dest_rx_main(void *arg)
 			continue;
 		if (err == -EPROTO && atomic_load(&d->link) == v) {
 			pthread_mutex_lock(&d->send_lock);
-			lm_net_send_error(fd, EPROTO, d->rx_why);
+			lm_net_send_error(c, EPROTO, d->rx_why);
 			pthread_mutex_unlock(&d->send_lock);
 		}
 		snprintf(msg, sizeof(msg), "link down: %s", d->rx_why);

@@ -30,13 +30,13 @@ static void *urgent_main(void *arg)
 {
 	struct urgent *u = arg;
 	struct lm_net_server *s = u->s;
-	int fd = atomic_load(&s->ufd[u->i]);
+	struct lm_net_conn *conn = atomic_load(&s->uc[u->i]);
 	char why[WHY_LEN];
 
 	while (!atomic_load(&s->broken)) {
 		struct lm_net_msg m;
 		size_t len;
-		int err = lm_net_recv_frame(fd, u->rx, LM_NET_HDR_SIZE + 64,
+		int err = lm_net_recv_frame(conn, u->rx, LM_NET_HDR_SIZE + 64,
 					    &s->layout, &m, UINT64_MAX, why,
 					    sizeof(why));
 
@@ -48,7 +48,7 @@ static void *urgent_main(void *arg)
 		}
 		if (err) {
 			if (err == -EPROTO)
-				lm_net_send_error(fd, EPROTO, why);
+				lm_net_send_error(conn, EPROTO, why);
 			if (!atomic_load(&s->broken))
 				server__set_why(s, "urgent connection %u: %s", u->i,
 					err == -EPROTO ? why
@@ -62,7 +62,7 @@ static void *urgent_main(void *arg)
 				       &s->layout, s->mem, m.u.req.off,
 				       m.u.req.len / (uint32_t)s->layout.page_size,
 				       s->compress ? &u->hint : NULL);
-		err = server__send_frame(s, fd, u->tx, len);
+		err = server__send_frame(s, conn, u->tx, len);
 		atomic_fetch_sub(&s->demand_active, 1);
 		if (err) {
 			server__set_why(s, "urgent connection %u: %s", u->i,
@@ -86,7 +86,7 @@ static void *push_main(void *arg)
 	struct lm_net_server *s = arg;
 	uint64_t np = s->layout.nr_pages, pushed = 0, t0 = lm_now_ns();
 	uint64_t per = LM_MAX(1, BATCH_BYTES / s->layout.page_size);
-	int fd = atomic_load(&s->ctl);
+	struct lm_net_conn *conn = atomic_load(&s->ctl);
 	uint8_t done[LM_NET_HDR_SIZE + 16];
 	int err = 0;
 
@@ -107,13 +107,13 @@ static void *push_main(void *arg)
 		}
 		if (!n)
 			break;
-		err = server__send_run(s, fd, LM_NET_PUSH, p, n,
+		err = server__send_run(s, conn, LM_NET_PUSH, p, n,
 			       s->compress ? &s->hint : NULL);
 		pushed += n;
 		p += n;
 	}
 	if (!err && !atomic_load(&s->broken))
-		err = server__send_frame(s, fd, done, lm_net_enc_done(
+		err = server__send_frame(s, conn, done, lm_net_enc_done(
 			done, LM_NET_PHASE_PUSH, pushed));
 	atomic_fetch_add(&s->st.push_pages, pushed);
 	atomic_fetch_add(&s->st.push_ns, lm_now_ns() - t0);
@@ -132,7 +132,8 @@ static int serve_once(struct lm_net_server *s)
 	unsigned started = 0;
 	bool pushing = false;
 	char why[WHY_LEN];
-	int fd = atomic_load(&s->ctl), rc = -EPIPE;
+	struct lm_net_conn *conn = atomic_load(&s->ctl);
+	int rc = -EPIPE;
 
 	for (unsigned i = 0; i < s->nr_urgent; i++) {
 		struct urgent *u = &s->u[i];
@@ -158,13 +159,12 @@ static int serve_once(struct lm_net_server *s)
 	if (s->push && !atomic_load(&s->broken))
 		pushing = !pthread_create(&s->push_thread, NULL, push_main, s);
 	while (!atomic_load(&s->broken)) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
 		struct lm_net_msg m;
 		int err;
 
-		if (poll(&p, 1, 100) <= 0)
+		if (lm_net_conn_wait_in(conn, 100) <= 0)
 			continue;
-		err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+		err = lm_net_recv_frame(conn, s->rx, LM_NET_HDR_SIZE + 512,
 					&s->layout, &m,
 					lm_net_deadline_ms(s->io_timeout_ms),
 					why, sizeof(why));
@@ -183,8 +183,10 @@ static int serve_once(struct lm_net_server *s)
 				: err == -ECONNRESET ? "closed by the "
 						       "destination"
 						     : strerror(-err));
-		if (err == -EPROTO)
-			lm_net_send_error(fd, EPROTO, why);
+		/* Not over TLS while the push thread may be sending: a
+		 * session has one sender at a time. */
+		if (err == -EPROTO && (!pushing || !lm_net_conn_is_tls(conn)))
+			lm_net_send_error(conn, EPROTO, why);
 		break;
 	}
 	server__broke(s);
@@ -192,7 +194,7 @@ static int serve_once(struct lm_net_server *s)
 		pthread_join(s->u[i].thread, NULL);
 	if (pushing)
 		pthread_join(s->push_thread, NULL);
-	if (rc && server__done_pending(s, fd))
+	if (rc && server__done_pending(s, conn))
 		rc = 0;
 	server__close_all(s);
 	s->connected = false;
@@ -242,4 +244,9 @@ int lm_net_server_serve(struct lm_net_server *s)
 void lm_net_server_cut(struct lm_net_server *s)
 {
 	server__shut_all(s);
+}
+
+void lm_net_server_set_tls(struct lm_net_server *s, struct lm_net_tls *t)
+{
+	atomic_store(&s->tls, t);
 }

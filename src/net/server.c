@@ -53,15 +53,9 @@ void server__set_why(struct lm_net_server *s, const char *fmt, ...)
 
 void server__shut_all(struct lm_net_server *s)
 {
-	int fd = atomic_load(&s->ctl);
-
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
-		fd = atomic_load(&s->ufd[i]);
-		if (fd >= 0)
-			shutdown(fd, SHUT_RDWR);
-	}
+	lm_net_conn_shutdown(atomic_load(&s->ctl), SHUT_RDWR);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		lm_net_conn_shutdown(atomic_load(&s->uc[i]), SHUT_RDWR);
 }
 
 /*
@@ -73,16 +67,10 @@ void server__shut_all(struct lm_net_server *s)
  */
 void server__broke(struct lm_net_server *s)
 {
-	int fd = atomic_load(&s->ctl);
-
 	atomic_store(&s->broken, true);
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
-		fd = atomic_load(&s->ufd[i]);
-		if (fd >= 0)
-			shutdown(fd, SHUT_RDWR);
-	}
+	lm_net_conn_shutdown(atomic_load(&s->ctl), SHUT_WR);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		lm_net_conn_shutdown(atomic_load(&s->uc[i]), SHUT_RDWR);
 }
 
 /* The destination gave up and said why: that is the reason, whichever
@@ -101,13 +89,13 @@ void server__peer_error(struct lm_net_server *s, const char *text)
  * destination giving up, and its reason is the real one: it replaces
  * whatever broken connection was noticed first.
  */
-bool server__done_pending(struct lm_net_server *s, int fd)
+bool server__done_pending(struct lm_net_server *s, struct lm_net_conn *c)
 {
 	char why[WHY_LEN];
 
 	for (;;) {
 		struct lm_net_msg m;
-		int err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+		int err = lm_net_recv_frame(c, s->rx, LM_NET_HDR_SIZE + 512,
 					    &s->layout, &m,
 					    lm_net_deadline_ms(200), why,
 					    sizeof(why));
@@ -125,15 +113,10 @@ bool server__done_pending(struct lm_net_server *s, int fd)
 
 void server__close_all(struct lm_net_server *s)
 {
-	int fd = atomic_exchange(&s->ctl, -1);
-
-	if (fd >= 0)
-		close(fd);
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++) {
-		fd = atomic_exchange(&s->ufd[i], -1);
-		if (fd >= 0)
-			close(fd);
-	}
+	lm_net_conn_retire(atomic_exchange(&s->ctl, NULL), &s->retired);
+	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
+		lm_net_conn_retire(atomic_exchange(&s->uc[i], NULL),
+				   &s->retired);
 }
 
 void server__count_encodings(struct lm_net_server *s, const uint8_t *frame)
@@ -168,9 +151,7 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 	s->resume = c->resume;
 	s->resume_timeout_ms = c->resume_timeout_ms;
 	s->io_timeout_ms = c->io_timeout_ms > 0 ? c->io_timeout_ms : 5000;
-	atomic_store(&s->ctl, -1);
-	for (unsigned i = 0; i < LM_NET_MAX_URGENT; i++)
-		atomic_store(&s->ufd[i], -1);
+	atomic_store(&s->tls, c->tls);
 	pthread_mutex_init(&s->why_lock, NULL);
 	if (getrandom(&s->session, sizeof(s->session), 0) !=
 	    sizeof(s->session))
@@ -187,6 +168,11 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 		return util_error(-ENOMEM, "page server: out of memory");
 	}
 	err = lm_net_addr_parse(c->to, &s->to);
+	if (!err && !c->tls && !c->insecure && !lm_net_addr_loopback(&s->to))
+		err = util_error(-EPERM, "refusing plain TCP to %s (not "
+				 "loopback): give --tls-cert/--tls-key/"
+				 "--tls-ca or --psk-file, or --insecure",
+				 s->to.text);
 	if (err) {
 		lm_net_server_destroy(s);
 		return err;
@@ -195,15 +181,15 @@ int lm_net_server_create(const struct lm_net_server_config *c,
 	return 0;
 }
 
-int server__send_frame(struct lm_net_server *s, int fd, const uint8_t *buf,
-		      size_t len)
+int server__send_frame(struct lm_net_server *s, struct lm_net_conn *c,
+		       const uint8_t *buf, size_t len)
 {
-	return lm_net_send_all(fd, buf, len,
+	return lm_net_send_all(c, buf, len,
 			       lm_net_deadline_ms(s->io_timeout_ms));
 }
 
 /* Receive the HAVE bitmaps that follow a resumed WELCOME. */
-static int recv_have(struct lm_net_server *s, int fd)
+static int recv_have(struct lm_net_server *s, struct lm_net_conn *c)
 {
 	uint64_t covered = 0, words = (s->layout.nr_pages + 63) / 64;
 	size_t cap = LM_NET_HDR_SIZE + LM_NET_BITMAP_FIXED +
@@ -214,7 +200,7 @@ static int recv_have(struct lm_net_server *s, int fd)
 		atomic_store(&s->sent[w], 0);
 	while (covered < s->layout.nr_pages) {
 		struct lm_net_msg m;
-		int err = lm_net_recv_frame(fd, s->rx, cap, &s->layout, &m,
+		int err = lm_net_recv_frame(c, s->rx, cap, &s->layout, &m,
 					    lm_net_deadline_ms(s->io_timeout_ms),
 					    why, sizeof(why));
 
@@ -243,24 +229,26 @@ int server__handshake(struct lm_net_server *s, bool resume)
 	uint8_t buf[LM_NET_HDR_SIZE + 32 + 8 * LM_NET_MAX_REGIONS];
 	struct lm_net_msg m;
 	char why[WHY_LEN];
-	int fd, err;
+	struct lm_net_conn *c;
+	int err;
 
-	fd = lm_net_dial(&s->to, s->io_timeout_ms);
-	if (fd < 0)
-		return fd;
-	atomic_store(&s->ctl, fd);
-	err = server__send_frame(s, fd, buf, lm_net_enc_hello(
+	/* TLS first: the destination reads our HELLO only once it knows
+	 * who we are, on a resume as on the first contact. */
+	err = lm_net_conn_dial(atomic_load(&s->tls), &s->to, s->io_timeout_ms, &c);
+	if (err)
+		return err;
+	atomic_store(&s->ctl, c);
+	err = server__send_frame(s, c, buf, lm_net_enc_hello(
 		buf, resume ? LM_NET_HELLO_RESUME : 0, &hi));
 	if (!err)
-		err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+		err = lm_net_recv_frame(c, s->rx, LM_NET_HDR_SIZE + 512,
 					&s->layout, &m,
 					lm_net_deadline_ms(s->io_timeout_ms),
 					why, sizeof(why));
 	if (err)
 		return util_error(err, "handshake with %s: %s", s->to.text,
 				err == -EPROTO ? why
-				: err == -ECONNRESET ? "connection closed"
-						     : strerror(-err));
+				: lm_net_conn_why(c, err, why, sizeof(why)));
 	if (m.h.type == LM_NET_ERROR)
 		return util_error(-ECONNREFUSED, "%s refused us: %s", s->to.text,
 				m.u.error.text);
@@ -272,17 +260,17 @@ int server__handshake(struct lm_net_server *s, bool resume)
 		return util_error(-ESTALE, "%s no longer knows session %016llx: "
 				"it cannot be resumed", s->to.text,
 				(unsigned long long)s->session);
-	if (m.u.welcome.resumed && (err = recv_have(s, fd)))
+	if (m.u.welcome.resumed && (err = recv_have(s, c)))
 		return err;
 	s->nr_urgent = m.u.welcome.nr_urgent;
 	for (unsigned i = 0; i < s->nr_urgent; i++) {
 		hi.role = LM_NET_ROLE_URGENT;
 		hi.slot = i;
-		fd = lm_net_dial(&s->to, s->io_timeout_ms);
-		if (fd < 0)
-			return fd;
-		atomic_store(&s->ufd[i], fd);
-		err = server__send_frame(s, fd, buf, lm_net_enc_hello(buf, 0, &hi));
+		err = lm_net_conn_dial(atomic_load(&s->tls), &s->to, s->io_timeout_ms, &c);
+		if (err)
+			return err;
+		atomic_store(&s->uc[i], c);
+		err = server__send_frame(s, c, buf, lm_net_enc_hello(buf, 0, &hi));
 		if (err)
 			return util_error(err, "urgent connection %u to %s: %s",
 					i, s->to.text, strerror(-err));
@@ -302,8 +290,8 @@ int lm_net_server_connect(struct lm_net_server *s)
 }
 
 /* Pages [first, first + n) as frames of at most BATCH_BYTES. */
-int server__send_run(struct lm_net_server *s, int fd, unsigned type,
-		    uint64_t first, uint64_t n, struct lm_net_lz4_hint *hint)
+int server__send_run(struct lm_net_server *s, struct lm_net_conn *c,
+		     unsigned type, uint64_t first, uint64_t n, struct lm_net_lz4_hint *hint)
 {
 	uint64_t per = LM_MAX(1, BATCH_BYTES / s->layout.page_size);
 
@@ -313,7 +301,7 @@ int server__send_run(struct lm_net_server *s, int fd, unsigned type,
 					      s->mem,
 					      first * s->layout.page_size, k,
 					      hint);
-		int err = server__send_frame(s, fd, s->tx, len);
+		int err = server__send_frame(s, c, s->tx, len);
 
 		if (err)
 			return err;
@@ -337,11 +325,11 @@ int server__send_run(struct lm_net_server *s, int fd, unsigned type,
  * control has kept the backlog to what the socket buffers hold, so two
  * I/O timeouts are plenty.
  */
-static int round_stored(struct lm_net_server *s, int fd)
+static int round_stored(struct lm_net_server *s, struct lm_net_conn *c)
 {
 	char why[WHY_LEN];
 	struct lm_net_msg m;
-	int err = lm_net_recv_frame(fd, s->rx, LM_NET_HDR_SIZE + 512,
+	int err = lm_net_recv_frame(c, s->rx, LM_NET_HDR_SIZE + 512,
 				    &s->layout, &m,
 				    lm_net_deadline_ms(2 * s->io_timeout_ms),
 				    why, sizeof(why));
@@ -362,7 +350,7 @@ static int round_stored(struct lm_net_server *s, int fd)
 
 int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 {
-	int fd = atomic_load(&s->ctl);
+	struct lm_net_conn *conn = atomic_load(&s->ctl);
 	uint64_t np = s->layout.nr_pages, sent = 0;
 	uint8_t buf[LM_NET_HDR_SIZE + 16];
 	int err = 0;
@@ -378,7 +366,7 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 						 ((p + n) % 64) & 1))
 			n++;
 		if (n) {
-			err = server__send_run(s, fd, LM_NET_PRECOPY, p, n,
+			err = server__send_run(s, conn, LM_NET_PRECOPY, p, n,
 				       s->compress ? &s->hint : NULL);
 			for (uint64_t i = p; i < p + n; i++)
 				server__bit_set(s->sent, i);
@@ -387,19 +375,19 @@ int lm_net_server_precopy(struct lm_net_server *s, const uint64_t *bitmap)
 		p += n + 1;
 	}
 	if (!err)
-		err = server__send_frame(s, fd, buf, lm_net_enc_done(
+		err = server__send_frame(s, conn, buf, lm_net_enc_done(
 			buf, LM_NET_PHASE_PRECOPY, sent));
 	if (err)
 		return util_error(err, "pre-copy to %s: %s", s->to.text,
 				strerror(-err));
-	return round_stored(s, fd);
+	return round_stored(s, conn);
 }
 
 int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 			     unsigned nr_vcpus, const void *const *blobs,
 			     const uint32_t *blob_len)
 {
-	int fd = atomic_load(&s->ctl);
+	struct lm_net_conn *conn = atomic_load(&s->ctl);
 	uint64_t np = s->layout.nr_pages;
 	int err = 0;
 
@@ -413,7 +401,7 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 	     first += LM_NET_MAX_BITMAP_BITS) {
 		uint64_t nb = LM_MIN(np - first, LM_NET_MAX_BITMAP_BITS);
 
-		err = server__send_frame(s, fd, s->tx, lm_net_enc_bitmap(
+		err = server__send_frame(s, conn, s->tx, lm_net_enc_bitmap(
 			s->tx, LM_NET_DIRTY, first, nb, dirty));
 		for (uint64_t i = first; i < first + nb; i++)
 			if (dirty[i / 64] >> (i % 64) & 1)
@@ -425,11 +413,11 @@ int lm_net_server_switchover(struct lm_net_server *s, const uint64_t *dirty,
 			return util_error(-EINVAL, "switch-over: vCPU %u state "
 					"of %u bytes, at most %u", v,
 					blob_len[v], LM_NET_MAX_BLOB);
-		err = server__send_frame(s, fd, s->tx, lm_net_enc_vcpu(
+		err = server__send_frame(s, conn, s->tx, lm_net_enc_vcpu(
 			s->tx, v, blobs[v], blob_len[v]));
 	}
 	if (!err)
-		err = server__send_frame(s, fd, s->tx,
+		err = server__send_frame(s, conn, s->tx,
 				 lm_net_enc_switchover(s->tx, nr_vcpus));
 	if (err)
 		return util_error(err, "switch-over to %s: %s", s->to.text,
@@ -467,6 +455,7 @@ void lm_net_server_destroy(struct lm_net_server *s)
 		munmap(s->tx, BUF_BYTES);
 	free(s->rx);
 	free((void *)s->sent);
+	lm_net_conn_free_retired(&s->retired);
 	pthread_mutex_destroy(&s->why_lock);
 	free(s);
 }

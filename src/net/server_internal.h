@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "net/net.h"
+#include "net/conn.h"
 #include "net/sock.h"
 
 #define BUF_BYTES (LM_NET_HDR_SIZE + LM_NET_MAX_PAYLOAD)
@@ -36,9 +37,14 @@ struct lm_net_server {
 	uint64_t session;
 	bool connected, switched, resumed_once;
 
-	_Atomic int ctl;
+	/* NULL: plain TCP. Atomic: lm_net_server_set_tls may change it
+	 * while post-copy runs, for the next dial. */
+	struct lm_net_tls *_Atomic tls;
+	struct lm_net_conn *_Atomic ctl;
 	unsigned nr_urgent;
-	_Atomic int ufd[LM_NET_MAX_URGENT];
+	struct lm_net_conn *_Atomic uc[LM_NET_MAX_URGENT];
+	/* Closed connections, freed at destroy: a cut may still shut one. */
+	struct lm_net_conn *_Atomic retired;
 	struct urgent u[LM_NET_MAX_URGENT];
 	pthread_t push_thread;
 
@@ -76,13 +82,15 @@ void server__set_why(struct lm_net_server *s, const char *fmt, ...)
 void server__shut_all(struct lm_net_server *s);
 void server__broke(struct lm_net_server *s);
 void server__peer_error(struct lm_net_server *s, const char *text);
-bool server__done_pending(struct lm_net_server *s, int fd);
+bool server__done_pending(struct lm_net_server *s, struct lm_net_conn *c);
 void server__close_all(struct lm_net_server *s);
 void server__count_encodings(struct lm_net_server *s, const uint8_t *frame);
-int server__send_frame(struct lm_net_server *s, int fd, const uint8_t *buf,
+int server__send_frame(struct lm_net_server *s, struct lm_net_conn *c,
+		       const uint8_t *buf,
 		      size_t len);
 int server__handshake(struct lm_net_server *s, bool resume);
-int server__send_run(struct lm_net_server *s, int fd, unsigned type,
+int server__send_run(struct lm_net_server *s, struct lm_net_conn *c,
+		     unsigned type,
 		    uint64_t first, uint64_t n, struct lm_net_lz4_hint *hint);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * sock.c - TCP plumbing (see sock.h). The send/receive half is
- * async-signal-safe; the set-up half is not and says so.
+ * sock.c - TCP plumbing (see sock.h): addresses, listen, dial, accept,
+ * and the async-signal-safe wait the connections use.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +16,6 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "net/sock.h"
-#include "net/why.h"
 
 uint64_t lm_net_deadline_ms(int ms)
 {
@@ -57,6 +56,24 @@ int lm_net_addr_parse(const char *s, struct lm_net_addr *a)
 	a->len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
+}
+
+bool lm_net_addr_loopback(const struct lm_net_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)&a->ss;
+
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&a->ss;
+
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		       s6->sin6_addr.s6_addr[12] == 127;
+	}
+	return false;
 }
 
 static void set_nodelay(int fd)
@@ -178,8 +195,7 @@ void lm_net_peer_name(int fd, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", host, port);
 }
 
-/* Wait for fd to be ready; 0, -ETIMEDOUT or -errno. */
-static int wait_fd(int fd, short ev, uint64_t deadline)
+int lm_net_wait_fd(int fd, short ev, uint64_t deadline)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = ev };
@@ -198,90 +214,4 @@ static int wait_fd(int fd, short ev, uint64_t deadline)
 		if (rc < 0 && errno != EINTR)
 			return -errno;
 	}
-}
-
-int lm_net_send_all(int fd, const void *buf, size_t len, uint64_t deadline)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			return -errno;
-		n = wait_fd(fd, POLLOUT, deadline);
-		if (n)
-			return (int)n;
-	}
-	return 0;
-}
-
-int lm_net_recv_all(int fd, void *buf, size_t len, uint64_t deadline)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
-
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		n = wait_fd(fd, POLLIN, deadline);
-		if (n)
-			return (int)n;
-	}
-	return 0;
-}
-
-int lm_net_recv_frame(int fd, uint8_t *buf, size_t cap,
-		      const struct lm_net_layout *layout,
-		      struct lm_net_msg *m, uint64_t deadline, char *why,
-		      size_t why_len)
-{
-	struct lm_net_hdr h;
-	int err = lm_net_recv_all(fd, buf, LM_NET_HDR_SIZE, deadline);
-
-	if (err)
-		return err;
-	err = lm_net_check_header(buf, &h, why, why_len);
-	if (err)
-		return err;
-	if (h.length > cap - LM_NET_HDR_SIZE)
-		return lm_net_why(why, why_len, "%s: length %U exceeds our "
-				  "buffer of %U", lm_net_type_name(h.type),
-				  (uint64_t)h.length,
-				  (uint64_t)(cap - LM_NET_HDR_SIZE));
-	err = lm_net_recv_all(fd, buf + LM_NET_HDR_SIZE, h.length, deadline);
-	if (err == -ECONNRESET)
-		return lm_net_why(why, why_len, "%s: truncated frame: the "
-				  "peer closed after the header of a %U-byte "
-				  "payload", lm_net_type_name(h.type),
-				  (uint64_t)h.length);
-	if (err)
-		return err;
-	return lm_net_decode(layout, &h, buf + LM_NET_HDR_SIZE, m, why,
-			     why_len);
-}
-
-void lm_net_send_error(int fd, int code, const char *text)
-{
-	uint8_t buf[LM_NET_HDR_SIZE + 8 + LM_NET_MAX_MSG];
-	size_t n = lm_net_enc_error(buf, code > 0 ? code : EPROTO, text);
-
-	lm_net_send_all(fd, buf, n, lm_net_deadline_ms(200));
 }

@@ -1,20 +1,20 @@
 /*
  * sock.h - TCP plumbing for the migration transport: addresses, listening,
- * dialing with a timeout, and whole-frame send/receive with deadlines.
+ * dialing with a timeout, waiting with a deadline. Frames travel over a
+ * connection (conn.h), which may add TLS on top of these sockets.
  *
- * The send and receive calls use only poll, send and recv, which are
- * async-signal-safe: the demand path calls them from the faulting thread,
- * possibly inside its SIGBUS handler. Set-up calls (address parsing,
- * listen, connect) may allocate and are for ordinary threads only.
+ * lm_net_wait_fd uses only poll: async-signal-safe, the demand path waits
+ * with it. Set-up calls (address parsing, listen, connect) may allocate
+ * and are for ordinary threads only.
  */
 #ifndef LAZYMEM_NET_SOCK_H
 #define LAZYMEM_NET_SOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "net/proto.h"
 
 struct lm_net_addr {
 	struct sockaddr_storage ss;
@@ -24,6 +24,9 @@ struct lm_net_addr {
 
 /* "host:port" or "[v6]:port". -EINVAL with util_last_error() set. */
 int lm_net_addr_parse(const char *s, struct lm_net_addr *a);
+/* 127.0.0.0/8, ::1 or ::ffff:127.x.y.z: the only addresses plain TCP
+ * may use without --insecure. */
+bool lm_net_addr_loopback(const struct lm_net_addr *a);
 /* A listening socket (SO_REUSEADDR); port 0 picks one, written back. */
 int lm_net_listen(struct lm_net_addr *a, int *fd_out);
 /* Dial with a timeout; TCP_NODELAY set. fd or -errno with a message. */
@@ -35,22 +38,10 @@ void lm_net_addr_name(struct lm_net_addr *a);
 /* The connected peer "ip:port" of fd, for messages. */
 void lm_net_peer_name(int fd, char *buf, size_t len);
 
-/* Deadline in CLOCK_MONOTONIC ns; UINT64_MAX: none. */
-int lm_net_send_all(int fd, const void *buf, size_t len, uint64_t deadline);
-int lm_net_recv_all(int fd, void *buf, size_t len, uint64_t deadline);
-
-/*
- * Receive one frame into buf (cap bytes: header + largest payload) and
- * decode it against layout (NULL before the handshake). 0, -EPROTO (why
- * says what was wrong), -ETIMEDOUT, -ECONNRESET (peer closed), -errno.
- */
-int lm_net_recv_frame(int fd, uint8_t *buf, size_t cap,
-		      const struct lm_net_layout *layout,
-		      struct lm_net_msg *m, uint64_t deadline, char *why,
-		      size_t why_len);
-
-/* Tell the peer what was wrong (best effort, short deadline), no close. */
-void lm_net_send_error(int fd, int code, const char *text);
+/* Wait for fd to be ready for ev (POLLIN, POLLOUT) until deadline
+ * (CLOCK_MONOTONIC ns, UINT64_MAX: none): 0, -ETIMEDOUT or -errno.
+ * Async-signal-safe. */
+int lm_net_wait_fd(int fd, short ev, uint64_t deadline);
 
 uint64_t lm_net_deadline_ms(int ms);
 
