@@ -31,6 +31,7 @@
 #ifndef LAZYMEM_WP_H
 #define LAZYMEM_WP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <lazymem/fault.h>
@@ -89,6 +90,9 @@ int lm_wp_collect(struct lm_region *r, uint64_t *bitmap, uint64_t *count);
  * (the region stays protected: a later call may retry).
  */
 int lm_wp_release(struct lm_region *r);
+
+/* True while a protection runs on the region (protect .. release). */
+bool lm_wp_busy(const struct lm_region *r);
 
 /*
  * For a thread that learns of a fault other than by SIGBUS or a message

@@ -431,3 +431,8 @@ int lm_wp_release(struct lm_region *r)
 	atomic_store(&r->wp.busy, false);
 	return 0;
 }
+
+bool lm_wp_busy(const struct lm_region *r)
+{
+	return atomic_load(&r->wp.busy);
+}
