@@ -45,6 +45,11 @@ struct lm_snap_blob {
 	char name[32];
 	uint8_t *data;
 	size_t len;
+	/* Its integrity hash (XXH3-64) as meta.json records it, read by
+	 * lm_snap_meta_parse; lm_snap_open refuses a blob without one or
+	 * whose data does not match it. Written by every save. */
+	uint64_t xxh3;
+	int has_xxh3;
 };
 
 struct lm_snap_vcpu {
@@ -71,7 +76,8 @@ struct lm_snap_meta {
  * or version) / -ENOMEM with a message in lm_last_error().
  */
 int lm_snap_meta_parse(const char *text, size_t len, struct lm_snap_meta *m);
-/* Read DIR/meta.json and check memory.img and pages.xxh against it. */
+/* Read DIR/meta.json and check memory.img and pages.xxh against it, and
+ * each vCPU state blob against its hash (-EBADMSG naming vCPU and blob). */
 int lm_snap_open(const char *dir, struct lm_snap_meta *m);
 void lm_snap_meta_free(struct lm_snap_meta *m);
 

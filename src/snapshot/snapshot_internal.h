@@ -33,6 +33,8 @@ int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
 /* "DIR/NAME" into buf; -ENAMETOOLONG if it does not fit. */
 int lm__snap_path(char *buf, size_t len, const char *dir, const char *name);
 
+/* meta.c: every vCPU blob has its hash and matches it (-EBADMSG). */
+int lm__snap_blobs_check(const char *dir, const struct lm_snap_meta *m);
 /* save.c: pwrite all of buf at off; -errno with a message naming path and
  * offset. */
 int lm__snap_write_full(int fd, const void *buf, uint64_t len, uint64_t off,
