@@ -37,6 +37,7 @@ int cmd_migrate_recv(int argc, char **argv);
 int cmd_migrate_send(int argc, char **argv);
 int cmd_demo_migrate(int argc, char **argv);
 int cmd_bench_migrate(int argc, char **argv);
+int cmd_bench_live_snapshot(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);
