@@ -44,7 +44,7 @@ static char t_buf[4200];
 
 static void write_page(unsigned p, uint32_t gen)
 {
-	volatile uint64_t *w = (volatile uint64_t *)(W.base + p * PS);
+	volatile uint64_t *w = (volatile uint64_t *)(void *)(W.base + p * PS);
 
 	for (unsigned i = 0; i < PS / 8; i++)
 		w[i] = (uint64_t)p << 32 | gen;

@@ -72,7 +72,7 @@ static struct lm_region *wp_region(enum lm_delivery d, enum lm_wp_mode m,
 /* Every word of page p holds (p << 32 | gen). */
 static void write_page(uint8_t *base, unsigned p, uint32_t gen)
 {
-	volatile uint64_t *w = (volatile uint64_t *)(base + p * PS);
+	volatile uint64_t *w = (volatile uint64_t *)(void *)(base + p * PS);
 
 	for (unsigned i = 0; i < PS / 8; i++)
 		w[i] = (uint64_t)p << 32 | gen;
@@ -88,7 +88,7 @@ static bool is_zero(const uint8_t *p, uint64_t len)
 
 static bool page_is(const uint8_t *page, unsigned p, uint32_t gen)
 {
-	const uint64_t *w = (const uint64_t *)page;
+	const uint64_t *w = (const uint64_t *)(const void *)page;
 
 	for (unsigned i = 0; i < PS / 8; i++)
 		if (w[i] != ((uint64_t)p << 32 | gen))
