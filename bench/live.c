@@ -525,6 +525,26 @@ out_free:
 	free(s.s);
 }
 
+/* "cow-self,iterate" -> which contenders run; -EINVAL on a bad name. */
+static int parse_modes(const char *list, bool *want)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	memset(want, 0, NR_C * sizeof(*want));
+	for (char *t = strtok_r(buf, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		int m = 0;
+
+		while (m < NR_C && strcmp(t, names[m]))
+			m++;
+		if (m == NR_C)
+			return -EINVAL;
+		want[m] = true;
+	}
+	return 0;
+}
+
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
@@ -541,6 +561,8 @@ static void usage(FILE *f, const char *prog)
 		"                     under /var/tmp, removed afterwards)\n"
 		"  --timeline FILE    writes per second over time per contender\n"
 		"                     (CSV: mode,seconds,writes_per_s)\n"
+		"  --modes LIST       contenders to run, comma-separated (default\n"
+		"                     all; ratios need stop-and-copy)\n"
 		"  --json             one JSON object on stdout\n"
 		"  -h, --help         this text\n", prog);
 }
@@ -597,9 +619,12 @@ static void print_json(const struct result *res, int n, uint64_t mem,
 	json_object_object_add(cfg, "cpus", json_object_new_int64(bench_ncpus()));
 	json_object_object_add(root, "config", cfg);
 	for (int i = 0; i < n; i++) {
-		json_object *o = json_object_new_object();
+		json_object *o;
 		const struct result *r = &res[i];
 
+		if (r->rc == -ECANCELED)
+			continue;
+		o = json_object_new_object();
 		json_object_object_add(o, "mode", json_object_new_string(names[r->mode]));
 		json_object_object_add(o, "pause_ms", json_object_new_double(r->pause_ms));
 		json_object_object_add(o, "work_ratio", json_object_new_double(ratio(r->rate_during, r->rate_before)));
@@ -638,6 +663,8 @@ static void print_table(const struct result *res, int n, uint64_t mem,
 	for (int i = 0; i < n; i++) {
 		const struct result *r = &res[i];
 
+		if (r->rc == -ECANCELED)
+			continue;
 		if (r->rc && !r->seconds) {
 			printf("%-13s FAILED: %s\n", names[r->mode], r->err);
 			continue;
@@ -695,9 +722,11 @@ int cmd_bench_live_snapshot(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "timeline", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "modes", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool want[NR_C] = { true, true, true, true, true };
 	uint64_t mem = 256ull << 20, max_buffer = 64ull << 20, n;
 	unsigned nthr = 2;
 	const char *dir = NULL, *timeline = NULL;
@@ -731,6 +760,10 @@ int cmd_bench_live_snapshot(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'M':
+			if (parse_modes(optarg, want))
+				return cli_usage_error("--modes '%s': expected a comma list of stop-and-copy, fork, cow-handler, cow-self, iterate", optarg);
+			break;
 		case 'h':
 			usage(stdout, argv[0]);
 			return 0;
@@ -747,7 +780,14 @@ int cmd_bench_live_snapshot(int argc, char **argv)
 			return cli_fail("bench live-snapshot: mkdtemp %s: %s", tmpdir, strerror(errno));
 		dir = tmpdir;
 	}
+	memset(res, 0, sizeof(res));
 	for (int m = 0; m < NR_C; m++) {
+		res[m].mode = m;
+		if (!want[m]) {
+			res[m].rc = -ECANCELED;
+			snprintf(res[m].err, sizeof(res[m].err), "not asked for (--modes)");
+			continue;
+		}
 		if (!json)
 			fprintf(stderr, "  %s ...\n", names[m]);
 		run_one(m, dir, mem, nthr, max_buffer, &res[m]);
