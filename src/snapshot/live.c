@@ -17,8 +17,9 @@
  * pages are saved, which is the instant.
  *
  * Dirty page cache is extra memory too: every FLUSH_BYTES written, the
- * file is written back and its cache dropped (flush_behind), so the page
- * cache held for memory.img stays near FLUSH_BYTES.
+ * previous step's writeback is waited for, the next one started and the
+ * clean pages dropped (flush_behind), so the page cache held for
+ * memory.img stays near two steps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -214,10 +215,13 @@ static void buf_fini(struct live_buf *b)
 }
 
 /*
- * Start writing back what was written and drop what is clean from the page
- * cache, every FLUSH_BYTES. Not waiting for the disk keeps the writer
- * streaming; the dirty and under-writeback pages this leaves are counted
- * as extra memory by the benchmark (meminfo Dirty + Writeback).
+ * Write-behind, every FLUSH_BYTES: wait for the writeback started at the
+ * previous step, start writeback of what was written since, and drop the
+ * clean pages from the cache. So dirty plus under-writeback pages of the
+ * image stay within about two steps (16 MiB) while the disk writes one
+ * step as the writer fills the next: the extra memory stays bounded, and
+ * a disk slower than the writer throttles it (and, through the buffer,
+ * the faulting threads).
  */
 static void flush_behind(struct live *l, uint64_t bytes)
 {
@@ -225,6 +229,7 @@ static void flush_behind(struct live *l, uint64_t bytes)
 	if (l->since_flush < FLUSH_BYTES)
 		return;
 	l->since_flush = 0;
+	sync_file_range(l->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE);
 	sync_file_range(l->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	posix_fadvise(l->fd, 0, 0, POSIX_FADV_DONTNEED);
 }
