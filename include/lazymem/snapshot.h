@@ -160,6 +160,9 @@ struct lm_live_config {
 
 struct lm_live_report {
 	uint64_t pause_ns;		/* the longest pause */
+	/* of it, the library's part: the write-protect sweep (cow), the
+	 * last round (iterate); the rest is the caller's pause / resume */
+	uint64_t pause_work_ns;
 	uint64_t total_ns;
 	uint64_t copied_before_write;	/* cow: pages through the buffer */
 	uint64_t written_pages;		/* pages written to memory.img */

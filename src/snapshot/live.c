@@ -316,13 +316,16 @@ static int drain(struct live *l)
 /* The pause around fn: the instant. Longest pause kept in the report. */
 static int paused(struct live *l, int (*fn)(struct live *l))
 {
-	uint64_t t0 = lm_now_ns();
+	uint64_t t0 = lm_now_ns(), t1;
 	int err = l->c->pause(l->c->arg);
 
 	if (err)
 		return lm_error(err, "snapshot %s: pausing the writers: %s",
 				l->dir, strerror(-err));
+	t1 = lm_now_ns();
 	err = fn(l);
+	l->rep->pause_work_ns = LM_MAX(l->rep->pause_work_ns,
+				       lm_now_ns() - t1);
 	l->c->resume(l->c->arg);
 	l->rep->pause_ns = LM_MAX(l->rep->pause_ns, lm_now_ns() - t0);
 	return err;
