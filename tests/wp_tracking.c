@@ -53,6 +53,8 @@ static void sink_free(struct sink *k)
 	free(k);
 }
 
+static enum lm_backing backing = LM_BACKING_ANON;
+
 static struct lm_region *wp_region(enum lm_delivery d, enum lm_wp_mode m,
 				   struct lm_source **src)
 {
@@ -61,7 +63,7 @@ static struct lm_region *wp_region(enum lm_delivery d, enum lm_wp_mode m,
 	LM_OK(lm_source_zero_create(PAGES * PS, src));
 	struct lm_region_config rc = {
 		.name = "wp", .size = PAGES * PS,
-		.backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY,
+		.backing = backing, .install = LM_INSTALL_COPY,
 		.delivery = d, .handler_threads = 2, .source = *src,
 		.write_protect = m,
 	};
@@ -183,6 +185,18 @@ static void sync_once(enum lm_delivery d)
 }
 
 static void test_sync_self(void **s) { (void)s; LM_REQUIRE_UFFD(); sync_once(LM_DELIVERY_SELF); }
+static void race(enum lm_delivery d);
+
+/* Shared memory (shmem): WP_HUGETLBFS_SHMEM, markers on the page cache. */
+static void test_sync_memfd(void **s)
+{
+	(void)s;
+	LM_REQUIRE_UFFD();
+	backing = LM_BACKING_MEMFD;
+	sync_once(LM_DELIVERY_SELF);
+	race(LM_DELIVERY_SELF);
+	backing = LM_BACKING_ANON;
+}
 static void test_sync_handler(void **s) { (void)s; LM_REQUIRE_UFFD(); sync_once(LM_DELIVERY_HANDLER); }
 
 /* Threads rewrite pages while the writer saves: every page ends saved
@@ -312,6 +326,13 @@ static void test_async(void **s)
 	lm_source_destroy(src);
 }
 
+static void test_async_memfd(void **s)
+{
+	backing = LM_BACKING_MEMFD;
+	test_async(s);
+	backing = LM_BACKING_ANON;
+}
+
 static void test_refusals(void **s)
 {
 	struct lm_source *src;
@@ -341,6 +362,8 @@ int main(void)
 		cmocka_unit_test(test_race_self),
 		cmocka_unit_test(test_race_handler),
 		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_sync_memfd),
+		cmocka_unit_test(test_async_memfd),
 		cmocka_unit_test(test_refusals),
 	};
 
