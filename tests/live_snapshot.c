@@ -327,6 +327,36 @@ static void test_second_refused(void **s)
 	LM_ASSERT(system(t_fmt("rm -rf %s %s", dir, dir2)) == 0, "rm");
 }
 
+/* cow on a region tracking writes asynchronously: refused, saying so. */
+static void test_wrong_mode(void **s)
+{
+	char dir[] = "/tmp/lm_live_XXXXXX";
+	struct lm_source *src;
+	struct lm_region *r;
+	struct lm_snap_meta m;
+	struct lm_snap_vcpu v;
+	struct lm_live_config c = {
+		.mode = LM_LIVE_COW, .pause = pause_writers,
+		.resume = resume_writers,
+	};
+	struct stat sb;
+	int err;
+
+	(void)s;
+	LM_REQUIRE_UFFD();
+	LM_ASSERT(mkdtemp(dir), "mkdtemp");
+	r = start(LM_DELIVERY_SELF, LM_WP_ASYNC, &src);
+	meta_init(&m, &v);
+	err = lm_snap_live_save(dir, &m, r, &c, NULL);
+	LM_ASSERT(err == -EINVAL && strstr(lm_last_error(), "write_protect sync, not async"),
+		  "cow on an async region: %d (%s)", err, lm_last_error());
+	LM_ASSERT(stat(t_fmt("%s/meta.json", dir), &sb) < 0 &&
+		  stat(t_fmt("%s/memory.img", dir), &sb) < 0, "nothing left");
+	LM_ASSERT(!lm_wp_busy(r), "nothing protected");
+	stop(r, src);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_full_cow),
 		cmocka_unit_test(test_full_iterate),
 		cmocka_unit_test(test_second_refused),
+		cmocka_unit_test(test_wrong_mode),
 	};
 
 	return cmocka_run_group_tests_name("live_snapshot", tests, NULL, NULL);

@@ -91,6 +91,9 @@ int lm_wp_collect(struct lm_region *r, uint64_t *bitmap, uint64_t *count);
  */
 int lm_wp_release(struct lm_region *r);
 
+/* The write_protect the region was created with. */
+enum lm_wp_mode lm_wp_mode(const struct lm_region *r);
+
 /* True while a protection runs on the region (protect .. release). */
 bool lm_wp_busy(const struct lm_region *r);
 

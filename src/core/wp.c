@@ -436,3 +436,8 @@ bool lm_wp_busy(const struct lm_region *r)
 {
 	return atomic_load(&r->wp.busy);
 }
+
+enum lm_wp_mode lm_wp_mode(const struct lm_region *r)
+{
+	return r->wp.mode;
+}

@@ -458,6 +458,14 @@ static int check(const char *dir, struct lm_snap_meta *m, struct lm_region *r,
 	    (unsigned)c->mode > LM_LIVE_ITERATE)
 		return lm_error(-EINVAL, "snapshot %s: a live snapshot needs "
 				"a mode and pause / resume calls", dir);
+	if (lm_wp_mode(r) != (c->mode == LM_LIVE_COW ? LM_WP_SYNC
+						  : LM_WP_ASYNC))
+		return lm_error(-EINVAL, "snapshot %s: mode %s needs region "
+				"'%s' created with write_protect %s, not %s",
+				dir, lm_live_mode_name(c->mode),
+				lm_region_name(r),
+				c->mode == LM_LIVE_COW ? "sync" : "async",
+				lm_wp_mode_name(lm_wp_mode(r)));
 	if (!m->nr_vcpus || !m->nr_regions ||
 	    m->mem_size != lm_region_size(r) ||
 	    m->page_size != lm_region_page_size(r))
