@@ -19,6 +19,7 @@
 #define PAGES 4096u
 #define PS 4096ull
 #define WRITERS 2u
+#define HEAD 8u		/* pages saved ahead of the region (a VM's reserved area) */
 
 struct world {
 	uint8_t *base;
@@ -27,6 +28,10 @@ struct world {
 	_Atomic bool pause_req, stop;
 	_Atomic unsigned parked;
 	_Atomic uint64_t writes;
+	/* the head: writer 0 rewrites it too */
+	uint64_t head[HEAD * PS / 8];
+	_Atomic uint32_t head_gen[HEAD];
+	uint32_t head_at[HEAD];
 	pthread_t tid[WRITERS];
 	unsigned ids[WRITERS];
 	/* resume() tries a second snapshot of the same region once */
@@ -69,6 +74,15 @@ static void *writer(void *arg)
 		p = (k * 769u) % n * WRITERS + w;
 		k++;
 		write_page(p, atomic_load(&W.gen[p]) + 1);
+		if (w == 0) {
+			unsigned h = k % HEAD;
+			uint32_t g = atomic_load(&W.head_gen[h]) + 1;
+
+			for (unsigned i = 0; i < PS / 8; i++)
+				((volatile uint64_t *)W.head)[h * PS / 8 + i] =
+					(uint64_t)(h + 1000) << 32 | g;
+			atomic_store(&W.head_gen[h], g);
+		}
 		atomic_fetch_add(&W.writes, 1);
 	}
 	return NULL;
@@ -88,6 +102,8 @@ static int pause_writers(void *arg)
 		usleep(50);
 	for (unsigned p = 0; p < PAGES; p++)
 		W.at_instant[p] = atomic_load(&W.gen[p]);
+	for (unsigned h = 0; h < HEAD; h++)
+		W.head_at[h] = atomic_load(&W.head_gen[h]);
 	return 0;
 }
 
@@ -164,7 +180,7 @@ static void meta_init(struct lm_snap_meta *m, struct lm_snap_vcpu *v)
 }
 
 /* The snapshot verifies, and a lazy restore reads the instant back. */
-static void check_snapshot(const char *dir)
+static void check_snapshot_at(const char *dir, unsigned hp)
 {
 	struct lm_snap_meta m;
 	struct lm_source *src;
@@ -177,12 +193,19 @@ static void check_snapshot(const char *dir)
 	LM_ASSERT(bad == 0, "%llu bad pages", (unsigned long long)bad);
 	LM_OK(lm_snap_source_open(dir, &m, &src));
 	struct lm_region_config rc = {
-		.name = "restore", .size = PAGES * PS,
+		.name = "restore", .size = (PAGES + hp) * PS,
 		.backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY,
 		.delivery = LM_DELIVERY_SELF, .source = src,
 	};
 	LM_OK(lm_region_create(&rc, &r));
 	mem = lm_region_addr(r);
+	for (unsigned h = 0; h < hp; h++)
+		for (unsigned i = 0; i < PS / 8; i++)
+			LM_ASSERT(mem[h * PS / 8 + i] ==
+				  ((uint64_t)(h + 1000) << 32 | W.head_at[h]),
+				  "head page %u: gen %u, at the instant %u", h,
+				  (unsigned)mem[h * PS / 8 + i], W.head_at[h]);
+	mem += hp * PS / 8;
 	for (unsigned p = 0; p < PAGES; p++) {
 		uint64_t want = (uint64_t)p << 32 | W.at_instant[p];
 
@@ -197,7 +220,10 @@ static void check_snapshot(const char *dir)
 	lm_snap_meta_free(&m);
 }
 
-static void live(enum lm_delivery d, enum lm_live_mode mode)
+static void check_snapshot(const char *dir) { check_snapshot_at(dir, 0); }
+
+static void live_head(enum lm_delivery d, enum lm_live_mode mode,
+		      unsigned hp)
 {
 	char dir[] = "/tmp/lm_live_XXXXXX";
 	struct lm_source *src;
@@ -209,18 +235,21 @@ static void live(enum lm_delivery d, enum lm_live_mode mode)
 	struct lm_live_config c = {
 		.mode = mode, .max_buffer = 16 * PS,
 		.pause = pause_writers, .resume = resume_writers,
+		.head = W.head, .head_size = hp * PS,
 	};
 	uint64_t writes;
 
 	LM_ASSERT(mkdtemp(dir), "mkdtemp");
 	meta_init(&m, &v);
+	m.mem_size += hp * PS;
+	m.regions[0].size += hp * PS;
 	while (atomic_load(&W.writes) < PAGES)
 		usleep(100);
 	writes = atomic_load(&W.writes);
 	LM_OK(lm_snap_live_save(dir, &m, r, &c, &rep));
 	LM_ASSERT(atomic_load(&W.writes) > writes + 100,
 		  "writers ran during the snapshot");
-	LM_ASSERT(rep.pause_ns > 0 && rep.written_pages >= PAGES,
+	LM_ASSERT(rep.pause_ns > 0 && rep.written_pages >= PAGES + hp,
 		  "report: pause %llu ns, %llu pages written",
 		  (unsigned long long)rep.pause_ns,
 		  (unsigned long long)rep.written_pages);
@@ -232,13 +261,21 @@ static void live(enum lm_delivery d, enum lm_live_mode mode)
 	}
 	LM_ASSERT(!lm_wp_busy(r), "protection released");
 	stop(r, src);
-	check_snapshot(dir);
+	check_snapshot_at(dir, hp);
 	LM_ASSERT(system(t_fmt("rm -rf %s", dir)) == 0, "rm");
+}
+
+static void live(enum lm_delivery d, enum lm_live_mode mode)
+{
+	live_head(d, mode, 0);
 }
 
 static void test_cow_self(void **s) { (void)s; LM_REQUIRE_UFFD(); live(LM_DELIVERY_SELF, LM_LIVE_COW); }
 static void test_cow_handler(void **s) { (void)s; LM_REQUIRE_UFFD(); live(LM_DELIVERY_HANDLER, LM_LIVE_COW); }
 static void test_iterate_self(void **s) { (void)s; LM_REQUIRE_UFFD(); live(LM_DELIVERY_SELF, LM_LIVE_ITERATE); }
+/* A head (a VM's reserved area) saved inside the pause, ahead of RAM. */
+static void test_cow_head(void **s) { (void)s; LM_REQUIRE_UFFD(); live_head(LM_DELIVERY_SELF, LM_LIVE_COW, HEAD); }
+static void test_iterate_head(void **s) { (void)s; LM_REQUIRE_UFFD(); live_head(LM_DELIVERY_SELF, LM_LIVE_ITERATE, HEAD); }
 static void test_iterate_handler(void **s) { (void)s; LM_REQUIRE_UFFD(); live(LM_DELIVERY_HANDLER, LM_LIVE_ITERATE); }
 
 /* A disk too small: the error names memory.img and an offset, nothing is
@@ -364,6 +401,8 @@ int main(void)
 		cmocka_unit_test(test_cow_handler),
 		cmocka_unit_test(test_iterate_self),
 		cmocka_unit_test(test_iterate_handler),
+		cmocka_unit_test(test_cow_head),
+		cmocka_unit_test(test_iterate_head),
 		cmocka_unit_test(test_full_cow),
 		cmocka_unit_test(test_full_iterate),
 		cmocka_unit_test(test_second_refused),

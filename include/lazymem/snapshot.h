@@ -156,6 +156,15 @@ struct lm_live_config {
 	int (*pause)(void *arg);
 	void (*resume)(void *arg);
 	void *arg;
+	/*
+	 * Optional memory saved at the instant ahead of the region: head_size
+	 * bytes (a multiple of the page size) copied inside the pause and
+	 * stored at the start of memory.img, the region after it (a VM's
+	 * reserved area: page tables, stacks, mailboxes). m->mem_size is
+	 * then head_size plus the region's size.
+	 */
+	const void *head;
+	uint64_t head_size;
 };
 
 struct lm_live_report {

@@ -99,8 +99,10 @@ struct live {
 	struct lm_region *r;
 	struct lm_snap_meta *m;
 	const struct lm_live_config *c;
-	uint64_t ps, nr;
-	uint64_t *hashes;
+	uint64_t ps, nr;		/* the region's pages */
+	uint64_t hp;			/* the head's pages, before them */
+	uint8_t *head;			/* the head copied at the instant */
+	uint64_t *hashes;		/* per page of memory.img */
 	uint8_t *stored;		/* page i is data (not a hole) */
 	uint8_t *run;			/* RUN pages of staging */
 	uint64_t *bitmap;		/* iterate: written pages of a round */
@@ -234,8 +236,9 @@ static void flush_behind(struct live *l, uint64_t bytes)
 	posix_fadvise(l->fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
-/* Pages [first, first + n) are in buf; those with bit i of mask set are
- * the snapshot's: hash them, write maximal runs of non-zero ones with one
+/* Pages [first, first + n) of memory.img (the head's pages first, then
+ * the region's) are in buf; those with bit i of mask set are the
+ * snapshot's: hash them, write maximal runs of non-zero ones with one
  * pwrite each, and punch zero pages that held data in an earlier round. */
 static int store_run(struct live *l, uint64_t first, unsigned n,
 		     const uint8_t *buf, uint64_t mask)
@@ -299,7 +302,7 @@ static int drain(struct live *l)
 
 		while (v) {
 			uint64_t i = w * 64ull + (unsigned)__builtin_ctzll(v);
-			int err = store_page(l, b->slot_off[i] / l->ps,
+			int err = store_page(l, l->hp + b->slot_off[i] / l->ps,
 					     b->mem + i * l->ps);
 
 			v &= v - 1;
@@ -331,10 +334,32 @@ static int paused(struct live *l, int (*fn)(struct live *l))
 	return err;
 }
 
+/* Inside the pause: the head as it is at the instant. */
+static void head_capture(struct live *l)
+{
+	if (l->hp)
+		memcpy(l->head, l->c->head, l->hp * l->ps);
+}
+
+/* After the pause: store the captured head at the start of the image. */
+static int head_store(struct live *l)
+{
+	int err = 0;
+
+	for (uint64_t p = 0; !err && p < l->hp; p += RUN) {
+		unsigned n = (unsigned)LM_MIN((uint64_t)RUN, l->hp - p);
+
+		err = store_run(l, p, n, l->head + p * l->ps,
+				n == 64 ? ~0ull : (1ull << n) - 1);
+	}
+	return err;
+}
+
 static int cow_protect(struct live *l)
 {
 	struct lm_wp_consumer cons = { slot_get, slot_put, &l->b };
 
+	head_capture(l);
 	return lm_wp_protect(l->r, &cons);
 }
 
@@ -351,7 +376,7 @@ static int cow_stream(struct live *l)
 
 		err = lm_wp_save_run(l->r, p * l->ps, n, l->run, &saved);
 		if (!err)
-			err = store_run(l, p, n, l->run, saved);
+			err = store_run(l, l->hp + p, n, l->run, saved);
 		l->done += (uint64_t)__builtin_popcountll(saved);
 		if (!err) {
 			int d = drain(l);
@@ -384,8 +409,8 @@ static int copy_run(struct live *l, uint64_t first, unsigned n)
 	const uint8_t *src = (const uint8_t *)lm_region_addr(l->r);
 
 	copy_racy(l->run, src + first * l->ps, (uint64_t)n * l->ps);
-	return store_run(l, first, n, l->run, n == 64 ? ~0ull
-						       : (1ull << n) - 1);
+	return store_run(l, l->hp + first, n, l->run, n == 64 ? ~0ull
+							: (1ull << n) - 1);
 }
 
 /* Collect the written pages and save them; *count gets how many. */
@@ -416,6 +441,7 @@ static int iterate_final(struct live *l)
 {
 	uint64_t n;
 
+	head_capture(l);
 	return iterate_round(l, l->bitmap, &n);
 }
 
@@ -467,11 +493,14 @@ static int check(const char *dir, struct lm_snap_meta *m, struct lm_region *r,
 				c->mode == LM_LIVE_COW ? "sync" : "async",
 				lm_wp_mode_name(lm_wp_mode(r)));
 	if (!m->nr_vcpus || !m->nr_regions ||
-	    m->mem_size != lm_region_size(r) ||
+	    c->head_size % lm_region_page_size(r) ||
+	    (c->head_size && !c->head) ||
+	    m->mem_size != c->head_size + lm_region_size(r) ||
 	    m->page_size != lm_region_page_size(r))
 		return lm_error(-EINVAL, "snapshot %s: incomplete description "
-				"(vCPUs, regions; memory and page size must "
-				"be region '%s''s)", dir, lm_region_name(r));
+				"(vCPUs, regions; memory size the head's "
+				"plus region '%s''s, page size its own)", dir,
+				lm_region_name(r));
 	return 0;
 }
 
@@ -492,11 +521,13 @@ static int setup(struct live *l)
 		return err;
 	if (unlink(meta) < 0 && errno != ENOENT)
 		return lm_error(-errno, "%s: %s", meta, strerror(errno));
-	l->hashes = calloc(l->nr, sizeof(*l->hashes));
-	l->stored = calloc(l->nr, 1);
+	l->hashes = calloc(l->hp + l->nr, sizeof(*l->hashes));
+	l->stored = calloc(l->hp + l->nr, 1);
+	l->head = l->hp ? malloc(l->hp * l->ps) : NULL;
 	l->run = malloc(RUN * l->ps);
 	l->bitmap = calloc((l->nr + 63) / 64, 8);
-	if (!l->hashes || !l->stored || !l->run || !l->bitmap)
+	if (!l->hashes || !l->stored || !l->run || !l->bitmap ||
+	    (l->hp && !l->head))
 		return lm_error(-ENOMEM, "snapshot %s: out of memory", l->dir);
 	if (l->c->mode == LM_LIVE_COW) {
 		err = buf_init(&l->b, l->c->max_buffer ? l->c->max_buffer
@@ -519,9 +550,10 @@ static int run(struct live *l)
 	int err;
 
 	if (l->c->mode == LM_LIVE_ITERATE)
-		return iterate(l);
-	err = paused(l, cow_protect);
-	return err ? err : cow_stream(l);
+		err = iterate(l);
+	else if (!(err = paused(l, cow_protect)))
+		err = cow_stream(l);
+	return err ? err : head_store(l);
 }
 
 /*
@@ -568,7 +600,8 @@ int lm_snap_live_save(const char *dir, struct lm_snap_meta *m,
 	l.rep = rep ? rep : &dummy;
 	memset(l.rep, 0, sizeof(*l.rep));
 	l.ps = m->page_size;
-	l.nr = m->mem_size / l.ps;
+	l.hp = c->head_size / l.ps;
+	l.nr = lm_region_size(r) / l.ps;
 	err = setup(&l);
 	if (!err)
 		err = run(&l);
@@ -579,7 +612,7 @@ int lm_snap_live_save(const char *dir, struct lm_snap_meta *m,
 		err = lm_wp_release(r);
 	if (!err) {
 		m->nonzero_pages = 0;
-		for (uint64_t i = 0; i < l.nr; i++)
+		for (uint64_t i = 0; i < l.hp + l.nr; i++)
 			m->nonzero_pages += l.stored[i];
 		err = lm__snap_finish(dir, m, l.hashes);
 	}
@@ -597,6 +630,7 @@ int lm_snap_live_save(const char *dir, struct lm_snap_meta *m,
 	if (l.fd >= 0)
 		close(l.fd);
 	free(l.hashes);
+	free(l.head);
 	free(l.stored);
 	free(l.run);
 	free(l.bitmap);
