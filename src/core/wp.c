@@ -216,13 +216,17 @@ static int reprotect_fetching(struct lm_region *r, const uint8_t *fetching)
 	return 0;
 }
 
-/* Sync mode: every page PROTECTED; fetching pages noted (NULL: none). */
+/* Sync mode: every page PROTECTED. Both modes: the pages being filled
+ * noted in *fetching (NULL: none), since the flag may have come too late
+ * for their install. */
 static int mark_protected(struct lm_region *r, uint8_t **fetching)
 {
+	uint32_t bit = r->wp.mode == LM_WP_SYNC ? LM_PS_WP_PROTECTED : 0;
+
 	*fetching = NULL;
 	for (uint64_t i = 0; i < r->nr_pages; i++) {
-		uint32_t old = atomic_fetch_or(&r->map.w[i],
-					       (uint32_t)LM_PS_WP_PROTECTED);
+		uint32_t old = bit ? atomic_fetch_or(&r->map.w[i], bit)
+				   : atomic_load(&r->map.w[i]);
 
 		if ((old & LM_PS_STATE) != LM_PS_FETCHING)
 			continue;
@@ -282,7 +286,7 @@ int lm_wp_protect(struct lm_region *r, const struct lm_wp_consumer *c)
 	if (c)
 		r->wp.consumer = *c;
 	atomic_store(&r->wp.active, true);
-	err = r->wp.mode == LM_WP_SYNC ? mark_protected(r, &fetching) : 0;
+	err = mark_protected(r, &fetching);
 	if (!err)
 		err = lm_uffd_writeprotect(v->uffd, v->addr, r->size, true,
 					   false);
