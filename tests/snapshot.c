@@ -307,6 +307,28 @@ static void test_bad_fields(void **s)
 	expect_open_refused(-EPROTO, "not a lazymem snapshot");
 }
 
+/* vCPU state blobs carry an integrity hash: a flipped byte, or a blob
+ * without its hash, is refused naming the vCPU and the blob. */
+static void test_corrupt_blob(void **s)
+{
+	(void)s;
+	edit_meta("\"regs\":\"010203fe\"", "\"regs\":\"010203ff\"");
+	expect_open_refused(-EBADMSG, "vCPU 0 state 'regs' fails its "
+			    "integrity hash");
+	edit_meta("\"regs\":\"010203ff\"", "\"regs\":\"010203fe\"");
+	edit_meta("\"state_xxh3\":{\n        \"regs\"",
+		  "\"state_xxh3\":{\n        \"other\"");
+	expect_open_refused(-EINVAL, "state_xxh3 names 'other'");
+}
+
+static void test_blob_without_hash(void **s)
+{
+	(void)s;
+	edit_meta("\"state_xxh3\"", "\"state_xxh3_gone\"");
+	expect_open_refused(-EBADMSG, "vCPU 0 state 'regs' has no integrity "
+			    "hash");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -317,7 +339,8 @@ int main(void)
 		T(test_truncated_memory), T(test_truncated_hashes),
 		T(test_unfinished_save),  T(test_wrong_version),
 		T(test_malformed),        T(test_hostile_layout),
-		T(test_bad_fields),
+		T(test_bad_fields),       T(test_corrupt_blob),
+		T(test_blob_without_hash),
 	};
 
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);

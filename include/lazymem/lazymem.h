@@ -11,5 +11,6 @@
 #include <lazymem/stats.h>
 #include <lazymem/foreign.h>
 #include <lazymem/snapshot.h>
+#include <lazymem/wp.h>
 
 #endif

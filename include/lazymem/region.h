@@ -53,6 +53,13 @@ enum lm_delivery {
 	LM_DELIVERY_SELF,
 };
 
+/* Write-protect tracking for live snapshots (lazymem/wp.h). */
+enum lm_wp_mode {
+	LM_WP_NONE,	/* not registered for write-protect faults */
+	LM_WP_SYNC,	/* copy-before-write, resolved like the fill */
+	LM_WP_ASYNC,	/* the kernel records written pages (WP_ASYNC) */
+};
+
 /* Called when a page cannot be fetched. From a SIGBUS handler it must not
  * return into the faulting access (siglongjmp, or exit); if it returns, or if
  * none is set, lazymem prints the region, page offset and error on stderr
@@ -93,6 +100,13 @@ struct lm_region_config {
 	struct lm_source *source;	/* borrowed; size >= region size */
 	lm_fail_fn on_fail;
 	void *on_fail_arg;
+	/*
+	 * Register for write-protect faults too, for live snapshots
+	 * (lazymem/wp.h). Needs the copy install, no VMM view and no
+	 * background fill; anon or memfd backing. Refused with the missing
+	 * userfaultfd features named when the kernel lacks them.
+	 */
+	enum lm_wp_mode write_protect;
 };
 
 /*
@@ -137,6 +151,7 @@ uint64_t lm_backing_page_size(enum lm_backing b);
 const char *lm_backing_name(enum lm_backing b);
 const char *lm_install_name(enum lm_install m);
 const char *lm_delivery_name(enum lm_delivery d);
+const char *lm_wp_mode_name(enum lm_wp_mode m);
 
 #ifdef __cplusplus
 }

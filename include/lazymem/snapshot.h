@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include <lazymem/source.h>
+#include <lazymem/region.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,11 @@ struct lm_snap_blob {
 	char name[32];
 	uint8_t *data;
 	size_t len;
+	/* Its integrity hash (XXH3-64) as meta.json records it, read by
+	 * lm_snap_meta_parse; lm_snap_open refuses a blob without one or
+	 * whose data does not match it. Written by every save. */
+	uint64_t xxh3;
+	int has_xxh3;
 };
 
 struct lm_snap_vcpu {
@@ -70,7 +76,8 @@ struct lm_snap_meta {
  * or version) / -ENOMEM with a message in lm_last_error().
  */
 int lm_snap_meta_parse(const char *text, size_t len, struct lm_snap_meta *m);
-/* Read DIR/meta.json and check memory.img and pages.xxh against it. */
+/* Read DIR/meta.json and check memory.img and pages.xxh against it, and
+ * each vCPU state blob against its hash (-EBADMSG naming vCPU and blob). */
 int lm_snap_open(const char *dir, struct lm_snap_meta *m);
 void lm_snap_meta_free(struct lm_snap_meta *m);
 
@@ -105,6 +112,78 @@ int lm_snap_verify(const char *dir, const struct lm_snap_meta *m,
  */
 int lm_snap_source_open(const char *dir, const struct lm_snap_meta *m,
 			struct lm_source **out);
+
+/*
+ * Live snapshot of a region while its writers keep running (lazymem/wp.h
+ * does the tracking). The result is an ordinary snapshot directory.
+ *
+ *   LM_LIVE_COW      the instant is at the start: pause the writers, write-
+ *                    protect every page (one sweep), resume. A page is
+ *                    copied before its first write into a buffer of at most
+ *                    max_buffer bytes, which the background writer drains
+ *                    while it streams the other pages to memory.img; when
+ *                    the buffer is full, the faulting thread waits for the
+ *                    writer (the throttle).
+ *   LM_LIVE_ITERATE  async write-protect rounds, like pre-copy to a file:
+ *                    write every page, then the pages written meanwhile,
+ *                    until a round finds few; the instant is a final short
+ *                    pause in which the last written pages are saved.
+ *
+ * The region must have been created with write_protect LM_WP_SYNC (cow) or
+ * LM_WP_ASYNC (iterate). m describes the snapshot as for lm_snap_save
+ * (mem_size must be the region's size); pause() may fill m's vCPU blobs,
+ * since it is the instant's only caller-side moment.
+ *
+ * An error (disk full, an I/O error) fails the snapshot with a message
+ * naming the file and offset, lifts every protection (the writers run on)
+ * and leaves no meta.json, so nothing takes the directory for a snapshot.
+ * A second live snapshot of a region while one runs is refused (-EBUSY).
+ */
+enum lm_live_mode {
+	LM_LIVE_COW,
+	LM_LIVE_ITERATE,
+};
+
+struct lm_live_config {
+	enum lm_live_mode mode;
+	uint64_t max_buffer;	/* cow: bytes (0: 64 MiB, at least 1 page) */
+	unsigned max_rounds;	/* iterate: rounds before the pause (0: 8) */
+	/* iterate: pause once a round finds at most this many written
+	 * pages (0: 1/64 of the region, at least 256). */
+	uint64_t final_pages;
+	/* Stop every writer of the region (return when none writes) and
+	 * let them go again. 0 or -errno from pause. */
+	int (*pause)(void *arg);
+	void (*resume)(void *arg);
+	void *arg;
+	/*
+	 * Optional memory saved at the instant ahead of the region: head_size
+	 * bytes (a multiple of the page size) copied inside the pause and
+	 * stored at the start of memory.img, the region after it (a VM's
+	 * reserved area: page tables, stacks, mailboxes). m->mem_size is
+	 * then head_size plus the region's size.
+	 */
+	const void *head;
+	uint64_t head_size;
+};
+
+struct lm_live_report {
+	uint64_t pause_ns;		/* the longest pause */
+	/* of it, the library's part: the write-protect sweep (cow), the
+	 * last round (iterate); the rest is the caller's pause / resume */
+	uint64_t pause_work_ns;
+	uint64_t total_ns;
+	uint64_t copied_before_write;	/* cow: pages through the buffer */
+	uint64_t written_pages;		/* pages written to memory.img */
+	uint64_t throttled_ns;		/* cow: faulting threads' wait */
+	uint64_t buffer_peak;		/* cow: bytes of the buffer in use */
+	unsigned rounds;		/* iterate: rounds before the pause */
+};
+
+int lm_snap_live_save(const char *dir, struct lm_snap_meta *m,
+		      struct lm_region *r, const struct lm_live_config *c,
+		      struct lm_live_report *rep);
+const char *lm_live_mode_name(enum lm_live_mode mode);
 
 #ifdef __cplusplus
 }

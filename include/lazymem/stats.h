@@ -36,6 +36,10 @@ struct lm_stats {
 	 * were read; pages its owner removed (balloon, munmap). */
 	uint64_t faults_retried;
 	uint64_t pages_removed;
+	/* Write-protect faults of live snapshots (lazymem/wp.h): taken;
+	 * pages copied before their write; protection only lifted (the
+	 * page was saved already); waited for another thread's copy. */
+	uint64_t wp_faults, wp_copied, wp_lifted, wp_waited;
 };
 
 void lm_region_stats(const struct lm_region *r, struct lm_stats *out);

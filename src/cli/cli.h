@@ -53,6 +53,7 @@ const char *cli_store_help(void);
 	{ "request-timeout", required_argument, NULL, 0x5302 }, \
 	{ "retries", required_argument, NULL, 0x5303 }, \
 	{ "s3-region", required_argument, NULL, 0x5304 }
+int cmd_bench_live_snapshot(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);

@@ -53,6 +53,8 @@ static const struct cli_command commands[] = {
 	  "migration source: run a test VM, pre-copy it, switch over, serve it" },
 	{ "bench", "migrate", cmd_bench_migrate,
 	  "live migration: downtime and fault latency, pre/post/hybrid x RTT" },
+	{ "bench", "live-snapshot", cmd_bench_live_snapshot,
+	  "live snapshot while writers run: stop-and-copy, fork, cow, iterate" },
 	{ NULL, "proxy", cmd_proxy,
 	  "TCP proxy adding a round-trip time (no netem here)" },
 };

@@ -62,6 +62,49 @@ struct uffdio_move {
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
 #endif
 
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+
+/* ---- PAGEMAP_SCAN on /proc/PID/pagemap (6.7) ---- */
+
+#ifndef PAGE_IS_WPALLOWED
+#define PAGE_IS_WPALLOWED (1 << 0)
+#endif
+#ifndef PAGE_IS_WRITTEN
+#define PAGE_IS_WRITTEN (1 << 1)
+#endif
+#ifndef PM_SCAN_WP_MATCHING
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#endif
+#ifndef PM_SCAN_CHECK_WPASYNC
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
+
+#ifndef PAGEMAP_SCAN
+struct page_region {
+	__u64 start;
+	__u64 end;
+	__u64 categories;
+};
+
+struct pm_scan_arg {
+	__u64 size;
+	__u64 flags;
+	__u64 start;
+	__u64 end;
+	__u64 walk_end;
+	__u64 vec;
+	__u64 vec_len;
+	__u64 max_pages;
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
 /* ---- KVM (6.8 .. 6.18) ---- */
 
 #ifndef KVM_EXIT_MEMORY_FAULT

@@ -397,6 +397,27 @@ static int install_read(struct lm_region *r, struct lm_view *v, uint64_t off,
 	return err;
 }
 
+/* UFFDIO_COPY with MODE_WP; zero pages from the region's zero buffer,
+ * since UFFDIO_ZEROPAGE cannot install a page protected. */
+static int install_protected(struct lm_region *r, struct lm_view *v,
+			     uint8_t *dst, const uint8_t *buf, uint64_t len)
+{
+	uint64_t mode = UFFDIO_COPY_MODE_WP |
+			(v->sigbus ? UFFDIO_COPY_MODE_DONTWAKE : 0);
+
+	for (uint64_t at = 0; at < len;) {
+		uint64_t n = buf ? len - at : LM_MIN(len - at, r->wp.zero_size);
+		int err = lm_uffd_copy_mode(v->uffd, dst + at,
+					    buf ? buf + at : r->wp.zero, n,
+					    mode);
+
+		if (err)
+			return err;
+		at += n;
+	}
+	return 0;
+}
+
 int lm__install_range(struct lm_region *r, unsigned view, bool all_views,
 		      uint64_t off, const uint8_t *buf, uint64_t len)
 {
@@ -417,7 +438,11 @@ int lm__install_range(struct lm_region *r, unsigned view, bool all_views,
 			err = install_read(r, v, off, len);
 		return err == -EEXIST ? lm_uffd_wake(v->uffd, dst, len) : err;
 	}
-	if (buf)
+	if (atomic_load_explicit(&r->wp.active, memory_order_acquire))
+		/* A live snapshot runs: a page filled now must still fault
+		 * on its first write, so it is installed protected. */
+		err = install_protected(r, v, dst, buf, len);
+	else if (buf)
 		err = lm_uffd_copy(v->uffd, dst, buf, len, !v->sigbus);
 	else
 		err = lm_uffd_zeropage(v->uffd, dst, len, !v->sigbus);

@@ -31,8 +31,12 @@ static void serve_messages(struct lm_region *r, unsigned view,
 			continue;
 		/* Errors are recorded and the page poisoned by the fault
 		 * path; the sleeper wakes into SIGBUS. Nothing more to do. */
-		lm__fault(r, view, m[i].arg.pagefault.address - base,
-			  LM_ORIGIN_HANDLER);
+		uint64_t off = m[i].arg.pagefault.address - base;
+
+		if ((m[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) &&
+		    lm__wp_fault(r, view, off, LM_ORIGIN_HANDLER) != 1)
+			continue;
+		lm__fault(r, view, off, LM_ORIGIN_HANDLER);
 	}
 }
 

@@ -43,3 +43,20 @@ uint32_t lm_pagemap_wait(struct lm_pagemap *m, uint64_t i)
 		lm_futex_wait(&m->w[i], v | LM_PS_WAITERS, NULL);
 	}
 }
+
+uint32_t lm_pagemap_wp_wait(struct lm_pagemap *m, uint64_t i)
+{
+	for (;;) {
+		uint32_t v = atomic_load_explicit(&m->w[i],
+						  memory_order_acquire);
+
+		if ((v & LM_PS_WP) != LM_PS_WP_SAVING)
+			return v & LM_PS_WP;
+		if (!(v & LM_PS_WAITERS) &&
+		    !atomic_compare_exchange_weak_explicit(
+			    &m->w[i], &v, v | LM_PS_WAITERS,
+			    memory_order_acq_rel, memory_order_acquire))
+			continue;
+		lm_futex_wait(&m->w[i], v | LM_PS_WAITERS, NULL);
+	}
+}

@@ -28,6 +28,20 @@ enum {
 	 * this page (a balloon's MADV_DONTNEED, an munmap). From now on its
 	 * content is zero, not the source's; claim and publish keep it. */
 	LM_PS_REMOVED = 8,
+	/*
+	 * Write-protect state for a live snapshot (wp.c), independent of the
+	 * fill state above: NONE outside a snapshot; PROTECTED from the
+	 * instant until the page is saved; SAVING while one thread (a
+	 * faulting writer or the snapshot writer) copies it out, others wait
+	 * on the word like on FETCHING; SAVED once its content at the
+	 * instant is safe, so it is never copied again in this snapshot and
+	 * a later write fault only lifts the protection.
+	 */
+	LM_PS_WP = 0x30,		/* mask of the write-protect bits */
+	LM_PS_WP_NONE = 0x00,
+	LM_PS_WP_PROTECTED = 0x10,
+	LM_PS_WP_SAVING = 0x20,
+	LM_PS_WP_SAVED = 0x30,
 };
 
 struct lm_pagemap {
@@ -97,5 +111,46 @@ static inline void lm_pagemap_publish(struct lm_pagemap *m, uint64_t i,
 	if (v & LM_PS_WAITERS)
 		lm_futex_wake_all(&m->w[i]);
 }
+
+/* The page's write-protect bits (LM_PS_WP_*). */
+static inline uint32_t lm_pagemap_wp(const struct lm_pagemap *m, uint64_t i)
+{
+	return atomic_load_explicit(&m->w[i], memory_order_acquire) &
+	       LM_PS_WP;
+}
+
+/* PROTECTED -> SAVING: true if this thread now copies the page out. */
+static inline bool lm_pagemap_wp_claim(struct lm_pagemap *m, uint64_t i)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+
+	while ((v & LM_PS_WP) == LM_PS_WP_PROTECTED)
+		if (atomic_compare_exchange_weak_explicit(
+			    &m->w[i], &v, (v & ~LM_PS_WP) | LM_PS_WP_SAVING,
+			    memory_order_acquire, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/*
+ * Set the write-protect bits to wp, waking any sleeper. A sleeper on the
+ * fill state is woken too (the WAITERS bit is shared): it re-checks and
+ * sleeps again, which costs a spurious wake-up, never a lost one.
+ */
+static inline void lm_pagemap_wp_set(struct lm_pagemap *m, uint64_t i,
+				     uint32_t wp)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(
+		&m->w[i], &v, (v & ~(LM_PS_WP | LM_PS_WAITERS)) | wp,
+		memory_order_acq_rel, memory_order_relaxed))
+		;
+	if (v & LM_PS_WAITERS)
+		lm_futex_wake_all(&m->w[i]);
+}
+
+/* Sleep until the page is no longer SAVING; returns its WP bits. */
+uint32_t lm_pagemap_wp_wait(struct lm_pagemap *m, uint64_t i);
 
 #endif

@@ -90,6 +90,16 @@ static int check_config(const struct lm_region_config *c, const char *name)
 				"pages of %llu bytes; at most 64 pages and "
 				"4 MiB", name, c->fault_around,
 				(unsigned long long)ps);
+	if ((unsigned)c->write_protect > LM_WP_ASYNC)
+		return lm_error(-EINVAL, "region '%s': unknown write_protect "
+				"value", name);
+	if (c->write_protect != LM_WP_NONE &&
+	    (c->install != LM_INSTALL_COPY || c->vmm_view || c->background ||
+	     c->backing == LM_BACKING_HUGETLB))
+		return lm_error(-EINVAL, "region '%s': write-protect tracking "
+				"needs the copy install, no VMM view, no "
+				"background fill and an anon or memfd "
+				"backing", name);
 	if (c->handler_threads > LM_MAX_HANDLERS)
 		return lm_error(-EINVAL, "region '%s': %u handler threads, "
 				"at most %d", name, c->handler_threads,
@@ -171,7 +181,35 @@ static uint64_t features_for(const struct lm_region *r, bool sigbus)
 	if (r->backing == LM_BACKING_HUGETLB)
 		f |= UFFD_FEATURE_MISSING_HUGETLBFS |
 		     (minor ? UFFD_FEATURE_MINOR_HUGETLBFS : 0);
-	return f | (sigbus ? UFFD_FEATURE_SIGBUS : 0);
+	return f | (sigbus ? UFFD_FEATURE_SIGBUS : 0) | lm__wp_features(r);
+}
+
+/* The userfaultfd refused features: name the ones this kernel lacks. */
+static int features_missing(struct lm_region *r, uint64_t want, int err)
+{
+	static const struct { uint64_t bit; const char *name; } names[] = {
+		{ UFFD_FEATURE_PAGEFAULT_FLAG_WP, "PAGEFAULT_FLAG_WP" },
+		{ UFFD_FEATURE_WP_UNPOPULATED, "WP_UNPOPULATED" },
+		{ UFFD_FEATURE_WP_HUGETLBFS_SHMEM, "WP_HUGETLBFS_SHMEM" },
+		{ UFFD_FEATURE_WP_ASYNC, "WP_ASYNC" },
+		{ UFFD_FEATURE_POISON, "POISON" },
+		{ UFFD_FEATURE_SIGBUS, "SIGBUS" },
+		{ UFFD_FEATURE_MINOR_SHMEM, "MINOR_SHMEM" },
+		{ UFFD_FEATURE_MISSING_SHMEM, "MISSING_SHMEM" },
+	};
+	uint64_t have = 0;
+	char list[256] = "";
+
+	if (err != -EOPNOTSUPP || lm_uffd_probe_features(&have))
+		return lm_error(err, "region '%s': userfaultfd with features "
+				"0x%llx: %s", r->name, (unsigned long long)want,
+				strerror(-err));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((want & names[i].bit) && !(have & names[i].bit))
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+				 " %s", names[i].name);
+	return lm_error(err, "region '%s': this kernel's userfaultfd lacks%s",
+			r->name, list[0] ? list : " a feature asked for");
 }
 
 /*
@@ -188,13 +226,11 @@ static int register_view(struct lm_region *r, unsigned i, bool sigbus)
 
 	if (r->install == LM_INSTALL_CONTINUE)
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
+	mode |= lm__wp_register_mode(r);
 	v->sigbus = sigbus;
 	err = lm_uffd_open(features_for(r, sigbus), &v->uffd);
 	if (err)
-		return lm_error(err, "region '%s': userfaultfd with features "
-				"0x%llx: %s", r->name,
-				(unsigned long long)features_for(r, sigbus),
-				strerror(-err));
+		return features_missing(r, features_for(r, sigbus), err);
 	err = lm_uffd_register(v->uffd, v->addr, r->size, mode);
 	if (err)
 		return lm_error(err, "region '%s': UFFDIO_REGISTER of %s "
@@ -245,6 +281,7 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 	r->memfd = -1;
 	r->sigbus_slot = -1;
 	r->handlers.stop_fd = -1;
+	r->wp.pagemap_fd = -1;
 	for (unsigned i = 0; i < LM_MAX_VIEWS; i++)
 		r->view[i].uffd = -1;
 	lm_staging_init(&r->staging, r->page_size * r->fault_around);
@@ -261,7 +298,9 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 			 name, (unsigned long long)r->nr_pages, strerror(-err));
 		goto fail;
 	}
-	err = map_memory(r, c->vmm_view);
+	err = lm__wp_init(r, c->write_protect);
+	if (!err)
+		err = map_memory(r, c->vmm_view);
 	if (!err)
 		err = register_view(r, 0, c->delivery == LM_DELIVERY_SELF);
 	if (!err && c->vmm_view)
@@ -331,6 +370,7 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
 	r->memfd = -1;
 	r->sigbus_slot = -1;
 	r->handlers.stop_fd = -1;
+	r->wp.pagemap_fd = -1;
 	r->view[0].addr = (uint8_t *)(uintptr_t)addr;
 	r->view[0].uffd = uffd;
 	r->view[1].uffd = -1;
@@ -358,6 +398,7 @@ void lm_region_destroy(struct lm_region *r)
 	lm__background_stop(r);
 	lm__handlers_stop(r);
 	lm__sigbus_unregister(r);
+	lm__wp_fini(r);
 	if (r->foreign) {
 		/* The memory and the userfaultfd are not ours to release. */
 		r->view[0].addr = NULL;

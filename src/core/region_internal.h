@@ -56,6 +56,9 @@ struct lm_stats_shard {
 	_Atomic uint64_t pages_around;
 	_Atomic uint64_t pages_failed, bytes_read;
 	_Atomic uint64_t faults_retried, pages_removed;
+	/* write-protect faults (wp.c): taken, copied out, protection only
+	 * lifted (saved already), waited for another thread's copy */
+	_Atomic uint64_t wp_faults, wp_copied, wp_lifted, wp_waited;
 	_Atomic uint64_t lat_max_ns;
 	/* Demand faults begun minus ended through this shard. A fault may
 	 * end on another thread than it began on (lm_fault_begin/commit), so
@@ -92,6 +95,20 @@ struct lm_background {
 	_Atomic bool stop;
 	void *batch;		/* COPY install: a run of pages is read here */
 	size_t batch_size;
+};
+
+/* Write-protect tracking (wp.c), for live snapshots. */
+struct lm_wp {
+	enum lm_wp_mode mode;
+	_Atomic bool busy;		/* a protection runs (protect..release) */
+	/* Installs of missing pages keep them protected (UFFDIO_COPY
+	 * MODE_WP) while set: a page filled after the instant must still
+	 * fault on its first write. */
+	_Atomic bool active;
+	struct lm_wp_consumer consumer;	/* sync: set before active */
+	void *zero;			/* zeroes to COPY from (no WP zeropage) */
+	uint64_t zero_size;
+	int pagemap_fd;			/* async: /proc/self/pagemap */
 };
 
 struct lm_region {
@@ -151,6 +168,7 @@ struct lm_region {
 	 * events are read and applied (prefetch.c says why). */
 	pthread_rwlock_t *events_lock;
 	_Atomic uint64_t next_seq_idx;
+	struct lm_wp wp;
 };
 
 /* A page its foreign owner gave back (balloon): it reads as zero from now
@@ -247,6 +265,15 @@ struct lm__run_outcome {
 int lm__install_claimed_given(struct lm_region *r, uint64_t first, uint64_t n,
 			      const void *data, enum lm_fault_origin origin,
 			      void *page, struct lm__run_outcome *out);
+
+/* wp.c: a fault that may be a write-protect one (see lm_wp_fault). */
+int lm__wp_fault(struct lm_region *r, unsigned view, uint64_t off,
+		 enum lm_fault_origin origin);
+int lm__wp_init(struct lm_region *r, enum lm_wp_mode mode);
+void lm__wp_fini(struct lm_region *r);
+/* The userfaultfd features and register mode a write-protect mode needs. */
+uint64_t lm__wp_features(const struct lm_region *r);
+uint64_t lm__wp_register_mode(const struct lm_region *r);
 
 /* handler.c */
 int lm__handlers_start(struct lm_region *r, unsigned view, unsigned n,

@@ -105,7 +105,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 		base = (uintptr_t)r->view[0].addr;
 		if (a - base < r->size) {
 			uint64_t off = (a - base) & ~(r->page_size - 1);
-			int rc = lm__fault(r, 0, off, LM_ORIGIN_SIGBUS);
+			/* SIGBUS says nothing of why: a write-protect fault
+			 * is told from a missing page by the page's state. */
+			int rc = lm__wp_fault(r, 0, off, LM_ORIGIN_SIGBUS);
+
+			if (rc == 1)
+				rc = lm__fault(r, 0, off, LM_ORIGIN_SIGBUS);
 
 			if (rc < 0)
 				fail_access(r, off, rc);

@@ -186,6 +186,10 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 		out->bytes_read += LOAD(l->bytes_read);
 		out->faults_retried += LOAD(l->faults_retried);
 		out->pages_removed += LOAD(l->pages_removed);
+		out->wp_faults += LOAD(l->wp_faults);
+		out->wp_copied += LOAD(l->wp_copied);
+		out->wp_lifted += LOAD(l->wp_lifted);
+		out->wp_waited += LOAD(l->wp_waited);
 		out->lat_max_ns = LM_MAX(out->lat_max_ns, LOAD(l->lat_max_ns));
 		for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
 			out->lat_hist[i] += LOAD(l->lat_hist[i]);
@@ -213,6 +217,10 @@ void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from)
 	into->bytes_read += from->bytes_read;
 	into->faults_retried += from->faults_retried;
 	into->pages_removed += from->pages_removed;
+	into->wp_faults += from->wp_faults;
+	into->wp_copied += from->wp_copied;
+	into->wp_lifted += from->wp_lifted;
+	into->wp_waited += from->wp_waited;
 	into->lat_max_ns = LM_MAX(into->lat_max_ns, from->lat_max_ns);
 	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++) {
 		into->lat_hist[i] += from->lat_hist[i];

@@ -97,9 +97,16 @@ int lm_uffd_register(int uffd, void *addr, uint64_t len, uint64_t mode)
  */
 int lm_uffd_copy(int uffd, void *dst, const void *src, uint64_t len, bool wake)
 {
+	return lm_uffd_copy_mode(uffd, dst, src, len,
+				 wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE);
+}
+
+int lm_uffd_copy_mode(int uffd, void *dst, const void *src, uint64_t len,
+		      uint64_t mode)
+{
 	struct uffdio_copy c = {
 		.dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len,
-		.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE,
+		.mode = mode,
 	};
 
 	for (;;) {
@@ -203,4 +210,25 @@ int lm_uffd_zeropage_try(int uffd, void *dst, uint64_t len, bool wake,
 	if (z.zeropage > 0)
 		*done = (uint64_t)z.zeropage;
 	return -errno;
+}
+
+int lm_uffd_writeprotect(int uffd, void *addr, uint64_t len, bool protect,
+			 bool wake)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		/* The kernel refuses DONTWAKE with WP: protecting wakes
+		 * nobody anyway. */
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP
+			: wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+	};
+
+	/* No progress field: the ioctl is all or nothing, and EAGAIN (the
+	 * mm changing under it) is retried whole, which is idempotent. */
+	for (;;) {
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+	}
 }

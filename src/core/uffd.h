@@ -23,6 +23,13 @@ int lm_uffd_register(int uffd, void *addr, uint64_t len, uint64_t mode);
 /* wake=false passes DONTWAKE: nobody sleeps in SIGBUS mode. */
 int lm_uffd_copy(int uffd, void *dst, const void *src, uint64_t len,
 		 bool wake);
+/* mode: UFFDIO_COPY_MODE_* (DONTWAKE, WP: the page stays protected). */
+int lm_uffd_copy_mode(int uffd, void *dst, const void *src, uint64_t len,
+		      uint64_t mode);
+/* Write-protect [addr, addr+len) or lift it (protect=false; wake: wake a
+ * blocking sleeper on the range). Registered in WP mode only. */
+int lm_uffd_writeprotect(int uffd, void *addr, uint64_t len, bool protect,
+			 bool wake);
 int lm_uffd_zeropage(int uffd, void *dst, uint64_t len, bool wake);
 int lm_uffd_continue(int uffd, void *dst, uint64_t len, bool wake);
 int lm_uffd_poison(int uffd, void *dst, uint64_t len, bool wake);

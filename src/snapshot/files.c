@@ -137,7 +137,11 @@ int lm_snap_open(const char *dir, struct lm_snap_meta *m)
 		snprintf(msg, sizeof(msg), "%s", lm_last_error());
 		return lm_error(err, "snapshot %s: %s", dir, msg);
 	}
-	err = lm__snap_path(path, sizeof(path), dir, LM_SNAP_MEM_FILE);
+	/* A corrupt register blob would restore and run until the guest
+	 * crashed: refuse it here, naming vCPU and blob. */
+	err = lm__snap_blobs_check(dir, m);
+	if (!err)
+		err = lm__snap_path(path, sizeof(path), dir, LM_SNAP_MEM_FILE);
 	if (!err && stat(path, &st) < 0)
 		err = lm_error(-errno, "%s: %s", path, strerror(errno));
 	if (!err && (uint64_t)st.st_size != m->mem_size)

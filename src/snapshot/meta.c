@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <xxhash.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -117,6 +118,59 @@ static int parse_blob(struct lm_snap_vcpu *v, const char *name,
 	return err;
 }
 
+/* "state_xxh3": { name: 16 lowercase hex digits } for the blobs above. */
+static int parse_blob_hashes(struct lm_snap_vcpu *v, json_object *o)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return bad("vcpu %u: 'state_xxh3' is not an object", v->id);
+	json_object_object_foreach(o, key, val) {
+		struct lm_snap_blob *b =
+			(struct lm_snap_blob *)lm_snap_vcpu_blob(v, key);
+		const char *hex = json_object_is_type(val, json_type_string)
+					  ? json_object_get_string(val) : "";
+		uint64_t h = 0;
+
+		if (!b)
+			return bad("vcpu %u: state_xxh3 names '%.40s', which "
+				   "is not a state entry", v->id, key);
+		if (strlen(hex) != 16)
+			return bad("vcpu %u: state_xxh3 '%s' is not 16 hex "
+				   "digits", v->id, key);
+		for (int i = 0; i < 16; i++) {
+			int d = hexval(hex[i]);
+
+			if (d < 0)
+				return bad("vcpu %u: state_xxh3 '%s' is not "
+					   "lowercase hex", v->id, key);
+			h = h << 4 | (uint64_t)d;
+		}
+		b->xxh3 = h;
+		b->has_xxh3 = 1;
+	}
+	return 0;
+}
+
+int lm__snap_blobs_check(const char *dir, const struct lm_snap_meta *m)
+{
+	for (unsigned i = 0; i < m->nr_vcpus; i++)
+		for (unsigned k = 0; k < m->vcpus[i].nr_blobs; k++) {
+			const struct lm_snap_blob *b = &m->vcpus[i].blobs[k];
+
+			if (!b->has_xxh3)
+				return lm_error(-EBADMSG, "snapshot %s: vCPU "
+						"%u state '%s' has no integrity "
+						"hash in meta.json (saved by an "
+						"older lazymem?)", dir,
+						m->vcpus[i].id, b->name);
+			if (XXH3_64bits(b->data, b->len) != b->xxh3)
+				return lm_error(-EBADMSG, "snapshot %s: vCPU "
+						"%u state '%s' fails its "
+						"integrity hash: corrupt", dir,
+						m->vcpus[i].id, b->name);
+		}
+	return 0;
+}
+
 static int parse_vcpus(json_object *root, struct lm_snap_meta *m)
 {
 	json_object *arr;
@@ -155,6 +209,9 @@ static int parse_vcpus(json_object *root, struct lm_snap_meta *m)
 			if (err)
 				return err;
 		}
+		if (json_object_object_get_ex(o, "state_xxh3", &st) &&
+		    (err = parse_blob_hashes(v, st)))
+			return err;
 	}
 	return 0;
 }
@@ -390,6 +447,20 @@ static json_object *blob_hex(const struct lm_snap_blob *b)
 
 #define ADD(o, k, v) json_object_object_add(o, k, v)
 
+static json_object *blob_hashes(const struct lm_snap_vcpu *v)
+{
+	json_object *o = json_object_new_object();
+
+	for (unsigned b = 0; b < v->nr_blobs; b++) {
+		char hex[17];
+
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)
+			 XXH3_64bits(v->blobs[b].data, v->blobs[b].len));
+		ADD(o, v->blobs[b].name, json_object_new_string(hex));
+	}
+	return o;
+}
+
 char *lm__snap_meta_format(const struct lm_snap_meta *m)
 {
 	json_object *root = json_object_new_object();
@@ -428,6 +499,7 @@ char *lm__snap_meta_format(const struct lm_snap_meta *m)
 			ADD(st, m->vcpus[i].blobs[b].name,
 			    blob_hex(&m->vcpus[i].blobs[b]));
 		ADD(v, "state", st);
+		ADD(v, "state_xxh3", blob_hashes(&m->vcpus[i]));
 		json_object_array_add(vcpus, v);
 	}
 	ADD(root, "vcpus", vcpus);

@@ -19,15 +19,15 @@
 
 #define RUN_BYTES (1u << 20)
 
-static bool page_is_zero(const uint8_t *p, uint64_t len)
+bool lm__snap_page_is_zero(const uint8_t *p, uint64_t len)
 {
 	static const uint8_t zero[16];
 
 	return !memcmp(p, zero, 16) && !memcmp(p, p + 16, len - 16);
 }
 
-static int write_full(int fd, const void *buf, uint64_t len, uint64_t off,
-		      const char *path)
+int lm__snap_write_full(int fd, const void *buf, uint64_t len, uint64_t off,
+			const char *path)
 {
 	const uint8_t *p = buf;
 
@@ -65,7 +65,7 @@ static int save_memory(const char *path, struct lm_snap_meta *m,
 	}
 	m->nonzero_pages = 0;
 	for (uint64_t i = 0; i <= nr && !err; i++) {
-		bool data = i < nr && !page_is_zero(mem + i * ps, ps);
+		bool data = i < nr && !lm__snap_page_is_zero(mem + i * ps, ps);
 
 		if (i < nr)
 			hashes[i] = XXH3_64bits(mem + i * ps, ps);
@@ -74,7 +74,7 @@ static int save_memory(const char *path, struct lm_snap_meta *m,
 		if (data)
 			run_len += ps, m->nonzero_pages++;
 		if (run_len && (!data || run_len >= RUN_BYTES)) {
-			err = write_full(fd, mem + run, run_len, run, path);
+			err = lm__snap_write_full(fd, mem + run, run_len, run, path);
 			run_len = 0;
 		}
 		if (progress && (i % 4096 == 0 || i == nr))
@@ -95,9 +95,9 @@ static int save_file(const char *path, const void *a, size_t alen,
 
 	if (fd < 0)
 		return lm_error(-errno, "%s: %s", path, strerror(errno));
-	err = write_full(fd, a, alen, 0, path);
+	err = lm__snap_write_full(fd, a, alen, 0, path);
 	if (!err && blen)
-		err = write_full(fd, b, blen, alen, path);
+		err = lm__snap_write_full(fd, b, blen, alen, path);
 	if (!err && fdatasync(fd) < 0)
 		err = lm_error(-errno, "%s: fdatasync: %s", path,
 			       strerror(errno));
@@ -105,13 +105,47 @@ static int save_file(const char *path, const void *a, size_t alen,
 	return err;
 }
 
-int lm_snap_save(const char *dir, struct lm_snap_meta *m, const void *mem,
-		 lm_snap_progress_fn progress, void *arg)
+/* pages.xxh from hashes, then meta.json through a rename: the last step of
+ * every save (stop-and-copy here, live in live.c). */
+int lm__snap_finish(const char *dir, struct lm_snap_meta *m,
+		    const uint64_t *hashes)
 {
 	char path[4096], tmp[4096];
 	struct lm_snap_hash_header h = { .version = 1 };
-	uint64_t nr, *hashes;
+	uint64_t nr = m->mem_size / m->page_size;
 	char *text;
+	int err;
+
+	memcpy(h.magic, LM_SNAP_HASH_MAGIC, 8);
+	h.page_size = m->page_size;
+	h.nr_pages = nr;
+	err = lm__snap_path(path, sizeof(path), dir, LM_SNAP_HASH_FILE);
+	if (!err)
+		err = save_file(path, &h, sizeof(h), hashes, nr * 8);
+	if (err)
+		return err;
+	m->version = LM_SNAP_VERSION;
+	if (!m->created)
+		m->created = (uint64_t)time(NULL);
+	text = lm__snap_meta_format(m);
+	if (!text)
+		return lm_error(-ENOMEM, "snapshot %s: out of memory", dir);
+	err = lm__snap_path(tmp, sizeof(tmp), dir, LM_SNAP_META_FILE ".tmp");
+	if (!err)
+		err = save_file(tmp, text, strlen(text), NULL, 0);
+	free(text);
+	if (!err && (err = lm__snap_path(path, sizeof(path), dir,
+					 LM_SNAP_META_FILE)) == 0 &&
+	    rename(tmp, path) < 0)
+		err = lm_error(-errno, "%s: %s", path, strerror(errno));
+	return err;
+}
+
+int lm_snap_save(const char *dir, struct lm_snap_meta *m, const void *mem,
+		 lm_snap_progress_fn progress, void *arg)
+{
+	char path[4096];
+	uint64_t nr, *hashes;
 	int err;
 
 	if (!m->page_size || !m->mem_size || m->mem_size % m->page_size ||
@@ -133,30 +167,8 @@ int lm_snap_save(const char *dir, struct lm_snap_meta *m, const void *mem,
 	err = lm__snap_path(path, sizeof(path), dir, LM_SNAP_MEM_FILE);
 	if (!err)
 		err = save_memory(path, m, mem, hashes, progress, arg);
-	memcpy(h.magic, LM_SNAP_HASH_MAGIC, 8);
-	h.page_size = m->page_size;
-	h.nr_pages = nr;
 	if (!err)
-		err = lm__snap_path(path, sizeof(path), dir, LM_SNAP_HASH_FILE);
-	if (!err)
-		err = save_file(path, &h, sizeof(h), hashes, nr * 8);
+		err = lm__snap_finish(dir, m, hashes);
 	free(hashes);
-	if (err)
-		return err;
-
-	m->version = LM_SNAP_VERSION;
-	if (!m->created)
-		m->created = (uint64_t)time(NULL);
-	text = lm__snap_meta_format(m);
-	if (!text)
-		return lm_error(-ENOMEM, "snapshot %s: out of memory", dir);
-	err = lm__snap_path(tmp, sizeof(tmp), dir, LM_SNAP_META_FILE ".tmp");
-	if (!err)
-		err = save_file(tmp, text, strlen(text), NULL, 0);
-	free(text);
-	if (!err && (err = lm__snap_path(path, sizeof(path), dir,
-					 LM_SNAP_META_FILE)) == 0 &&
-	    rename(tmp, path) < 0)
-		err = lm_error(-errno, "%s: %s", path, strerror(errno));
 	return err;
 }

@@ -5,6 +5,7 @@
 #ifndef LAZYMEM_SNAPSHOT_INTERNAL_H
 #define LAZYMEM_SNAPSHOT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <lazymem/snapshot.h>
@@ -31,5 +32,16 @@ int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
 			 uint64_t **hashes);
 /* "DIR/NAME" into buf; -ENAMETOOLONG if it does not fit. */
 int lm__snap_path(char *buf, size_t len, const char *dir, const char *name);
+
+/* meta.c: every vCPU blob has its hash and matches it (-EBADMSG). */
+int lm__snap_blobs_check(const char *dir, const struct lm_snap_meta *m);
+/* save.c: pwrite all of buf at off; -errno with a message naming path and
+ * offset. */
+int lm__snap_write_full(int fd, const void *buf, uint64_t len, uint64_t off,
+			const char *path);
+bool lm__snap_page_is_zero(const uint8_t *p, uint64_t len);
+/* save.c: pages.xxh from hashes, then meta.json through a rename. */
+int lm__snap_finish(const char *dir, struct lm_snap_meta *m,
+		    const uint64_t *hashes);
 
 #endif

@@ -248,8 +248,16 @@ static int fault__install(struct lm_vcpu *v, uint64_t gpa)
 	struct lm_vm_ram *ram = &v->vm->ram;
 	uint64_t page = (gpa - LM_GPA_RAM) & ~(ram->page_size - 1);
 	struct lm_fault f;
-	int rc = lm_fault_begin(ram->region, page, LM_ORIGIN_VCPU, &f);
+	/* A write to a page a live snapshot protects comes back as the
+	 * same bare -EFAULT as a missing page: the page-state map tells
+	 * them apart (0: saved if need be and un-protected, retry; 1: not
+	 * a write-protect fault; always 1 without write_protect). */
+	int rc = lm_wp_fault(ram->region, page, LM_ORIGIN_VCPU);
 
+	if (rc == 0)
+		return 1;
+	if (rc == 1)
+		rc = lm_fault_begin(ram->region, page, LM_ORIGIN_VCPU, &f);
 	if (rc == 1) {
 		rc = lm_fault_commit(ram->region, &f);
 		if (rc == 0)
