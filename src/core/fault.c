@@ -538,9 +538,13 @@ int lm_fault_commit(struct lm_region *r, struct lm_fault *f)
 	int err = install_run(r, f, f->off, f->page,
 			      (uint64_t)f->npages << r->page_shift);
 
-	if (err == -EAGAIN && r->foreign) {
+	if (err == -EAGAIN && r->foreign)
 		return commit_later(r, f);
-	} else if (err && f->npages > 1) {
+	/* Latency is recorded before the pages are published: whoever waits
+	 * for the region to complete then sees every fault's latency too. */
+	if (f->origin != LM_ORIGIN_BACKGROUND && !(err && f->npages == 1))
+		lm__stats_latency(r, lm_now_ns() - f->t0_ns);
+	if (err && f->npages > 1) {
 		err = commit_page_by_page(r, f);
 	} else if (err) {
 		stage_put(r, f);
@@ -550,8 +554,6 @@ int lm_fault_commit(struct lm_region *r, struct lm_fault *f)
 		publish_present(r, f, idx, f->npages);
 	}
 	stage_put(r, f);
-	if (f->origin != LM_ORIGIN_BACKGROUND)
-		lm__stats_latency(r, lm_now_ns() - f->t0_ns);
 	demand_end(r, f);
 	return err;
 }
