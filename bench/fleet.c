@@ -45,6 +45,7 @@
 #include "net/net.h"
 #include "store/source.h"
 #include "store/store.h"
+#include "store/local.h"
 #include "store/url.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -435,6 +436,31 @@ static int parse_rtts(const char *s, uint64_t *rtt, int max)
 	return n ? n : -EINVAL;
 }
 
+/* No --url: an nginx of our own on loopback (store/local.h, the
+ * configuration the store tests use), bucket "fleet". 0, or 1 with the
+ * reason printed. */
+static int start_local_store(struct store_local *local, char *url,
+			     size_t url_len, struct store_url *su)
+{
+	char why[512], full[300];
+
+	if (store_local_start(local, why, sizeof(why))) {
+		cli_fail("bench fleet: no --url given, and no local store: %s",
+			 why);
+		return 1;
+	}
+	snprintf(url, url_len, "%s/fleet", local->url);
+	snprintf(full, sizeof(full), "%s/x", url);
+	if (store_url_parse(full, su, why, sizeof(why))) {
+		store_local_stop(local, false);
+		cli_fail("bench fleet: %s", why);
+		return 1;
+	}
+	fprintf(stderr, "bench fleet: store: nginx (WebDAV) at %s, in %s\n",
+		local->url, local->dir);
+	return 0;
+}
+
 int cmd_bench_fleet(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -452,7 +478,8 @@ int cmd_bench_fleet(int argc, char **argv)
 	uint64_t rtt[8] = { 0, 1000000, 10000000 };
 	struct row rows[8 * 4];
 	int nrtt = 3, nrows = 0, c, err = 0;
-	char why[300], hostport[300];
+	char why[300], hostport[300], local_url[160];
+	struct store_local local = { .pid = 0 };
 	bool json = false;
 	double dedup = 0;
 	unsigned long v;
@@ -481,12 +508,13 @@ int cmd_bench_fleet(int argc, char **argv)
 			json = true;
 			break;
 		case 'h':
-			printf("usage: %s --url URL [--mem 256M] [--vms 4] [--rtt 0,1ms,10ms] [--json]\n"
+			printf("usage: %s [--url URL] [--mem 256M] [--vms 4] [--rtt 0,1ms,10ms] [--json]\n"
 			       "VMs (plain-thread processes here: no /dev/kvm needed) restoring one\n"
 			       "snapshot from object storage through the delaying proxy: lazy +\n"
 			       "prefetch against pull-then-restore, N VMs through one cache against N\n"
 			       "caches; and the dedup ratio of 10 snapshots of one image.\n\n"
 			       "  --url URL    a WebDAV/S3 store and a bucket of its own: http://HOST:PORT/BUCKET\n"
+			       "               (default: nginx with WebDAV started on loopback, as root)\n"
 			       "  --mem SIZE   memory per VM (default 256M)\n"
 			       "  --vms N      VMs in the cache modes (default 4)\n"
 			       "  --rtt LIST   round-trip times added by the proxy (default 0,1ms,10ms)\n"
@@ -497,19 +525,29 @@ int cmd_bench_fleet(int argc, char **argv)
 			return cli_usage_error("%s: bad option (see --help)", argv[0]);
 		}
 	}
-	if (optind != argc || !f.url)
-		return cli_usage_error("%s: expected --url (see --help)", argv[0]);
-	f.pages = f.mem / PS;
-	{
+	if (optind != argc)
+		return cli_usage_error("%s: unexpected argument '%s' (see --help)", argv[0], argv[optind]);
+	if (f.url) {
 		char full[600];
 
 		snprintf(full, sizeof(full), "%s/x", f.url);
 		if (store_url_parse(full, &f.su, why, sizeof(why)))
 			return cli_usage_error("--url: %s", why);
+	} else if (start_local_store(&local, local_url, sizeof(local_url),
+				     &f.su)) {
+		return 1;
+	} else {
+		f.url = local_url;
 	}
+	f.pages = f.mem / PS;
 	snprintf(f.work, sizeof(f.work), "/var/tmp/lazymem-fleet.XXXXXX");
-	if (!mkdtemp(f.work))
-		return cli_fail("bench fleet: %s", strerror(errno));
+	if (!mkdtemp(f.work)) {
+		err = -errno;
+		util_error(err, "bench fleet: mkdtemp %s: %s", f.work,
+			   strerror(errno));
+		f.work[0] = 0;
+		goto out;
+	}
 	if ((err = setup(&f, &dedup)))
 		goto out;
 	snprintf(hostport, sizeof(hostport), "%s", f.su.host);
@@ -526,7 +564,7 @@ int cmd_bench_fleet(int argc, char **argv)
 		proxy_stop(&px);
 	}
 out:
-	{
+	if (f.work[0]) {
 		char cmd[120];
 
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", f.work);
@@ -534,6 +572,8 @@ out:
 			fprintf(stderr, "lazymem: could not remove %s\n", f.work);
 	}
 	free(f.ws.off);
+	if (local.pid)
+		store_local_stop(&local, false);
 	if (err)
 		return cli_fail("%s", util_last_error());
 	if (json) {

@@ -17,22 +17,14 @@
 #include <time.h>
 
 #include "lm_test.h"
+#include "store/local.h"
 
-struct t_nginx {
-	char dir[256];		/* config, logs; data/ is the store's root */
-	char url[128];		/* http://127.0.0.1:PORT */
-	int port;
-	pid_t pid;
-};
+/* The store of the tests is the one `bench fleet` starts: store/local.h. */
+#define t_nginx store_local
 
 static inline const char *t_nginx_path(void)
 {
-	static const char *paths[] = { "/usr/sbin/nginx", "/sbin/nginx" };
-
-	for (size_t i = 0; i < 2; i++)
-		if (access(paths[i], X_OK) == 0)
-			return paths[i];
-	return NULL;
+	return store_local_nginx();
 }
 
 static inline int t_free_port(void)
@@ -50,100 +42,23 @@ static inline int t_free_port(void)
 	return port;
 }
 
-static inline bool t_port_open(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* Start nginx; 0, or -1 with a reason printed (the caller skips). */
+/* Start nginx; 0, or -1 with a reason printed (SKIP: when it is absent
+ * or we are not root, so the caller skips). */
 static inline int t_nginx_start(struct t_nginx *n)
 {
-	const char *bin = t_nginx_path();
-	char path[400];
-	FILE *f;
+	char why[512];
+	int err = store_local_start(n, why, sizeof(why));
 
-	if (!bin) {
-		print_message("SKIP: nginx not installed (scripts/deps.sh test)\n");
-		return -1;
-	}
-	if (geteuid() != 0) {
-		print_message("SKIP: nginx as a test store runs as root here\n");
-		return -1;
-	}
-	snprintf(n->dir, sizeof(n->dir), "/tmp/lazymem-nginx.XXXXXX");
-	if (!mkdtemp(n->dir))
-		return -1;
-	snprintf(path, sizeof(path), "%s/data", n->dir);
-	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/tmp", n->dir);
-	mkdir(path, 0755);
-	n->port = t_free_port();
-	snprintf(n->url, sizeof(n->url), "http://127.0.0.1:%d", n->port);
-	snprintf(path, sizeof(path), "%s/nginx.conf", n->dir);
-	f = fopen(path, "w");
-	if (!f)
-		return -1;
-	fprintf(f,
-		"daemon off;\nmaster_process off;\nworker_processes 1;\n"
-		"user root;\npid %s/nginx.pid;\nerror_log %s/error.log;\n"
-		"events { worker_connections 512; }\n"
-		"http {\n"
-		"  access_log %s/access.log;\n"
-		"  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
-		"  fastcgi_temp_path %s/tmp;\n  uwsgi_temp_path %s/tmp;\n"
-		"  scgi_temp_path %s/tmp;\n"
-		"  client_max_body_size 64m;\n  keepalive_requests 100000;\n"
-		"  server {\n    listen 127.0.0.1:%d;\n    root %s/data;\n"
-		"    location / {\n      dav_methods PUT DELETE MKCOL;\n"
-		"      create_full_put_path on;\n"
-		"      dav_access user:rw group:r all:r;\n    }\n  }\n}\n",
-		n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir,
-		n->port, n->dir);
-	fclose(f);
-	n->pid = fork();
-	if (n->pid == 0) {
-		execl(bin, "nginx", "-p", n->dir, "-c", path, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		int st;
-
-		if (t_port_open(n->port))
-			return 0;
-		if (waitpid(n->pid, &st, WNOHANG) == n->pid) {
-			print_message("nginx exited at start (see %s/error.log)\n",
-				      n->dir);
-			return -1;
-		}
-		usleep(10000);
-	}
-	print_message("nginx did not listen on port %d\n", n->port);
-	return -1;
+	if (err)
+		print_message("%s%s\n",
+			      err == -ENOENT || err == -EPERM ? "SKIP: " : "",
+			      why);
+	return err ? -1 : 0;
 }
 
 static inline void t_nginx_stop(struct t_nginx *n)
 {
-	char cmd[400];
-
-	if (n->pid > 0) {
-		kill(n->pid, SIGTERM);
-		waitpid(n->pid, NULL, 0);
-		n->pid = 0;
-	}
-	if (n->dir[0] && !getenv("LAZYMEM_KEEP")) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->dir);
-		if (system(cmd))
-			print_message("could not remove %s\n", n->dir);
-	}
+	store_local_stop(n, getenv("LAZYMEM_KEEP") != NULL);
 }
 
 /* Lines of the access log so far that contain both a and b. */
