@@ -30,6 +30,9 @@ group[build]="
   libjson-c-dev      # JSON output of every benchmark and command
   libxxhash-dev      # per-page integrity hashes of snapshots
   liblz4-dev         # compression of pages on the migration wire
+  libcurl4-openssl-dev  # snapshots in HTTP / S3 object storage (src/store)
+  libzstd-dev        # compression of snapshot chunks in object storage
+  libssl-dev         # SHA-256 (libcrypto) naming snapshot chunks by content
 "
 group[test]="
   libcmocka-dev      # the unit and integration tests
@@ -38,6 +41,7 @@ group[test]="
   mawk               # awk in tests/pkgconfig.sh (not Essential)
   procps             # kill(1), run by xargs in the net tests' clean-up traps
   python3            # JSON checks in the script tests; the test summary
+  nginx-core         # the object store (WebDAV PUT/GET) of the store tests
 "
 group[package]="
   debhelper dpkg-dev fakeroot  # building the .deb (debian/)

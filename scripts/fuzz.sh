@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 ./scripts/deps.sh build test
 . scripts/steps.sh
-targets=(snapshot_meta fc_protocol net_decode)
+targets=(snapshot_meta fc_protocol net_decode store_manifest)
 CC=clang setup build-fuzz -Dwerror=true -Dfuzz=enabled -Dbuildtype=debug \
   -Db_sanitize=address,undefined -Db_lundef=false
 # only the fuzz targets: scripts/test.sh compiles the whole tree with clang

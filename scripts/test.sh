@@ -3,8 +3,8 @@
 #   build/        optimized, warnings as errors
 #   build-asan/   AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-tsan/   ThreadSanitizer, for the threaded core, the fc-handler
-#                 daemon, the transport and live migration (suites "core",
-#                 "fc", "net" and the kvm_migrate test)
+#                 daemon, the transport, the store and live migration (suites "core",
+#                 "fc", "net", "store" and the kvm_migrate test)
 #   build-fuzz/   clang + libFuzzer, a short campaign per parser
 # and first compile (no test run) the release and plain build types with
 # gcc and with clang (build-{release,plain}-{gcc,clang}/): every build of
@@ -86,6 +86,8 @@ if make_build build-tsan -Dwerror=true -Dbuildtype=debug -Db_sanitize=thread \
      -Db_lundef=false; then
   TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite core --suite fc
   TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite net
+  # the store: the fetcher thread, faulting threads, the cache
+  TSAN_OPTIONS=halt_on_error=1 run build-tsan --suite store
   # live migration: the source's VM thread, the destination's thread and
   # the transport's, in one process
   TSAN_OPTIONS=halt_on_error=1 run build-tsan kvm_migrate

@@ -38,6 +38,22 @@ int cmd_migrate_send(int argc, char **argv);
 int cmd_demo_migrate(int argc, char **argv);
 int cmd_bench_migrate(int argc, char **argv);
 int cmd_bench_live_snapshot(int argc, char **argv);
+int cmd_snapshot_push(int argc, char **argv);
+int cmd_snapshot_pull(int argc, char **argv);
+int cmd_bench_store_chunks(int argc, char **argv);
+int cmd_bench_fleet(int argc, char **argv);
+
+/* The store options (cmd_store.c) of every command that reads a URL:
+ * 0 taken, 2 a usage error (printed), -1 not a store option. */
+struct store_opts;
+int cli_store_option(int c, const char *arg, struct store_opts *o);
+/* Their --help lines, and their getopt_long entries (val 0x5301..). */
+const char *cli_store_help(void);
+#define CLI_STORE_LONG_OPTS \
+	{ "parallel", required_argument, NULL, 0x5301 }, \
+	{ "request-timeout", required_argument, NULL, 0x5302 }, \
+	{ "retries", required_argument, NULL, 0x5303 }, \
+	{ "s3-region", required_argument, NULL, 0x5304 }
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);

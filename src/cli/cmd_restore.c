@@ -15,14 +15,19 @@
 #include "util/error.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
+#include "store/source.h"
+#include "store/store.h"
 #include "vmm/vm.h"
 #include "vmsnap/vmsnap.h"
 
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s DIR [options]\n"
-		"Resume a VM saved by 'lazymem vm run --save DIR'.\n\n"
+		"usage: %s DIR|URL [options]\n"
+		"Resume a VM saved by 'lazymem vm run --save DIR', from DIR or from\n"
+		"object storage (URL: http(s)://HOST[:PORT]/BUCKET/PREFIX, pushed\n"
+		"by 'lazymem snapshot push'; RAM through the host's chunk cache,\n"
+		"its recorded working set fetched first).\n\n"
 		"  --lazy               resume at once, RAM on demand (default)\n"
 		"  --eager              read all RAM first, then resume (the baseline)\n"
 		"  --delivery NAME      lazy: exit, hybrid, handler, minor (default exit)\n"
@@ -33,8 +38,14 @@ static void usage(FILE *f, const char *prog)
 		"  --ws N%%              working set after the save point, of RAM\n"
 		"                       (default: the one saved)\n"
 		"  --timeout SECONDS    fail after this long without progress (default 60)\n"
+		"  --cache-dir DIR      URL: the host chunk cache (default\n"
+		"                       $XDG_CACHE_HOME/lazymem/chunks or\n"
+		"                       /var/cache/lazymem/chunks)\n"
+		"  --cache-size SIZE    URL: its bound, least recently used evicted\n"
+		"                       (default 1G)\n"
+		"%s"
 		"  --json               one JSON object on stdout\n"
-		"  -h, --help           this text\n", prog);
+		"  -h, --help           this text\n", prog, cli_store_help());
 }
 
 int cmd_vm_restore(int argc, char **argv)
@@ -50,8 +61,13 @@ int cmd_vm_restore(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "cache-dir", required_argument, NULL, 'C' },
+		{ "cache-size", required_argument, NULL, 'S' },
+		CLI_STORE_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
+	struct store_opts st = { 0 };
+	struct store_source_opts so = { 0 };
 	struct lm_restore_opts o = {
 		.mode = LM_RESTORE_LAZY, .delivery = LM_VM_EXIT,
 		.background = true, .timeout_ms = 60000,
@@ -63,7 +79,21 @@ int cmd_vm_restore(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((rc = cli_store_option(c, optarg, &st)) >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
 		switch (c) {
+		case 'C':
+			if (optarg[0] != '/')
+				return cli_usage_error("--cache-dir '%s': expected an absolute path", optarg);
+			so.cache_dir = optarg;
+			break;
+		case 'S':
+			if (cli_parse_size(optarg, &so.cache_size) || so.cache_size < (1u << 20))
+				return cli_usage_error("--cache-size '%s': expected a size of at least 1M", optarg);
+			break;
 		case 'l':
 			o.mode = LM_RESTORE_LAZY;
 			break;
@@ -104,8 +134,10 @@ int cmd_vm_restore(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return cli_usage_error("%s: expected one snapshot directory (see --help)", argv[0]);
+		return cli_usage_error("%s: expected one snapshot directory or URL (see --help)", argv[0]);
 	o.dir = argv[optind];
+	so.http = st.http;
+	o.store = &so;
 	if (o.mode == LM_RESTORE_EAGER && (o.record_ws || o.prefetch))
 		return cli_usage_error("--record-ws and --prefetch need --lazy (eager reads everything first)");
 	if (!json && cli_progress_enabled()) {

@@ -32,6 +32,7 @@
 #include <json-c/json.h>
 #include <lazymem/snapshot.h>
 
+#include "store/source.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "vmm/vcpu_state.h"
@@ -265,6 +266,40 @@ static void restore__release(struct restore *r)
 	r->have_meta = false;
 }
 
+static bool restore__is_url(const char *s)
+{
+	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
+}
+
+/*
+ * A snapshot in object storage (src/store): its memory comes through the
+ * store's page source (the host chunk cache, the working set recorded at
+ * save time fetched first, the rest in the background), its meta.json
+ * from the manifest. The reserved area is read through the same source
+ * (no holes to skip: restore__reserved falls back to one read).
+ */
+static int restore__open_url(struct restore *r)
+{
+	struct store_source_opts so = { 0 };
+	const struct store_manifest *man;
+	int rc;
+
+	if (r->o->store)
+		so = *r->o->store;
+	if (r->o->prefetch)
+		return util_error(-EINVAL, "%s: --prefetch FILE is for a local snapshot; a stored one prefetches its own working set",
+				  r->o->dir);
+	rc = store_source_open(r->o->dir, &so, &r->snap);
+	if (rc)
+		return rc;
+	man = store_source_manifest(r->snap);
+	rc = lm_snap_meta_parse(man->meta_json, strlen(man->meta_json), &r->m);
+	if (rc)
+		return util_error(rc, "%s: %s", r->o->dir, lm_last_error());
+	r->have_meta = true;
+	return 0;
+}
+
 int lm_vm_restore(const struct lm_restore_opts *o,
 		  struct lm_restore_result *res)
 {
@@ -275,15 +310,20 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	rc = lm_snap_open(o->dir, &r.m);
-	if (rc)
-		return util_error(rc, "%s", lm_last_error());
-	r.have_meta = true;
+	if (restore__is_url(o->dir)) {
+		rc = restore__open_url(&r);
+		if (rc)
+			goto out;
+	} else {
+		rc = lm_snap_open(o->dir, &r.m);
+		if (rc)
+			return util_error(rc, "%s", lm_last_error());
+		r.have_meta = true;
+	}
 	rc = restore__check(&r);
 	if (rc)
 		goto out;
-	rc = lm_snap_source_open(o->dir, &r.m, &r.snap);
-	if (rc) {
+	if (!r.snap && (rc = lm_snap_source_open(o->dir, &r.m, &r.snap))) {
 		rc = util_error(rc, "%s", lm_last_error());
 		goto out;
 	}

@@ -23,8 +23,12 @@ enum lm_restore_mode {
 	LM_RESTORE_LIMIT,	/* as eager, but the clock starts once RAM is in */
 };
 
+struct store_source_opts;
+
 struct lm_restore_opts {
-	const char *dir;
+	const char *dir;		/* a directory, or a store URL
+					 * (http(s)://HOST/BUCKET/PREFIX) */
+	const struct store_source_opts *store;	/* URL: cache, requests */
 	enum lm_restore_mode mode;
 	enum lm_vm_delivery delivery;	/* lazy: exit, hybrid, handler, minor */
 	bool background;		/* lazy: background fill */
