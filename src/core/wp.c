@@ -165,8 +165,9 @@ int lm__wp_fault(struct lm_region *r, unsigned view, uint64_t off,
 	off &= ~(r->page_size - 1);
 	idx = off >> r->page_shift;
 	/* A missing page is the fill path's: it installs the page protected,
-	 * and the retried write comes back here. A present page never goes
-	 * back to missing in a region of our own. */
+	 * and the retried write comes back here. A present page goes back
+	 * to missing only by an eviction (evict.c), which waits for no
+	 * snapshot: none runs while it does. */
 	if (lm_pagemap_state(&r->map, idx) != LM_PS_PRESENT)
 		return 1;
 	lm__count(r, wp_faults, 1);
@@ -279,6 +280,10 @@ int lm_wp_protect(struct lm_region *r, const struct lm_wp_consumer *c)
 	if (!atomic_compare_exchange_strong(&r->wp.busy, &no, true))
 		return lm_error(-EBUSY, "region '%s': a write-protect "
 				"snapshot is already running", r->name);
+	/* No page is evicted while a copy-before-write snapshot runs:
+	 * evictions check busy after announcing themselves (evict.c). */
+	if (r->wp.mode == LM_WP_SYNC)
+		lm__reclaim_quiesce(r);
 	if (c)
 		r->wp.consumer = *c;
 	atomic_store(&r->wp.active, true);
