@@ -588,7 +588,7 @@ static int parse_args(int argc, char **argv, struct cfg *c, bool *json,
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
-			return 1;
+			return -1;	/* done: help printed */
 		default:
 			return cli_usage_error("%s: bad option (see --help)", argv[0]);
 		}
@@ -614,7 +614,7 @@ int cmd_bench_reclaim(int argc, char **argv)
 	int rc = parse_args(argc, argv, &c, &json, &timeline), n = 0;
 
 	if (rc)
-		return rc > 0 ? 0 : rc;
+		return rc < 0 ? 0 : rc;
 	memset(res, 0, sizeof(res));
 	for (int bi = 0; bi < 2; bi++) {
 		for (int k = 0; k < NR_S; k++, n++) {
