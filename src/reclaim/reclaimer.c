@@ -47,6 +47,7 @@ struct lm_reclaimer {
 	_Atomic uint64_t rounds, evicted, refaults, writes, out_pages;
 	_Atomic uint64_t evict_errors;
 	_Atomic unsigned threshold_pub;
+	_Atomic unsigned held;		/* lm_reclaimer_hold nesting */
 };
 
 static int wrap_put(struct lm_page_store *s, uint64_t off, const void *page)
@@ -214,7 +215,7 @@ static void round_once(struct lm_reclaimer *rc)
 	adjust_threshold(rc, nref, (double)(now - rc->last_ns) / 1e9);
 	rc->last_ns = now;
 	out = out_count(rc);
-	if (out < rc->target_pages)
+	if (out < rc->target_pages && !atomic_load(&rc->held))
 		evict_coldest(rc, rc->target_pages - out);
 	atomic_store(&rc->out_pages, out_count(rc));
 	atomic_store(&rc->threshold_pub, rc->threshold);
@@ -236,9 +237,9 @@ static void *reclaimer_main(void *arg)
 		pthread_cond_timedwait(&rc->wake, &rc->lock, &ts);
 		if (rc->stop)
 			break;
-		pthread_mutex_unlock(&rc->lock);
+		/* Under the lock: lm_reclaimer_hold waits for a round in
+		 * progress by taking it. */
 		round_once(rc);
-		pthread_mutex_lock(&rc->lock);
 	}
 	pthread_mutex_unlock(&rc->lock);
 	return NULL;
@@ -274,6 +275,18 @@ void lm_reclaimer_stop(struct lm_reclaimer *rc)
 	pthread_mutex_unlock(&rc->lock);
 	pthread_join(rc->thread, NULL);
 	rc->running = false;
+}
+
+void lm_reclaimer_hold(struct lm_reclaimer *rc, bool hold)
+{
+	if (hold)
+		atomic_fetch_add(&rc->held, 1);
+	else
+		atomic_fetch_sub(&rc->held, 1);
+	/* A round that began before the hold ends under the lock's
+	 * ordering: wait for it by taking the lock once. */
+	pthread_mutex_lock(&rc->lock);
+	pthread_mutex_unlock(&rc->lock);
 }
 
 void lm_reclaimer_stats(struct lm_reclaimer *rc, struct lm_reclaimer_stats *s)

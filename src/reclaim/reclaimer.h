@@ -51,6 +51,9 @@ struct lm_page_store *lm_reclaimer_store(struct lm_reclaimer *rc);
 int lm_reclaimer_start(struct lm_reclaimer *rc, struct lm_region *r);
 /* Stop the thread (the region's pages stay where they are). */
 void lm_reclaimer_stop(struct lm_reclaimer *rc);
+/* Hold eviction off (a paused VM being saved) or let it run again; a
+ * round in progress finishes first. */
+void lm_reclaimer_hold(struct lm_reclaimer *rc, bool hold);
 void lm_reclaimer_stats(struct lm_reclaimer *rc, struct lm_reclaimer_stats *s);
 /* After the region is destroyed. */
 void lm_reclaimer_destroy(struct lm_reclaimer *rc);
