@@ -391,6 +391,36 @@ static void with_snapshot(void **state)
 	teardown(&f);
 }
 
+/* The policy's sampled write tracking: a range collects its own pages. */
+static void collect_range(void **state)
+{
+	struct fixture f;
+	uint64_t bits[PAGES / 64] = { 0 }, n;
+	uint8_t *p;
+
+	(void)state;
+	if (!setup(&f, LM_BACKING_ANON, LM_DELIVERY_SELF, STORE_MEMORY, 0,
+		   LM_WP_ASYNC))
+		skip();
+	p = lm_region_addr(f.r);
+	touch_all(p);
+	LM_OK(lm_wp_protect(f.r, NULL));
+	p[3 * PS] = 1;
+	p[700 * PS] = 1;
+	LM_OK(lm_wp_collect_range(f.r, 0, 512 * PS, bits, &n));
+	LM_ASSERT(n == 1 && bits[0] == 1ull << 3, "first half: %llu",
+		  (unsigned long long)n);
+	LM_OK(lm_wp_collect_range(f.r, 512 * PS, 512 * PS, bits, &n));
+	LM_ASSERT(n == 1 && bits[700 / 64] == 1ull << (700 % 64),
+		  "second half: %llu", (unsigned long long)n);
+	LM_ASSERT(lm_wp_collect_range(f.r, 1, PS, bits, &n) == -EINVAL,
+		  "unaligned");
+	LM_ASSERT(lm_wp_collect_range(f.r, 0, SIZE + PS, bits, &n) == -EINVAL,
+		  "past the end");
+	LM_OK(lm_wp_release(f.r));
+	teardown(&f);
+}
+
 static void bad_config(void **state)
 {
 	struct fixture f;
@@ -450,6 +480,7 @@ int main(void)
 		cmocka_unit_test(refused_file_memfd),
 		cmocka_unit_test(accounting),
 		cmocka_unit_test(with_snapshot),
+		cmocka_unit_test(collect_range),
 		cmocka_unit_test(bad_config),
 	};
 

@@ -376,14 +376,26 @@ int lm_wp_save_run(struct lm_region *r, uint64_t off, unsigned n, void *buf,
 
 int lm_wp_collect(struct lm_region *r, uint64_t *bitmap, uint64_t *count)
 {
+	return lm_wp_collect_range(r, 0, r->size, bitmap, count);
+}
+
+int lm_wp_collect_range(struct lm_region *r, uint64_t off, uint64_t len,
+			uint64_t *bitmap, uint64_t *count)
+{
 	struct page_region vec[SCAN_VEC];
-	uint64_t start = (uintptr_t)r->view[0].addr, end = start + r->size;
-	uint64_t base = start;
+	uint64_t base = (uintptr_t)r->view[0].addr;
+	uint64_t start = base + off, end = start + len;
 
 	*count = 0;
 	if (r->wp.mode != LM_WP_ASYNC || !atomic_load(&r->wp.busy))
 		return lm_error(-EINVAL, "region '%s': no async write-protect "
 				"tracking runs", r->name);
+	if (off % r->page_size || len % r->page_size || off > r->size ||
+	    len > r->size - off)
+		return lm_error(-EINVAL, "region '%s': collect %llu bytes at "
+				"%llu: not page-aligned or past the end",
+				r->name, (unsigned long long)len,
+				(unsigned long long)off);
 	while (start < end) {
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
