@@ -391,6 +391,48 @@ static void with_snapshot(void **state)
 	teardown(&f);
 }
 
+/* Pages installed as the kernel's zero page (UFFDIO_ZEROPAGE, a read of a
+ * zero source) move and come back as zeroes, held as flags. */
+static void zero_pages(void **state)
+{
+	struct lm_source *src;
+	struct lm_page_store *s;
+	struct lm_region *r;
+	struct lm_pstore_usage u;
+	const uint8_t *p;
+
+	(void)state;
+	LM_OK(lm_source_zero_create(SIZE, &src));
+	LM_OK(lm_pstore_memory_create(SIZE, PS, 0, &s));
+	for (int b = 0; b < 2; b++) {
+		struct lm_region_config rc = {
+			.name = "zero", .size = SIZE,
+			.backing = b ? LM_BACKING_MEMFD : LM_BACKING_ANON,
+			.install = LM_INSTALL_COPY,
+			.delivery = LM_DELIVERY_SELF, .source = src, .store = s,
+		};
+		int err = lm_region_create(&rc, &r);
+
+		if (err == -EOPNOTSUPP) {
+			print_message("SKIP: %s\n", lm_last_error());
+			continue;
+		}
+		LM_OK(err);
+		p = lm_region_addr(r);
+		touch_all(p);
+		LM_ASSERT(evict_all(r) == PAGES, "%s: zero pages evicted",
+			  lm_backing_name(rc.backing));
+		lm_pstore_usage(s, &u);
+		LM_ASSERT(u.zero_pages == PAGES && u.data_bytes == 0,
+			  "held as flags: %llu", (unsigned long long)u.zero_pages);
+		for (uint64_t i = 0; i < SIZE; i += 512)
+			LM_ASSERT(p[i] == 0, "byte %llu", (unsigned long long)i);
+		lm_region_destroy(r);
+	}
+	lm_page_store_destroy(s);
+	lm_source_destroy(src);
+}
+
 /* The policy's sampled write tracking: a range collects its own pages. */
 static void collect_range(void **state)
 {
@@ -480,6 +522,7 @@ int main(void)
 		cmocka_unit_test(refused_file_memfd),
 		cmocka_unit_test(accounting),
 		cmocka_unit_test(with_snapshot),
+		cmocka_unit_test(zero_pages),
 		cmocka_unit_test(collect_range),
 		cmocka_unit_test(bad_config),
 	};
