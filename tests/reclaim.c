@@ -17,6 +17,7 @@
 
 #include "lm_test.h"
 #include "reclaim/pstore.h"
+#include "reclaim/reclaimer.h"
 
 #define PAGES 1024
 #define PS 4096ull
@@ -463,6 +464,108 @@ static void collect_range(void **state)
 	teardown(&f);
 }
 
+/* The policy on a running region: it takes cold pages out up to its
+ * target, the hot ones a writer keeps rewriting stay, nothing is lost. */
+struct hot {
+	uint64_t *w;
+	_Atomic bool stop;
+};
+
+static void *hot_writer(void *arg)
+{
+	struct hot *h = arg;
+
+	for (uint64_t n = 1; !atomic_load(&h->stop); n++)
+		for (uint64_t p = 0; p < PAGES / 8; p++)
+			h->w[p * (PS / 8)] = n;
+	return NULL;
+}
+
+static void policy(enum lm_backing b)
+{
+	struct fixture f;
+	struct lm_reclaimer *rc;
+	struct lm_reclaimer_stats st;
+	struct lm_reclaim_config c = { .target_bytes = SIZE / 2,
+				       .period_ms = 20 };
+	struct hot h = { 0 };
+	pthread_t th;
+	int err;
+
+	memset(&f, 0, sizeof(f));
+	f.image = malloc(SIZE);
+	t_fill(f.image, SIZE, SALT);
+	LM_OK(lm_source_memory_create(f.image, SIZE, &f.src));
+	f.store = make_store(&f, STORE_MEMORY, 0);
+	LM_OK(lm_reclaimer_create(f.store, SIZE, PS, &c, &rc));
+	struct lm_region_config cfg = {
+		.name = "policy", .size = SIZE, .backing = b,
+		.install = LM_INSTALL_COPY, .delivery = LM_DELIVERY_SELF,
+		.source = f.src, .store = lm_reclaimer_store(rc),
+		.write_protect = b == LM_BACKING_ANON ? LM_WP_ASYNC
+						      : LM_WP_NONE,
+	};
+	err = lm_region_create(&cfg, &f.r);
+	if (err == -EOPNOTSUPP) {
+		lm_reclaimer_destroy(rc);
+		LM_SKIP("%s", lm_last_error());
+	}
+	LM_OK(err);
+	h.w = lm_region_addr(f.r);
+	touch_all(lm_region_addr(f.r));
+	LM_ASSERT(pthread_create(&th, NULL, hot_writer, &h) == 0, "writer");
+	LM_OK(lm_reclaimer_start(rc, f.r));
+	/* 50 rounds: a pass of write tracking is 10. */
+	usleep(1000 * 1000);
+	lm_reclaimer_stop(rc);
+	atomic_store(&h.stop, true);
+	pthread_join(th, NULL);
+	lm_reclaimer_stats(rc, &st);
+	print_message("%s: %llu rounds, %llu evicted, %llu out, %llu written, "
+		      "threshold %u\n", lm_backing_name(b),
+		      (unsigned long long)st.rounds,
+		      (unsigned long long)st.evicted,
+		      (unsigned long long)st.out_pages,
+		      (unsigned long long)st.written, st.threshold);
+	LM_ASSERT(st.out_pages >= PAGES / 4 && st.out_pages <= PAGES / 2,
+		  "out %llu, target %u", (unsigned long long)st.out_pages,
+		  PAGES / 2);
+	/* The hot eighth was written throughout: first words hold the
+	 * writer's counter, the rest of every page the source's words. */
+	for (uint64_t i = 0; i < SIZE / 8; i++)
+		if (i % (PS / 8) || i / (PS / 8) >= PAGES / 8)
+			LM_ASSERT(h.w[i] == t_pattern(i, SALT), "word %llu",
+				  (unsigned long long)i);
+	lm_region_destroy(f.r);
+	f.r = NULL;
+	lm_reclaimer_destroy(rc);
+	teardown(&f);
+}
+
+static void policy_anon(void **s) { (void)s; policy(LM_BACKING_ANON); }
+static void policy_memfd(void **s) { (void)s; policy(LM_BACKING_MEMFD); }
+
+static void parse_target(void **state)
+{
+	uint64_t b;
+
+	(void)state;
+	LM_OK(lm_reclaim_parse_target("--t", "40%", 1000, &b));
+	LM_ASSERT(b == 400, "40%%: %llu", (unsigned long long)b);
+	LM_OK(lm_reclaim_parse_target("--t", "256M", 1ull << 30, &b));
+	LM_ASSERT(b == 256ull << 20, "256M");
+	LM_ASSERT(lm_reclaim_parse_target("--t", "101%", 1000, &b) == -EINVAL &&
+		  strstr(util_last_error(), "'101%': over 100%"), "%s",
+		  util_last_error());
+	LM_ASSERT(lm_reclaim_parse_target("--t", "-1", 1000, &b) == -EINVAL &&
+		  strstr(util_last_error(), "negative"), "%s",
+		  util_last_error());
+	LM_ASSERT(lm_reclaim_parse_target("--t", "2G", 1ull << 30, &b) ==
+		  -EINVAL, "over the memory");
+	LM_ASSERT(lm_reclaim_parse_target("--t", "x", 1000, &b) == -EINVAL,
+		  "not a number");
+}
+
 static void bad_config(void **state)
 {
 	struct fixture f;
@@ -524,6 +627,9 @@ int main(void)
 		cmocka_unit_test(with_snapshot),
 		cmocka_unit_test(zero_pages),
 		cmocka_unit_test(collect_range),
+		cmocka_unit_test(policy_anon),
+		cmocka_unit_test(policy_memfd),
+		cmocka_unit_test(parse_target),
 		cmocka_unit_test(bad_config),
 	};
 
