@@ -67,13 +67,15 @@ static struct mem_store *of(struct lm_page_store *s)
 /* Drop a slot's reference to blob b (lock-free: the fault path's). */
 static void blob_unref(struct mem_store *m, struct blob *b)
 {
+	/* Read before the drop: once the count is 0, trim may free b. */
+	uint32_t clen = b->clen;
 	uint32_t old = atomic_fetch_sub_explicit(&b->refs, 1,
 						 memory_order_acq_rel);
 
 	if (old > 1)
 		atomic_fetch_sub_explicit(&m->shared_pages, 1, RLX);
 	else
-		atomic_fetch_sub_explicit(&m->data_bytes, b->clen, RLX);
+		atomic_fetch_sub_explicit(&m->data_bytes, clen, RLX);
 }
 
 /* Forget slot value v (not 0). */
