@@ -29,7 +29,7 @@ group[build]="
   python3            # meson itself; guest image embedding
   libjson-c-dev      # JSON output of every benchmark and command
   libxxhash-dev      # per-page integrity hashes of snapshots
-  liblz4-dev         # compression of pages on the migration wire
+  liblz4-dev         # compression of pages on the migration wire and in reclaim's page store
   libcurl4-openssl-dev  # snapshots in HTTP / S3 object storage (src/store)
   libzstd-dev        # compression of snapshot chunks in object storage
   libssl-dev         # SHA-256 (libcrypto) naming snapshot chunks by content

@@ -65,4 +65,31 @@ for r in res:
     assert r["mode"] == "limit" or r["faults"] > 0, r
 ' "$json"
 
+
+# bench reclaim: the target is refused by name over 100% or negative; a
+# small run's JSON has the issue's shape and every row verified.
+check "reclaim target over 100% refused" expect_error 2 \
+  "--reclaim-target '150%': over 100%" bench reclaim --reclaim-target 150%
+check "negative reclaim target refused" expect_error 2 \
+  "--reclaim-target '-5%': negative" bench reclaim --reclaim-target -5%
+json=$("$LAZYMEM" bench reclaim --mem 8M --seconds 1 --json)
+check "bench reclaim --json shape and verification" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["benchmark"] == "reclaim", d
+res = d["results"]
+assert {(r["store"], r["backing"]) for r in res} == {
+    (s, b) for s in ("none", "memory", "file", "swap") for b in ("anon", "memfd")}
+for r in res:
+    if r["store"] == "swap":
+        assert r["skipped"], r
+        continue
+    assert r["verified"] is True, r
+    for k in ("rss_mean_bytes", "rss_end_bytes", "work_ratio",
+              "refaults_per_sec", "refault_p50_us", "refault_p99_us",
+              "guest_refault_p50_us", "store_bytes"):
+        assert k in r, (k, r)
+    assert r["store"] == "none" or r["evicted"] > 0, r
+' "$json"
+
 [ $fails -eq 0 ]

@@ -12,5 +12,6 @@
 #include <lazymem/foreign.h>
 #include <lazymem/snapshot.h>
 #include <lazymem/wp.h>
+#include <lazymem/reclaim.h>
 
 #endif

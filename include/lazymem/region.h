@@ -36,6 +36,7 @@ extern "C" {
 #endif
 
 struct lm_region;
+struct lm_page_store;
 
 enum lm_backing {
 	LM_BACKING_ANON,	/* private anonymous memory */
@@ -107,6 +108,15 @@ struct lm_region_config {
 	 * userfaultfd features named when the kernel lacks them.
 	 */
 	enum lm_wp_mode write_protect;
+	/*
+	 * A page store: pages may be evicted into it and come back on the
+	 * next touch (lazymem/reclaim.h). Borrowed; destroy it after the
+	 * region. Needs the copy install, no VMM view, no background fill,
+	 * an anon backing (the kernel's UFFD_FEATURE_MOVE) or a memfd one
+	 * (write_protect none or sync: an async one lets a write through an
+	 * eviction unseen). NULL: no eviction.
+	 */
+	struct lm_page_store *store;
 };
 
 /*

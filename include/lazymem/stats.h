@@ -40,6 +40,13 @@ struct lm_stats {
 	 * pages copied before their write; protection only lifted (the
 	 * page was saved already); waited for another thread's copy. */
 	uint64_t wp_faults, wp_copied, wp_lifted, wp_waited;
+	/* Reclaim (lazymem/reclaim.h): pages evicted into the store, pages
+	 * the store refused (left resident), pages faulted back from it,
+	 * and the refault time on the faulting thread, from the signal (or
+	 * message, or vCPU exit) to the install. */
+	uint64_t pages_evicted, evict_refused, pages_refaulted;
+	uint64_t refault_p50_ns, refault_p99_ns;
+	uint64_t refault_hist[LM_LAT_BUCKETS];
 };
 
 void lm_region_stats(const struct lm_region *r, struct lm_stats *out);

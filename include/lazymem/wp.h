@@ -84,6 +84,15 @@ int lm_wp_save_run(struct lm_region *r, uint64_t off, unsigned n, void *buf,
 int lm_wp_collect(struct lm_region *r, uint64_t *bitmap, uint64_t *count);
 
 /*
+ * lm_wp_collect over [off, off + len) only (page-aligned; bits are still
+ * page indexes of the whole region): a caller sampling the region a slice
+ * at a time makes a continuously written page fault once per pass, not
+ * once per call (reclaim's policy: docs/reclaim.md has why).
+ */
+int lm_wp_collect_range(struct lm_region *r, uint64_t off, uint64_t len,
+			uint64_t *bitmap, uint64_t *count);
+
+/*
  * End the protection: lift it from every page and clear the map's
  * write-protect state. A page being saved is waited for, so the consumer
  * must by now return NULL from slot_get (or have slots free). 0 or -errno

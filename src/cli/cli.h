@@ -37,6 +37,8 @@ int cmd_migrate_recv(int argc, char **argv);
 int cmd_migrate_send(int argc, char **argv);
 int cmd_demo_migrate(int argc, char **argv);
 int cmd_bench_migrate(int argc, char **argv);
+int cmd_bench_live_snapshot(int argc, char **argv);
+int cmd_bench_reclaim(int argc, char **argv);
 int cmd_snapshot_push(int argc, char **argv);
 int cmd_snapshot_pull(int argc, char **argv);
 int cmd_bench_store_chunks(int argc, char **argv);
@@ -53,7 +55,6 @@ const char *cli_store_help(void);
 	{ "request-timeout", required_argument, NULL, 0x5302 }, \
 	{ "retries", required_argument, NULL, 0x5303 }, \
 	{ "s3-region", required_argument, NULL, 0x5304 }
-int cmd_bench_live_snapshot(int argc, char **argv);
 
 /* "512M", "4k", "1G", "4096" -> bytes. -EINVAL on junk or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -19,6 +20,8 @@
 #include "cli/vm_opts.h"
 #include "vmm/vm.h"
 #include "vmsnap/vmsnap.h"
+#include "reclaim/pstore.h"
+#include "reclaim/vm_reclaim.h"
 
 static void usage(FILE *f, const char *prog)
 {
@@ -58,6 +61,13 @@ static void usage(FILE *f, const char *prog)
 		"                       after it, N in all, 1..64 (default off)\n"
 		"  --ws N%%|SIZE         restore workload: working set touched after the\n"
 		"                       save point, of all RAM (default 10%%)\n"
+		"  --reclaim STORE      evict cold RAM into a page store while the guest\n"
+		"                       runs: memory (LZ4) or file (delivery handler or\n"
+		"                       exit; anon tracks writes with async write-protect)\n"
+		"  --reclaim-target X   memory to keep out: N%% of RAM or a size (default 40%%)\n"
+		"  --max-refault-rate R pages/s per GiB before the age threshold rises\n"
+		"                       (default 0: no bound)\n"
+		"  --reclaim-dir DIR    where the file store goes (default /var/tmp)\n"
 		"  --save DIR           stop every vCPU at the workload's save point and\n"
 		"                       save the VM to DIR (implies --workload restore;\n"
 		"                       default delivery limit, backing memfd)\n"
@@ -211,6 +221,97 @@ static void print_json(const struct lm_vm_config *cfg,
 	json_object_put(o);
 }
 
+/* vm run --reclaim: the store, the policy over it, and their options. */
+struct vm_reclaim_opts {
+	const char *store, *target, *dir;
+	double max_rate;
+	char path[512];
+	struct lm_page_store *s;
+	struct lm_reclaimer *rc;
+};
+
+static int reclaim_option(int c, const char *arg, struct vm_reclaim_opts *o)
+{
+	char *end;
+
+	switch (c) {
+	case 'R':
+		if (strcmp(arg, "memory") && strcmp(arg, "file"))
+			return cli_usage_error("--reclaim '%s': expected memory or file", arg);
+		o->store = arg;
+		return 0;
+	case 'X':
+		o->target = arg;
+		return 0;
+	case 'Y':
+		o->max_rate = strtod(arg, &end);
+		if (*end || o->max_rate < 0)
+			return cli_usage_error("--max-refault-rate '%s': expected pages/s per GiB, 0 or more", arg);
+		return 0;
+	default:
+		o->dir = arg;
+		return 0;
+	}
+}
+
+/* Store and policy before the VM (the region is created with the store). */
+static int reclaim_prepare(struct vm_reclaim_opts *o, struct lm_vm_config *cfg)
+{
+	struct lm_reclaim_config rc = { .max_refault_rate = o->max_rate };
+	uint64_t ps = lm_backing_page_size(cfg->backing);
+	int err = lm_reclaim_parse_target("--reclaim-target", o->target,
+					  cfg->mem_size, &rc.target_bytes);
+
+	if (err)
+		return err;
+	if (!strcmp(o->store, "memory")) {
+		err = lm_pstore_memory_create(cfg->mem_size, ps, 0, &o->s);
+	} else {
+		snprintf(o->path, sizeof(o->path), "%s/lazymem-vm-%d.pages",
+			 o->dir, (int)getpid());
+		err = lm_pstore_file_create(o->path, cfg->mem_size, ps, &o->s);
+	}
+	if (!err)
+		err = lm_reclaimer_create(o->s, cfg->mem_size, ps, &rc, &o->rc);
+	if (err)
+		return err;
+	cfg->store = lm_reclaimer_store(o->rc);
+	cfg->write_protect = cfg->backing == LM_BACKING_ANON ? LM_WP_ASYNC
+							     : LM_WP_NONE;
+	return 0;
+}
+
+static void reclaim_report(struct vm_reclaim_opts *o, bool json)
+{
+	struct lm_reclaimer_stats st;
+	struct lm_pstore_usage u;
+
+	lm_reclaimer_stats(o->rc, &st);
+	lm_pstore_usage(o->s, &u);
+	fprintf(json ? stderr : stdout,
+		"reclaim:  %s store: %llu rounds, %llu pages evicted, %llu "
+		"refaulted, %llu out now, age threshold %u, store %llu data "
+		"bytes in %llu bytes of memory, %llu on disk, %llu refused\n",
+		o->store, (unsigned long long)st.rounds,
+		(unsigned long long)st.evicted,
+		(unsigned long long)st.refaulted,
+		(unsigned long long)st.out_pages, st.threshold,
+		(unsigned long long)u.data_bytes,
+		(unsigned long long)u.mem_bytes,
+		(unsigned long long)u.disk_bytes,
+		(unsigned long long)u.put_failed);
+}
+
+static void reclaim_done(struct vm_reclaim_opts *o)
+{
+	lm_reclaimer_destroy(o->rc);
+	lm_page_store_destroy(o->s);
+	if (o->path[0])
+		unlink(o->path);
+	o->rc = NULL;
+	o->s = NULL;
+}
+
 int cmd_vm_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -237,8 +338,13 @@ int cmd_vm_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "save", required_argument, NULL, 'V' },
 		{ "ws", required_argument, NULL, 'W' },
+		{ "reclaim", required_argument, NULL, 'R' },
+		{ "reclaim-target", required_argument, NULL, 'X' },
+		{ "max-refault-rate", required_argument, NULL, 'Y' },
+		{ "reclaim-dir", required_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct vm_reclaim_opts ro = { .target = "40%", .dir = "/var/tmp" };
 	const char *save_dir = NULL, *ws_arg = "10%";
 	bool delivery_set = false, workload_set = false;
 	struct lm_vm_config cfg = {
@@ -350,6 +456,13 @@ int cmd_vm_run(int argc, char **argv)
 		case 'W':
 			ws_arg = optarg;
 			break;
+		case 'R':
+		case 'X':
+		case 'Y':
+		case 'Z':
+			if (reclaim_option(c, optarg, &ro))
+				return 2;
+			break;
 		case 'h':
 			usage(stdout, argv[0]);
 			return 0;
@@ -397,12 +510,31 @@ int cmd_vm_run(int argc, char **argv)
 	if (cfg.code_source && cfg.delivery == LM_VM_LIMIT)
 		return cli_usage_error("--workload fetch needs a delivery with a source (limit RAM is zero-filled, there is no code in it)");
 
+	if (ro.store) {
+		uint64_t t;
+
+		if (lm_reclaim_parse_target("--reclaim-target", ro.target,
+					    cfg.mem_size, &t))
+			return cli_usage_error("%s", util_last_error());
+	}
+	if (ro.store && reclaim_prepare(&ro, &cfg))
+		return cli_fail("vm run --reclaim: %s", util_last_error());
 	rc = lm_vm_create(&cfg, &vm);
-	if (rc)
+	if (rc) {
+		reclaim_done(&ro);
 		return cli_fail("vm: %s", util_last_error());
+	}
+	if (ro.rc && lm_vm_reclaim_attach(vm, ro.rc)) {
+		lm_vm_destroy(vm);
+		reclaim_done(&ro);
+		return cli_fail("vm run --reclaim: %s", util_last_error());
+	}
 	rc = lm_vm_run(vm, &wl, &res);
+	if (ro.rc)
+		lm_reclaimer_stop(ro.rc);
 	if (rc) {
 		lm_vm_destroy(vm);
+		reclaim_done(&ro);
 		return cli_fail("vm run: %s", util_last_error());
 	}
 	if (save_dir) {
@@ -427,7 +559,10 @@ int cmd_vm_run(int argc, char **argv)
 			       (double)(lm_now_ns() - t0) / 1e9);
 		return 0;
 	}
+	if (ro.rc)
+		reclaim_report(&ro, json);
 	lm_vm_destroy(vm);
+	reclaim_done(&ro);
 	if (json)
 		print_json(&cfg, &wl, &res);
 	else

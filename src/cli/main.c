@@ -55,6 +55,8 @@ static const struct cli_command commands[] = {
 	  "live migration: downtime and fault latency, pre/post/hybrid x RTT" },
 	{ "bench", "live-snapshot", cmd_bench_live_snapshot,
 	  "live snapshot while writers run: stop-and-copy, fork, cow, iterate" },
+	{ "bench", "reclaim", cmd_bench_reclaim,
+	  "cold memory out of a running guest and back on touch: stores x backings" },
 	{ NULL, "proxy", cmd_proxy,
 	  "TCP proxy adding a round-trip time (no netem here)" },
 };

@@ -222,7 +222,7 @@ static unsigned claim_around(struct lm_region *r, uint64_t idx, unsigned max)
 
 	while (n + 1 < max && idx + n + 1 < r->nr_pages &&
 	       !lm__page_removed(r, idx + n + 1) &&
-	       lm_pagemap_claim(&r->map, idx + n + 1))
+	       lm_pagemap_claim_unstored(&r->map, idx + n + 1))
 		n++;
 	return n;
 }
@@ -288,6 +288,18 @@ static bool src_is_zero(struct lm_region *r, uint64_t off, uint64_t len)
 	return src->ops->is_zero && src->ops->is_zero(src, off, len) == 1;
 }
 
+/* An evicted page (reclaim): its content is in the region's page store.
+ * Always one page (fault-around never claims a stored page). */
+static int fetch_stored(struct lm_region *r, struct lm_fault *f)
+{
+	struct lm_page_store *s = r->reclaim.store;
+
+	f->zero = false;
+	if (stage_get(r, f) < 0)
+		return f->slot;
+	return s->ops->take(s, f->off, f->page);
+}
+
 /* Read the run into f->page: the alias (CONTINUE) or a staging slot. */
 static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 {
@@ -297,6 +309,8 @@ static int fetch(struct lm_region *r, struct lm_fault *f, bool want_page)
 		    src_is_zero(r, f->off, len);
 	int err;
 
+	if (lm_pagemap_stored(&r->map, f->off >> r->page_shift))
+		return fetch_stored(r, f);
 	f->zero = zero;
 	if (r->install == LM_INSTALL_CONTINUE) {
 		f->page = r->alias + f->off;
@@ -362,7 +376,8 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 		 * (which still hold the source's content) in its run. */
 		if ((!r->around_adaptive ||
 		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
-		    !lm__page_removed(r, idx))
+		    !lm__page_removed(r, idx) &&
+		    !lm_pagemap_stored(&r->map, idx))
 			f->npages += claim_around(r, idx,
 						  around_window(r, idx, origin));
 		if (r->around_adaptive)
@@ -462,10 +477,25 @@ static int install_run(struct lm_region *r, const struct lm_fault *f,
 				 off, buf, len);
 }
 
+/* A refault (the page came from the store): no longer stored. Only the
+ * owner (FETCHING) changes the bit, so a plain and-not suffices. */
+static void unstore(struct lm_region *r, const struct lm_fault *f,
+		    uint64_t idx)
+{
+	if (!lm_pagemap_stored(&r->map, idx))
+		return;
+	atomic_fetch_and(&r->map.w[idx], ~(uint32_t)LM_PS_STORED);
+	lm__count(r, pages_refaulted, 1);
+	if (f->origin != LM_ORIGIN_BACKGROUND)
+		lm__stats_refault(r, lm_now_ns() - f->t0_ns);
+}
+
 /* Mark pages [idx, idx+n) present and count them. */
 static void publish_present(struct lm_region *r, const struct lm_fault *f,
 			    uint64_t idx, unsigned n)
 {
+	if (n == 1)
+		unstore(r, f, idx);
 	for (unsigned i = 0; i < n; i++)
 		lm_pagemap_publish(&r->map, idx + i, LM_PS_PRESENT);
 	if (f->origin == LM_ORIGIN_BACKGROUND) {
@@ -568,6 +598,7 @@ void lm_fault_fail(struct lm_region *r, struct lm_fault *f, int err)
 	 * which may ask lm_region_error() at once. */
 	lm__record_error(r, f->off, err);
 	lm__count(r, pages_failed, 1);
+	atomic_fetch_and(&r->map.w[idx], ~(uint32_t)LM_PS_STORED);
 	lm_pagemap_publish(&r->map, idx, LM_PS_FAILED);
 	poison_all(r, f->off);
 	demand_end(r, f);

@@ -42,6 +42,14 @@ enum {
 	LM_PS_WP_PROTECTED = 0x10,
 	LM_PS_WP_SAVING = 0x20,
 	LM_PS_WP_SAVED = 0x30,
+	/*
+	 * Reclaim (evict.c): the page's content is in the region's page
+	 * store, not its source. Set with MISSING by the evicting thread,
+	 * which owned the page (FETCHING) while it took it out, so a fault
+	 * during an eviction waits like during a fetch; cleared by the
+	 * thread that refaults it, which owns it (FETCHING) too.
+	 */
+	LM_PS_STORED = 0x40,
 };
 
 struct lm_pagemap {
@@ -69,6 +77,39 @@ static inline bool lm_pagemap_claim(struct lm_pagemap *m, uint64_t i)
 	return atomic_compare_exchange_strong_explicit(
 		&m->w[i], &v, (v & ~LM_PS_STATE) | LM_PS_FETCHING,
 		memory_order_acquire, memory_order_relaxed);
+}
+
+/* PRESENT -> FETCHING for an eviction: a page with write-protect state
+ * (a running snapshot's) is never taken. True if this thread owns it. */
+static inline bool lm_pagemap_evict_claim(struct lm_pagemap *m, uint64_t i)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+
+	if ((v & LM_PS_STATE) != LM_PS_PRESENT || (v & LM_PS_WP))
+		return false;
+	return atomic_compare_exchange_strong_explicit(
+		&m->w[i], &v, (v & ~LM_PS_STATE) | LM_PS_FETCHING,
+		memory_order_acquire, memory_order_relaxed);
+}
+
+/* MISSING -> FETCHING of a page whose content is the source's (not in a
+ * page store): fault-around claims only these, since a run is read from
+ * the source with one call. */
+static inline bool lm_pagemap_claim_unstored(struct lm_pagemap *m, uint64_t i)
+{
+	uint32_t v = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+
+	if ((v & LM_PS_STATE) != LM_PS_MISSING || (v & LM_PS_STORED))
+		return false;
+	return atomic_compare_exchange_strong_explicit(
+		&m->w[i], &v, (v & ~LM_PS_STATE) | LM_PS_FETCHING,
+		memory_order_acquire, memory_order_relaxed);
+}
+
+static inline bool lm_pagemap_stored(const struct lm_pagemap *m, uint64_t i)
+{
+	return atomic_load_explicit(&m->w[i], memory_order_acquire) &
+	       LM_PS_STORED;
 }
 
 static inline bool lm_pagemap_removed(const struct lm_pagemap *m, uint64_t i)

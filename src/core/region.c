@@ -100,6 +100,19 @@ static int check_config(const struct lm_region_config *c, const char *name)
 				"needs the copy install, no VMM view, no "
 				"background fill and an anon or memfd "
 				"backing", name);
+	if (c->store &&
+	    (c->install != LM_INSTALL_COPY || c->vmm_view || c->background ||
+	     c->backing == LM_BACKING_HUGETLB))
+		return lm_error(-EINVAL, "region '%s': a page store (reclaim) "
+				"needs the copy install, no VMM view, no "
+				"background fill and an anon or memfd "
+				"backing", name);
+	if (c->store && c->backing == LM_BACKING_MEMFD &&
+	    c->write_protect == LM_WP_ASYNC)
+		return lm_error(-EINVAL, "region '%s': a page store on memfd "
+				"backing evicts under write-protection, which "
+				"async write-protect would let writes through; "
+				"use write_protect none or sync", name);
 	if (c->handler_threads > LM_MAX_HANDLERS)
 		return lm_error(-EINVAL, "region '%s': %u handler threads, "
 				"at most %d", name, c->handler_threads,
@@ -181,7 +194,8 @@ static uint64_t features_for(const struct lm_region *r, bool sigbus)
 	if (r->backing == LM_BACKING_HUGETLB)
 		f |= UFFD_FEATURE_MISSING_HUGETLBFS |
 		     (minor ? UFFD_FEATURE_MINOR_HUGETLBFS : 0);
-	return f | (sigbus ? UFFD_FEATURE_SIGBUS : 0) | lm__wp_features(r);
+	return f | (sigbus ? UFFD_FEATURE_SIGBUS : 0) | lm__wp_features(r) |
+	       lm__reclaim_features(r);
 }
 
 /* The userfaultfd refused features: name the ones this kernel lacks. */
@@ -196,6 +210,7 @@ static int features_missing(struct lm_region *r, uint64_t want, int err)
 		{ UFFD_FEATURE_SIGBUS, "SIGBUS" },
 		{ UFFD_FEATURE_MINOR_SHMEM, "MINOR_SHMEM" },
 		{ UFFD_FEATURE_MISSING_SHMEM, "MISSING_SHMEM" },
+		{ UFFD_FEATURE_MOVE, "MOVE" },
 	};
 	uint64_t have = 0;
 	char list[256] = "";
@@ -226,7 +241,7 @@ static int register_view(struct lm_region *r, unsigned i, bool sigbus)
 
 	if (r->install == LM_INSTALL_CONTINUE)
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
-	mode |= lm__wp_register_mode(r);
+	mode |= lm__wp_register_mode(r) | lm__reclaim_register_mode(r);
 	v->sigbus = sigbus;
 	err = lm_uffd_open(features_for(r, sigbus), &v->uffd);
 	if (err)
@@ -299,10 +314,13 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 		goto fail;
 	}
 	err = lm__wp_init(r, c->write_protect);
+	r->reclaim.store = c->store;
 	if (!err)
 		err = map_memory(r, c->vmm_view);
 	if (!err)
 		err = register_view(r, 0, c->delivery == LM_DELIVERY_SELF);
+	if (!err)
+		err = lm__reclaim_init(r, c->store);
 	if (!err && c->vmm_view)
 		err = register_view(r, 1, false);
 	if (!err)
@@ -399,6 +417,7 @@ void lm_region_destroy(struct lm_region *r)
 	lm__handlers_stop(r);
 	lm__sigbus_unregister(r);
 	lm__wp_fini(r);
+	lm__reclaim_fini(r);
 	if (r->foreign) {
 		/* The memory and the userfaultfd are not ours to release. */
 		r->view[0].addr = NULL;
@@ -436,7 +455,9 @@ uint64_t lm_region_pages_present(const struct lm_region *r)
 	struct lm_stats s;
 
 	lm_region_stats(r, &s);
-	return s.pages_demand + s.pages_around + s.pages_background;
+	/* A refault is installed (and counted) again: less the evictions. */
+	return s.pages_demand + s.pages_around + s.pages_background -
+	       s.pages_evicted;
 }
 
 int lm_region_wait_complete(struct lm_region *r, int timeout_ms)

@@ -60,6 +60,10 @@ struct lm_stats_shard {
 	 * lifted (saved already), waited for another thread's copy */
 	_Atomic uint64_t wp_faults, wp_copied, wp_lifted, wp_waited;
 	_Atomic uint64_t lat_max_ns;
+	/* reclaim (evict.c): pages evicted, refused by the store, brought
+	 * back by a fault; refault times (signal or message to install) */
+	_Atomic uint64_t pages_evicted, evict_refused, pages_refaulted;
+	_Atomic uint64_t refault_hist[LM_LAT_BUCKETS];
 	/* Demand faults begun minus ended through this shard. A fault may
 	 * end on another thread than it began on (lm_fault_begin/commit), so
 	 * one shard may wrap below zero; the sum over shards is exact. */
@@ -110,6 +114,21 @@ struct lm_wp {
 	uint64_t zero_size;
 	int pagemap_fd;			/* async: /proc/self/pagemap */
 };
+
+/* Reclaim (evict.c): the page store and the eviction's staging area. */
+struct lm_reclaim {
+	struct lm_page_store *store;	/* NULL: no eviction */
+	/* anon: 64 pages registered with view 0's userfaultfd, where
+	 * UFFDIO_MOVE puts a run (its destination must be registered with
+	 * the same userfaultfd); memfd: a plain buffer the run is copied to */
+	uint8_t *stage;
+	pthread_mutex_t lock;		/* one eviction at a time uses stage */
+	/* Evictions in progress: a sync snapshot's protect waits for
+	 * them to end, and no eviction starts while one runs. */
+	_Atomic unsigned evicting;
+};
+
+#define LM_EVICT_RUN 64
 
 struct lm_region {
 	char name[64];
@@ -169,6 +188,7 @@ struct lm_region {
 	pthread_rwlock_t *events_lock;
 	_Atomic uint64_t next_seq_idx;
 	struct lm_wp wp;
+	struct lm_reclaim reclaim;
 };
 
 /* A page its foreign owner gave back (balloon): it reads as zero from now
@@ -290,5 +310,15 @@ void lm__background_stop(struct lm_region *r);
 
 /* stats.c */
 void lm__stats_latency(struct lm_region *r, uint64_t ns);
+void lm__stats_refault(struct lm_region *r, uint64_t ns);
+
+/* evict.c */
+uint64_t lm__reclaim_features(const struct lm_region *r);
+uint64_t lm__reclaim_register_mode(const struct lm_region *r);
+int lm__reclaim_init(struct lm_region *r, struct lm_page_store *s);
+void lm__reclaim_fini(struct lm_region *r);
+/* A sync snapshot's protect: wait until no eviction runs (bounded: an
+ * eviction waits on nothing but its own ioctls and the store). */
+void lm__reclaim_quiesce(struct lm_region *r);
 
 #endif

@@ -147,6 +147,34 @@ void lm__stats_latency(struct lm_region *r, uint64_t ns)
 		;
 }
 
+void lm__stats_refault(struct lm_region *r, uint64_t ns)
+{
+	atomic_fetch_add_explicit(&lm__shard(r)->refault_hist[lm_lat_bucket(ns)],
+				  1, memory_order_relaxed);
+}
+
+/* Percentile pct of a histogram in the lat_hist scale (no max clamp). */
+static uint64_t hist_percentile(const uint64_t *h, unsigned pct)
+{
+	uint64_t total = 0, want, seen = 0;
+
+	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
+		total += h[i];
+	want = (total * pct + 99) / 100;
+	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++) {
+		seen += h[i];
+		if (seen >= want && seen)
+			return lm_lat_bucket_ns(i);
+	}
+	return 0;
+}
+
+static void refault_percentiles(struct lm_stats *s)
+{
+	s->refault_p50_ns = hist_percentile(s->refault_hist, 50);
+	s->refault_p99_ns = hist_percentile(s->refault_hist, 99);
+}
+
 static uint64_t percentile(const struct lm_stats *s, uint64_t total,
 			   unsigned pct)
 {
@@ -190,6 +218,11 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 		out->wp_copied += LOAD(l->wp_copied);
 		out->wp_lifted += LOAD(l->wp_lifted);
 		out->wp_waited += LOAD(l->wp_waited);
+		out->pages_evicted += LOAD(l->pages_evicted);
+		out->evict_refused += LOAD(l->evict_refused);
+		out->pages_refaulted += LOAD(l->pages_refaulted);
+		for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
+			out->refault_hist[i] += LOAD(l->refault_hist[i]);
 		out->lat_max_ns = LM_MAX(out->lat_max_ns, LOAD(l->lat_max_ns));
 		for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
 			out->lat_hist[i] += LOAD(l->lat_hist[i]);
@@ -199,6 +232,7 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 	out->lat_count = total;
 	out->lat_p50_ns = percentile(out, total, 50);
 	out->lat_p99_ns = percentile(out, total, 99);
+	refault_percentiles(out);
 }
 
 void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from)
@@ -221,6 +255,12 @@ void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from)
 	into->wp_copied += from->wp_copied;
 	into->wp_lifted += from->wp_lifted;
 	into->wp_waited += from->wp_waited;
+	into->pages_evicted += from->pages_evicted;
+	into->evict_refused += from->evict_refused;
+	into->pages_refaulted += from->pages_refaulted;
+	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
+		into->refault_hist[i] += from->refault_hist[i];
+	refault_percentiles(into);
 	into->lat_max_ns = LM_MAX(into->lat_max_ns, from->lat_max_ns);
 	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++) {
 		into->lat_hist[i] += from->lat_hist[i];

@@ -165,8 +165,9 @@ int lm__wp_fault(struct lm_region *r, unsigned view, uint64_t off,
 	off &= ~(r->page_size - 1);
 	idx = off >> r->page_shift;
 	/* A missing page is the fill path's: it installs the page protected,
-	 * and the retried write comes back here. A present page never goes
-	 * back to missing in a region of our own. */
+	 * and the retried write comes back here. A present page goes back
+	 * to missing only by an eviction (evict.c), which waits for no
+	 * snapshot: none runs while it does. */
 	if (lm_pagemap_state(&r->map, idx) != LM_PS_PRESENT)
 		return 1;
 	lm__count(r, wp_faults, 1);
@@ -283,6 +284,10 @@ int lm_wp_protect(struct lm_region *r, const struct lm_wp_consumer *c)
 	if (!atomic_compare_exchange_strong(&r->wp.busy, &no, true))
 		return lm_error(-EBUSY, "region '%s': a write-protect "
 				"snapshot is already running", r->name);
+	/* No page is evicted while a copy-before-write snapshot runs:
+	 * evictions check busy after announcing themselves (evict.c). */
+	if (r->wp.mode == LM_WP_SYNC)
+		lm__reclaim_quiesce(r);
 	if (c)
 		r->wp.consumer = *c;
 	atomic_store(&r->wp.active, true);
@@ -375,14 +380,26 @@ int lm_wp_save_run(struct lm_region *r, uint64_t off, unsigned n, void *buf,
 
 int lm_wp_collect(struct lm_region *r, uint64_t *bitmap, uint64_t *count)
 {
+	return lm_wp_collect_range(r, 0, r->size, bitmap, count);
+}
+
+int lm_wp_collect_range(struct lm_region *r, uint64_t off, uint64_t len,
+			uint64_t *bitmap, uint64_t *count)
+{
 	struct page_region vec[SCAN_VEC];
-	uint64_t start = (uintptr_t)r->view[0].addr, end = start + r->size;
-	uint64_t base = start;
+	uint64_t base = (uintptr_t)r->view[0].addr;
+	uint64_t start = base + off, end = start + len;
 
 	*count = 0;
 	if (r->wp.mode != LM_WP_ASYNC || !atomic_load(&r->wp.busy))
 		return lm_error(-EINVAL, "region '%s': no async write-protect "
 				"tracking runs", r->name);
+	if (off % r->page_size || len % r->page_size || off > r->size ||
+	    len > r->size - off)
+		return lm_error(-EINVAL, "region '%s': collect %llu bytes at "
+				"%llu: not page-aligned or past the end",
+				r->name, (unsigned long long)len,
+				(unsigned long long)off);
 	while (start < end) {
 		struct pm_scan_arg a = {
 			.size = sizeof(a),

@@ -174,6 +174,10 @@ int ram__create(struct lm_vm *vm)
 	default:
 		return util_error(-EINVAL, "delivery %d unknown", cfg->delivery);
 	}
+	rc.store = cfg->store;
+	rc.write_protect = cfg->write_protect;
+	if (cfg->store && cfg->delivery == LM_VM_EXIT)
+		rc.install = LM_INSTALL_COPY;
 	err = lm_region_create(&rc, &ram->region);
 	if (err) {
 		ram->region = NULL;

@@ -95,6 +95,13 @@ struct lm_vm_config {
 	/* Test aid: the source fails reads of the page at this RAM offset. */
 	bool fail_page;
 	uint64_t fail_off;
+	/* A page store the region's pages may be evicted into (reclaim,
+	 * src/reclaim; lazymem/reclaim.h), borrowed, NULL for none; and the
+	 * region's write-protect tracking (async: the reclaim policy's write
+	 * recency). With a store the exit delivery uses the copy install on
+	 * memfd too (eviction needs it); handler and exit deliveries only. */
+	struct lm_page_store *store;
+	enum lm_wp_mode write_protect;
 };
 
 /*
