@@ -315,7 +315,12 @@ static void full_disk(enum lm_live_mode mode)
 		  stat(t_fmt("%s/memory.img", dir), &sb) < 0,
 		  "no meta.json, no memory.img left");
 	LM_ASSERT(!lm_wp_busy(r), "protection released");
-	/* The writers run on and fault no more: every page is writable. */
+	/* The writers run on and fault no more: every page is writable. A
+	 * fault a writer took before the protection was lifted may still be
+	 * counted as it finishes: let both laps of writes pass first. */
+	writes = atomic_load(&W.writes);
+	while (atomic_load(&W.writes) < writes + 2 * PAGES)
+		usleep(1000);
 	lm_region_stats(r, &st);
 	faults = st.wp_faults;
 	writes = atomic_load(&W.writes);
