@@ -49,6 +49,7 @@
 #include "store/url.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #define PS 4096ull
 #define THREADS 4
@@ -363,8 +364,7 @@ static int save_push(struct fleet *f, uint8_t *m, const char *name,
 	snprintf(url, sizeof(url), "%s/%s", f->url, name);
 	o.http.parallel = 8;
 	err = store_push(dir, url, &o, pr);
-	snprintf(path, sizeof(path), "rm -rf %s", dir);
-	if (system(path))
+	if (util_remove_tree(dir))
 		return util_error(-EIO, "cannot remove %s", dir);
 	return err;
 }
@@ -564,13 +564,8 @@ int cmd_bench_fleet(int argc, char **argv)
 		proxy_stop(&px);
 	}
 out:
-	if (f.work[0]) {
-		char cmd[120];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", f.work);
-		if (system(cmd))
-			fprintf(stderr, "lazymem: could not remove %s\n", f.work);
-	}
+	if (f.work[0] && util_remove_tree(f.work))
+		fprintf(stderr, "lazymem: could not remove %s\n", f.work);
 	free(f.ws.off);
 	if (local.pid)
 		store_local_stop(&local, false);

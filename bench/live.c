@@ -40,6 +40,7 @@
 #include "bench.h"
 #include "cli/cli.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #define PS 4096ull
 #define MAX_THREADS 64
@@ -810,11 +811,11 @@ int cmd_bench_live_snapshot(int argc, char **argv)
 	for (int m = 0; m < NR_C; m++)
 		free(res[m].samples);
 	if (dir == tmpdir) {
-		char cmd[4300];
+		int e = util_remove_tree(tmpdir);
 
-		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "lazymem: could not remove %s\n", tmpdir);
+		if (e)
+			fprintf(stderr, "lazymem: could not remove %s: %s\n",
+				tmpdir, strerror(-e));
 	}
 	return all ? 0 : 1;
 }

@@ -27,6 +27,7 @@
 #include <json-c/json.h>
 
 #include "util/error.h"
+#include "util/fs.h"
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
 #include "vmm/vm.h"
@@ -346,11 +347,11 @@ int cmd_bench_restore(int argc, char **argv)
 	}
 cleanup:
 	if (dir == tmpdir) {
-		char cmd[4300];
+		int e = util_remove_tree(tmpdir);
 
-		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "lazymem: could not remove %s\n", tmpdir);
+		if (e)
+			fprintf(stderr, "lazymem: could not remove %s: %s\n",
+				tmpdir, strerror(-e));
 	}
 	if (status)
 		return status;

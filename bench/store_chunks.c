@@ -37,6 +37,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #define PS 4096ull
 #define THREADS 8
@@ -288,11 +289,11 @@ int cmd_bench_store_chunks(int argc, char **argv)
 	/* the snapshot, its pulled copies and caches: all under the mkdtemp */
 	*strrchr(snap, '/') = '\0';
 	{
-		char cmd[200];
+		int e = util_remove_tree(snap);
 
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", snap);
-		if (system(cmd))
-			fprintf(stderr, "lazymem: could not remove %s\n", snap);
+		if (e)
+			fprintf(stderr, "lazymem: could not remove %s: %s\n",
+				snap, strerror(-e));
 	}
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include <lazymem/lazymem.h>
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "cli/cli.h"
 #include "vmm/vm.h"
 #include "vmsnap/vmsnap.h"
@@ -223,7 +224,7 @@ int cmd_demo(int argc, char **argv)
 		{ 0 },
 	};
 	struct demo d = { .mem = 256ull << 20, .vcpus = 2 };
-	char cmd[600], why[64];
+	char why[64];
 	bool no_kvm = false;
 	int o, err, fd = -1;
 
@@ -275,8 +276,7 @@ int cmd_demo(int argc, char **argv)
 	snprintf(d.ws, sizeof(d.ws), "%s/ws.lmws", d.dir);
 	err = fd < 0 ? cli_demo_threads(d.dir, d.mem, d.vcpus) : demo_vm(&d);
 	if (!d.keep) {
-		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", d.dir);
-		if (system(cmd) != 0)
+		if (util_remove_tree(d.dir))
 			fprintf(stderr, "lazymem: demo: could not remove %s\n",
 				d.dir);
 	}

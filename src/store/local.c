@@ -5,7 +5,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "store/local.h"
+#include "util/fs.h"
 
 const char *store_local_nginx(void)
 {
@@ -180,22 +180,16 @@ fail:
 	return err;
 }
 
-static int remove_one(const char *path, const struct stat *st, int type,
-		      struct FTW *ftw)
-{
-	(void)st; (void)type; (void)ftw;
-	return remove(path) ? -1 : 0;
-}
-
 void store_local_stop(struct store_local *s, bool keep)
 {
+	int err;
+
 	if (s->pid > 0) {
 		kill(s->pid, SIGTERM);
 		waitpid(s->pid, NULL, 0);
 		s->pid = 0;
 	}
-	if (s->dir[0] && !keep &&
-	    nftw(s->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS))
+	if (s->dir[0] && !keep && (err = util_remove_tree(s->dir)))
 		fprintf(stderr, "lazymem: could not remove %s: %s\n", s->dir,
-			strerror(errno));
+			strerror(-err));
 }
