@@ -62,6 +62,7 @@ struct fleet {
 	struct store_url su;
 	char work[64];
 	struct fc_ws ws;
+	uint64_t base_chunks;		/* distinct non-zero chunks of "base" */
 };
 
 /* The memory every VM was saved with: page p's words; a quarter zero. */
@@ -122,6 +123,7 @@ static void *reader_main(void *arg)
 struct vm_result {
 	double first_ms, seconds;
 	uint64_t bad;
+	uint64_t chunks_fetched, chunks_twice, requests;	/* lazy modes */
 	int err;
 };
 
@@ -181,6 +183,14 @@ static int vm_lazy(const struct fleet *f, const char *url, const char *cache,
 	if ((err = store_source_open(url, &o, &src)))
 		return err;
 	err = run_region(f, src, t0, res);
+	if (!err) {
+		struct store_source_stats st;
+
+		store_source_stats(src, &st);
+		res->chunks_fetched = st.chunks_fetched;
+		res->chunks_twice = st.chunks_twice;
+		res->requests = st.requests;
+	}
 	lm_source_destroy(src);
 	return err;
 }
@@ -280,6 +290,7 @@ struct row {
 	unsigned vms;
 	double first_ms, seconds;
 	uint64_t bytes;
+	uint64_t chunks_fetched, chunks_twice, requests;	/* lazy, summed */
 	bool verified;
 };
 
@@ -336,6 +347,9 @@ static int run_mode(struct fleet *f, struct proxy *px, const char *mode,
 			row->first_ms = res[i].first_ms;
 		if (res[i].seconds > row->seconds)
 			row->seconds = res[i].seconds;
+		row->chunks_fetched += res[i].chunks_fetched;
+		row->chunks_twice += res[i].chunks_twice;
+		row->requests += res[i].requests;
 	}
 	row->bytes = proxy_bytes(px) - b0;
 	munmap(res, MAX_VMS * sizeof(*res));
@@ -405,6 +419,8 @@ static int setup(struct fleet *f, double *dedup)
 			goto out;
 		refs += pr.chunks_total - pr.chunks_zero;
 		uploaded += pr.chunks_new;
+		if (!v)		/* pushed first, into an empty bucket */
+			f->base_chunks = pr.chunks_new;
 	}
 	if (!uploaded) {
 		err = util_error(-EEXIST, "bench fleet: the bucket of %s already "
@@ -476,7 +492,7 @@ int cmd_bench_fleet(int argc, char **argv)
 	static const char *modes[] = { "lazy", "pull", "shared-cache",
 				       "separate-cache" };
 	uint64_t rtt[8] = { 0, 1000000, 10000000 };
-	struct row rows[8 * 4];
+	struct row rows[8 * 4] = { { 0 } };
 	int nrtt = 3, nrows = 0, c, err = 0;
 	char why[300], hostport[300], local_url[160];
 	struct store_local local = { .pid = 0 };
@@ -593,11 +609,19 @@ out:
 			json_object_object_add(o, "first_insn_ms", json_object_new_double(rows[i].first_ms));
 			json_object_object_add(o, "seconds", json_object_new_double(rows[i].seconds));
 			json_object_object_add(o, "bytes_fetched", json_object_new_int64((int64_t)rows[i].bytes));
+			if (strcmp(rows[i].mode, "pull")) {
+				/* a chunk fetched twice through one cache shows
+				 * here; retried requests only in "requests" */
+				json_object_object_add(o, "chunks_fetched", json_object_new_int64((int64_t)rows[i].chunks_fetched));
+				json_object_object_add(o, "chunks_twice", json_object_new_int64((int64_t)rows[i].chunks_twice));
+				json_object_object_add(o, "requests", json_object_new_int64((int64_t)rows[i].requests));
+			}
 			json_object_object_add(o, "verified", json_object_new_boolean(rows[i].verified));
 			json_object_array_add(a, o);
 		}
 		json_object_object_add(j, "results", a);
 		json_object_object_add(j, "dedup_ratio", json_object_new_double(dedup));
+		json_object_object_add(j, "base_chunks", json_object_new_int64((int64_t)f.base_chunks));
 		puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
 		json_object_put(j);
 	} else {

@@ -78,15 +78,29 @@ check "vm restore URL reads the manifest and refuses a non-VM snapshot" \
 # no --url: the benchmark starts a store of its own
 json=$("$LAZYMEM" bench fleet --mem 16M --vms 2 --rtt 0 --json); rc=$?
 check "bench fleet exits 0" test "$rc" -eq 0
-check "bench fleet: 4 modes, all verified, one cache fetches at most the snapshot" python3 -c '
+check "bench fleet: 4 modes, all verified, one cache fetches each chunk once" python3 -c '
 import json, sys
 j = json.loads(sys.argv[1])
 r = {x["mode"]: x for x in j["results"]}
-assert j["benchmark"] == "fleet" and set(r) == {"lazy", "pull", "shared-cache", "separate-cache"}
-assert all(x["verified"] for x in j["results"])
-# 16 MiB, a quarter zero, the rest incompressible: 12 MiB stored; through
-# one cache no chunk crosses twice (plus the requests and the manifests)
-assert r["shared-cache"]["bytes_fetched"] < 1.05 * 12 * 2**20
-assert j["dedup_ratio"] > 2
+def say(ok, what):
+    if not ok:
+        sys.exit("bench fleet: " + what + "; results: " + json.dumps(j["results"]))
+say(j["benchmark"] == "fleet" and set(r) == {"lazy", "pull", "shared-cache", "separate-cache"}, "modes")
+say(all(x["verified"] for x in j["results"]), "a mode not verified")
+# 16 MiB, a quarter zero, the rest incompressible: 48 chunks of 256 KiB.
+# A VM stops when its working set is read, abandoning the prefetches
+# still running; how far prefetch got depends on the load. What does not:
+# through one cache no chunk is fetched twice. An abandoned or retried
+# request costs bytes, never a second chunk.
+n = j["base_chunks"]
+say(n == 48, "base_chunks %d, expected 48" % n)
+sc, sep = r["shared-cache"], r["separate-cache"]
+say(1 <= sc["chunks_fetched"] <= n, "shared cache fetched %d chunks of %d" % (sc["chunks_fetched"], n))
+say(sc["chunks_twice"] == 0, "shared cache: %d chunks fetched by both VMs" % sc["chunks_twice"])
+say(1 <= sep["chunks_fetched"] <= 2 * n, "separate caches fetched %d chunks of 2 x %d" % (sep["chunks_fetched"], n))
+extra = sc["requests"] - sc["chunks_fetched"] - 2 * 2   # manifest + ws.lmws per VM
+say(sc["bytes_fetched"] < 1.05 * 12 * 2**20 + max(extra, 0) * 2**18,
+    "shared cache moved %d bytes" % sc["bytes_fetched"])
+say(j["dedup_ratio"] > 2, "dedup ratio %.2f" % j["dedup_ratio"])
 ' "$json"
 exit $((fails > 0))

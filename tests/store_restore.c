@@ -271,13 +271,14 @@ static void two_processes_one_fetch(void **state)
 			int err = restore_threads(url_a, &o, &res);
 
 			printf("process %d: %llu fetched, %llu from the other, "
-			       "%llu hits, %llu misses\n", k,
+			       "%llu fetched by both, %llu hits, %llu misses\n", k,
 			       (unsigned long long)res.st.chunks_fetched,
 			       (unsigned long long)res.st.chunks_shared,
+			       (unsigned long long)res.st.chunks_twice,
 			       (unsigned long long)res.st.hits,
 			       (unsigned long long)res.st.misses);
 			_exit(err || res.mismatches || res.failed ||
-			      res.pages != T_MEM / PS);
+			      res.st.chunks_twice || res.pages != T_MEM / PS);
 		}
 	}
 	for (int k = 0; k < 2; k++) {

@@ -258,10 +258,11 @@ int store_cache_put(struct store_cache *c, const char *hex, const void *data,
 		store_cache_evict(c, c->max / 2);
 		err = write_tmp(tmp, data, len);
 	}
-	if (!err && rename(tmp, path) < 0) {
-		err = -errno;
-		unlink(tmp);
+	/* link, not rename: a chunk already there is reported, not replaced */
+	if (!err && link(tmp, path) < 0) {
+		err = errno == EEXIST ? 1 : -errno;
 	}
+	unlink(tmp);
 	if (err)
 		return err;
 	atomic_fetch_add(&c->bytes, len);

@@ -47,8 +47,11 @@ int store_cache_claim(struct store_cache *c, const char *hex, int *fd);
 void store_cache_release(struct store_cache *c, const char *hex, int fd);
 /*
  * Add a checked stored form. A full disk (ENOSPC, EDQUOT) evicts and
- * tries once more; 0, or -ENOSPC / -errno (the caller then keeps the
- * chunk in memory: never a lost page). Evicts when over the bound.
+ * tries once more; 0, 1 when the chunk was there already (another
+ * process fetched it too: the claims failed to prevent a second fetch;
+ * the copy there is kept, the content is the same by its name), or
+ * -ENOSPC / -errno (the caller then keeps the chunk in memory: never a
+ * lost page). Evicts when over the bound.
  */
 int store_cache_put(struct store_cache *c, const char *hex, const void *data,
 		    size_t len);

@@ -86,7 +86,7 @@ struct src {
 	struct slot slots[NSLOTS];
 	atomic_uint slot_next;
 	/* statistics */
-	atomic_uint_fast64_t hits, misses, fetched, bytes, shared, uncached,
+	atomic_uint_fast64_t hits, misses, fetched, bytes, shared, twice, uncached,
 		failed;
 	/* failure messages, by chunk */
 	pthread_mutex_t msg_lock;
@@ -382,7 +382,9 @@ static void on_done(struct store_req *r, void *arg)
 	atomic_fetch_add(&s->bytes, r->len);
 	store_hex(k->hash, hex);
 	err = store_cache_put(s->cache, hex, r->data, r->len);
-	if (err) {
+	if (err == 1)
+		atomic_fetch_add(&s->twice, 1);
+	else if (err) {
 		if (atomic_fetch_add(&s->uncached, 1) == 0)
 			fprintf(stderr, "lazymem: warning: chunk cache %s: "
 				"%s; keeping chunks in memory instead\n",
@@ -707,6 +709,7 @@ void store_source_stats(struct lm_source *b, struct store_source_stats *st)
 	st->chunks_fetched = atomic_load(&s->fetched);
 	st->bytes_fetched = atomic_load(&s->bytes);
 	st->chunks_shared = atomic_load(&s->shared);
+	st->chunks_twice = atomic_load(&s->twice);
 	st->chunks_uncached = atomic_load(&s->uncached);
 	st->chunks_failed = atomic_load(&s->failed);
 	st->requests = store_http_requests(s->h);

@@ -44,6 +44,8 @@ struct store_source_stats {
 	uint64_t chunks_fetched;	/* from the store, by this process */
 	uint64_t bytes_fetched;
 	uint64_t chunks_shared;		/* fetched by another process */
+	uint64_t chunks_twice;		/* fetched here, but another process
+					 * had put it in the cache meanwhile */
 	uint64_t chunks_uncached;	/* kept in memory: the cache was full */
 	uint64_t chunks_failed;
 	uint64_t requests;		/* HTTP requests (attempts) */
