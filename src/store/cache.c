@@ -258,11 +258,17 @@ int store_cache_put(struct store_cache *c, const char *hex, const void *data,
 		store_cache_evict(c, c->max / 2);
 		err = write_tmp(tmp, data, len);
 	}
-	/* link, not rename: a chunk already there is reported, not replaced */
+	/* link, not rename: a chunk already there is reported, not replaced
+	 * (rename on a file system without hard links) */
 	if (!err && link(tmp, path) < 0) {
-		err = errno == EEXIST ? 1 : -errno;
+		if (errno == EEXIST)
+			err = 1;
+		else if (errno != EPERM && errno != EOPNOTSUPP)
+			err = -errno;
+		else if (rename(tmp, path) < 0)
+			err = -errno;
 	}
-	unlink(tmp);
+	unlink(tmp);	/* ENOENT after a rename */
 	if (err)
 		return err;
 	atomic_fetch_add(&c->bytes, len);
