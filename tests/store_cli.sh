@@ -8,28 +8,19 @@
 set -u
 LAZYMEM=$1
 . "$(dirname "$0")/cli_lib.sh"
-NGINX=/usr/sbin/nginx
-[ -x "$NGINX" ] || { echo "SKIP: nginx not installed (scripts/deps.sh test)"; exit 77; }
+[ -x /usr/sbin/nginx ] || { echo "SKIP: nginx not installed (scripts/deps.sh test)"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: the nginx test store runs as root here"; exit 77; }
 dir=$(mktemp -d)
-trap '[ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null; rm -rf "$dir"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$dir/data" "$dir/tmp"
-cat > "$dir/nginx.conf" <<CONF
-daemon on; master_process off; worker_processes 1; user root;
-pid $dir/nginx.pid; error_log $dir/error.log;
-events { worker_connections 256; }
-http {
-  access_log $dir/access.log;
-  client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp;
-  fastcgi_temp_path $dir/tmp; uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-  client_max_body_size 64m;
-  server { listen 127.0.0.1:$port; root $dir/data;
-    location / { dav_methods PUT DELETE MKCOL; create_full_put_path on; } }
-}
-CONF
-"$NGINX" -p "$dir" -c "$dir/nginx.conf" || { echo "FAIL: nginx did not start"; exit 1; }
-url=http://127.0.0.1:$port/bucket/demo
+# the store: `lazymem store serve`, the one bench fleet and the C tests
+# start too (store/local.h); its URL is the first line it prints
+"$LAZYMEM" store serve >"$dir/serve.out" 2>"$dir/serve.err" &
+serve=$!
+trap 'kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do [ -s "$dir/serve.out" ] && break; sleep 0.05; done
+base=$(head -n1 "$dir/serve.out")
+case $base in http://127.0.0.1:*) ;; *) echo "FAIL: store serve printed no URL: $(cat "$dir/serve.err")"; exit 1 ;; esac
+sdir=$(sed -n 's/.*data in \(.*\)\/data;.*/\1/p' "$dir/serve.err")
+url=$base/bucket/demo
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 "$LAZYMEM" demo --no-kvm --mem 16M --keep --dir "$dir/snap" >/dev/null 2>&1
@@ -41,7 +32,7 @@ check "push: 64 chunks of 256 KiB" test "$(field chunks_total <<<"$json")" = 64
 check "push: every distinct chunk uploaded" \
   test "$(field chunks_new <<<"$json")" = "$(field chunks_unique <<<"$json")"
 check "push: the working set and the manifest are there" \
-  test -s "$dir/data/bucket/demo/ws.lmws" -a -s "$dir/data/bucket/demo/manifest.json"
+  test -s "$sdir/data/bucket/demo/ws.lmws" -a -s "$sdir/data/bucket/demo/manifest.json"
 json=$("$LAZYMEM" snapshot push "$dir/snap" "$url" --json)
 check "push again: nothing new" test "$(field chunks_new <<<"$json")" = 0
 check "push again: all reused" test "$(field chunks_reused <<<"$json")" = "$(field chunks_unique <<<"$json")"
@@ -103,4 +94,11 @@ say(sc["bytes_fetched"] < 1.05 * 12 * 2**20 + max(extra, 0) * 2**18,
     "shared cache moved %d bytes" % sc["bytes_fetched"])
 say(j["dedup_ratio"] > 2, "dedup ratio %.2f" % j["dedup_ratio"])
 ' "$json"
+
+check "store serve takes no arguments" expect_error 2 "takes no arguments" store serve x
+check "store serve said where its data is" test -d "$sdir/data"
+kill -TERM "$serve"; wait "$serve"; rc=$?
+check "store serve exits 0 on SIGTERM" test "$rc" -eq 0
+check "store serve removed its directory" test ! -e "$sdir"
+check "nginx stopped with it" bash -c "! curl -s -o /dev/null '$base/'"
 exit $((fails > 0))

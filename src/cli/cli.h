@@ -41,6 +41,7 @@ int cmd_bench_live_snapshot(int argc, char **argv);
 int cmd_bench_reclaim(int argc, char **argv);
 int cmd_snapshot_push(int argc, char **argv);
 int cmd_snapshot_pull(int argc, char **argv);
+int cmd_store_serve(int argc, char **argv);
 int cmd_bench_store_chunks(int argc, char **argv);
 int cmd_bench_fleet(int argc, char **argv);
 

@@ -1,17 +1,22 @@
 /*
  * cmd_store.c - `lazymem snapshot push DIR URL` and `lazymem snapshot
- * pull URL DIR`: snapshots in HTTP object storage (src/store), and the
- * store options the commands that read a URL share (cli_store_option).
+ * pull URL DIR`: snapshots in HTTP object storage (src/store), the store
+ * options the commands that read a URL share (cli_store_option), and
+ * `lazymem store serve`, a throwaway local store to try them against.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
 #include "cli/cli.h"
 #include "cli/vm_opts.h"
+#include "store/local.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -244,4 +249,86 @@ int cmd_snapshot_pull(int argc, char **argv)
 	       (unsigned long long)(res.bytes_fetched >> 10), res.fetch_seconds,
 	       mibs, (unsigned long long)res.requests);
 	return 0;
+}
+
+/*
+ * `lazymem store serve`: the throwaway store the benchmarks and tests use
+ * (store/local.h: nginx WebDAV on a free loopback port), for trying push,
+ * pull and `vm restore URL` without a bucket. It runs in the foreground
+ * until SIGINT or SIGTERM, or until nginx exits.
+ */
+static int serve_until_signal(struct store_local *s)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = 200000000 };
+	sigset_t set;
+	int st;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		if (sigtimedwait(&set, NULL, &tick) > 0)
+			return 0;
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->pid = 0;
+			return cli_fail("store serve: nginx exited (%s %d); its "
+					"log: %s/error.log",
+					WIFEXITED(st) ? "status" : "signal",
+					WIFEXITED(st) ? WEXITSTATUS(st) :
+							WTERMSIG(st), s->dir);
+		}
+	}
+}
+
+int cmd_store_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keep", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct store_local s;
+	bool keep = false;
+	char why[600];
+	sigset_t set;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			keep = true;
+			break;
+		case 'h':
+			printf("usage: %s [--keep]\n"
+			       "Run a throwaway object store on loopback (nginx with WebDAV:\n"
+			       "PUT, GET, HEAD) for 'snapshot push', 'snapshot pull' and\n"
+			       "'vm restore URL' without a bucket. Prints its base URL on the\n"
+			       "first line of stdout (append /BUCKET/PREFIX), then runs until\n"
+			       "SIGINT or SIGTERM. Needs root and Debian's nginx-core.\n\n"
+			       "  --keep      leave its data directory behind (printed) on exit\n"
+			       "  -h, --help  this text\n", argv[0]);
+			return 0;
+		default:
+			return cli_usage_error("%s: bad option (see --help)", argv[0]);
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("%s: takes no arguments (see --help)", argv[0]);
+	/* blocked before nginx is forked: the signals are ours to wait for */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (store_local_start(&s, why, sizeof(why)))
+		return cli_fail("store serve: %s", why);
+	printf("%s\n", s.url);
+	fflush(stdout);
+	fprintf(stderr, "lazymem: store serve: data in %s/data; push to %s/BUCKET/NAME\n",
+		s.dir, s.url);
+	rc = serve_until_signal(&s);
+	store_local_stop(&s, keep);
+	if (keep)
+		fprintf(stderr, "lazymem: store serve: kept %s\n", s.dir);
+	return rc;
 }

@@ -33,6 +33,8 @@ static const struct cli_command commands[] = {
 	  "upload a snapshot to HTTP object storage as deduplicated chunks" },
 	{ "snapshot", "pull", cmd_snapshot_pull,
 	  "download a snapshot from object storage whole, every chunk checked" },
+	{ "store", "serve", cmd_store_serve,
+	  "a throwaway object store on loopback (nginx WebDAV) to push and pull" },
 	{ "bench", "fleet", cmd_bench_fleet,
 	  "VMs restoring from object storage: lazy vs pull, shared vs separate caches" },
 	{ "bench", "store-chunks", cmd_bench_store_chunks,

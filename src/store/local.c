@@ -169,6 +169,12 @@ int store_local_start(struct store_local *s, char *why, size_t why_len)
 		goto fail;
 	}
 	if (s->pid == 0) {
+		sigset_t none;
+
+		/* a caller that blocks SIGTERM to wait for it must not pass
+		 * that on: store_local_stop stops nginx with SIGTERM */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		execl(bin, "nginx", "-p", s->dir, "-c", conf, (char *)NULL);
 		_exit(127);
 	}
