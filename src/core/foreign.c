@@ -195,11 +195,16 @@ static void *foreign_main(void *arg)
 
 	for (;;) {
 		ssize_t n;
+		int read_errno;
 
 		/* Reading completes the events read; the removals they carry
 		 * are applied before any batched install may look again. */
 		pthread_rwlock_wrlock(&f->events_lock);
 		n = read(f->uffd, msg, sizeof(msg));
+		/* now: the retries below issue ioctls that set errno (EEXIST
+		 * from a copy that lost a race), and a read's EAGAIN taken for
+		 * that once stopped this thread with a madvise waiting on it */
+		read_errno = errno;
 		if (n > 0)
 			apply_removals(f, msg, (size_t)n / sizeof(msg[0]));
 		pthread_rwlock_unlock(&f->events_lock);
@@ -209,10 +214,10 @@ static void *foreign_main(void *arg)
 			retry_all(f, &q);
 		if (n > 0)
 			continue;
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		if (n < 0 && read_errno != EAGAIN && read_errno != EINTR) {
 			fprintf(stderr, "lazymem: foreign '%s': reading the "
 				"userfaultfd: %s; no longer served\n", f->name,
-				strerror(errno));
+				strerror(read_errno));
 			break;
 		}
 		/* With faults waiting for an event that is not readable yet
