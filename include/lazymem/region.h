@@ -105,8 +105,8 @@ struct lm_region_config {
 	 * Register for write-protect faults too, for live snapshots
 	 * (lazymem/wp.h). Needs the copy install, no VMM view and no
 	 * background fill; any backing (hugetlb: tracked and copied per
-	 * 2 MiB page). Refused with the missing
-	 * userfaultfd features named when the kernel lacks them.
+	 * 2 MiB page). Refused with the missing userfaultfd features named
+	 * when the kernel lacks them.
 	 */
 	enum lm_wp_mode write_protect;
 	/*

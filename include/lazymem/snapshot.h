@@ -131,9 +131,10 @@ int lm_snap_source_open(const char *dir, const struct lm_snap_meta *m,
  *
  * The region must have been created with write_protect LM_WP_SYNC (cow) or
  * LM_WP_ASYNC (iterate); any backing. On hugetlb the unit is the 2 MiB
- * page: a first write copies 2 MiB, a written page is saved whole. m describes the snapshot as for lm_snap_save
- * (mem_size must be the region's size); pause() may fill m's vCPU blobs,
- * since it is the instant's only caller-side moment.
+ * page: a first write copies 2 MiB, a written page is saved whole. m
+ * describes the snapshot as for lm_snap_save (mem_size must be the
+ * region's size); pause() may fill m's vCPU blobs, since it is the
+ * instant's only caller-side moment.
  *
  * An error (disk full, an I/O error) fails the snapshot with a message
  * naming the file and offset, lifts every protection (the writers run on)

@@ -176,20 +176,13 @@ static void slot_free(struct live_buf *b, uint64_t i)
 		lm_futex_wake_all(&b->nfree);
 }
 
-static int buf_init(struct live_buf *b, uint64_t max, uint64_t ps,
-		    const char *region)
+/* Slots are whole pages of the region (2 MiB on hugetlb), max / ps of
+ * them; check() refused a max below one page. */
+static int buf_init(struct live_buf *b, uint64_t max, uint64_t ps)
 {
 	uint64_t n = max / ps;
 	size_t words;
 
-	/* Slots are whole pages (2 MiB on hugetlb): a smaller buffer could
-	 * hold no copy, and every first write would wait forever. */
-	if (n == 0)
-		return lm_error(-EINVAL, "live snapshot: max_buffer of %llu "
-				"bytes is smaller than one page of region "
-				"'%s' (%llu bytes); give at least one page",
-				(unsigned long long)max, region,
-				(unsigned long long)ps);
 	if (n > (1u << 24))
 		return lm_error(-EINVAL, "live snapshot: buffer of %llu "
 				"bytes is too large", (unsigned long long)max);
@@ -515,6 +508,17 @@ static int check(const char *dir, struct lm_snap_meta *m, struct lm_region *r,
 				lm_region_name(r),
 				c->mode == LM_LIVE_COW ? "sync" : "async",
 				lm_wp_mode_name(lm_wp_mode(r)));
+	/* A slot holds a whole page (2 MiB on hugetlb): a smaller buffer
+	 * could hold no copy, and every first write would wait forever.
+	 * Refused before anything in dir is touched. */
+	if (c->mode == LM_LIVE_COW && c->max_buffer &&
+	    c->max_buffer < lm_region_page_size(r))
+		return lm_error(-EINVAL, "snapshot %s: max_buffer of %llu "
+				"bytes is smaller than one page of region "
+				"'%s' (%llu bytes); give at least one page",
+				dir, (unsigned long long)c->max_buffer,
+				lm_region_name(r),
+				(unsigned long long)lm_region_page_size(r));
 	if (!m->nr_vcpus || !m->nr_regions ||
 	    c->head_size % lm_region_page_size(r) ||
 	    (c->head_size && !c->head) ||
@@ -554,8 +558,7 @@ static int setup(struct live *l)
 		return lm_error(-ENOMEM, "snapshot %s: out of memory", l->dir);
 	if (l->c->mode == LM_LIVE_COW) {
 		err = buf_init(&l->b, l->c->max_buffer ? l->c->max_buffer
-						       : DEFAULT_BUFFER, l->ps,
-			       lm_region_name(l->r));
+						       : DEFAULT_BUFFER, l->ps);
 		if (err)
 			return err;
 	}
