@@ -20,6 +20,11 @@
  * every run's snapshot is opened, verified against its hashes and read
  * back through a lazy restore, and every page must hold its generation at
  * the instant (recorded while the writers are paused for it).
+ *
+ * --backing anon,hugetlb runs every contender on each backing: the writers
+ * still write 4 KiB pages, but on hugetlb the snapshot's unit is the 2 MiB
+ * page (a first write copies 2 MiB), and each figure gets its ratio to the
+ * same contender on anon.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,7 +47,8 @@
 #include "util/error.h"
 #include "util/fs.h"
 
-#define PS 4096ull
+#define PS 4096ull			/* the writers' page */
+#define HPS (2ull << 20)		/* a hugetlb page */
 #define MAX_THREADS 64
 #define SAMPLE_MS 10
 #define MAX_SAMPLES 30000
@@ -51,6 +57,12 @@ enum { C_STOP, C_FORK, C_COW_HANDLER, C_COW_SELF, C_ITERATE, NR_C };
 static const char *const names[NR_C] = {
 	"stop-and-copy", "fork", "cow-handler", "cow-self", "iterate",
 };
+
+enum { B_ANON, B_HUGETLB, NR_B };
+static const char *const backing_names[NR_B] = { "anon", "hugetlb" };
+
+/* The snapshot's page: the backing's. */
+static uint64_t backing_ps(int b) { return b == B_HUGETLB ? HPS : PS; }
 
 struct writers {
 	uint64_t *mem;			/* words; page p at p * PS / 8 */
@@ -83,13 +95,15 @@ struct sample {
 };
 
 struct result {
-	int mode;
+	int mode, backing;
 	int rc;
 	char err[300];
 	double pause_ms, rate_before, rate_during, seconds, throttled_ms;
 	uint64_t copied, extra_bytes, wp_faults;
+	uint64_t buffer_peak;		/* cow: of extra_bytes, the buffer's */
 	uint64_t slow, slow_ns;		/* slow writes during the snapshot */
 	double fault_p50_us;		/* their median */
+	double fault_p99_us;
 	double pause_work_ms;		/* of the pause: the library's part */
 	bool verified;
 	struct sample *samples;
@@ -112,15 +126,25 @@ struct sampler {
 
 /* Writer t of w->n: its pages p = k * n + t, visited with a stride
  * coprime with their count (scattered, every page each lap). */
-static double hist_median_us(struct writers *w)
+/*
+ * The q-quantile (0..1) of the slowest `top` slow writes' latencies, in
+ * us (top 0: of all of them). With top = the write-protect faults taken,
+ * it is the faulting writes' quantile, on the assumption that a fault
+ * costs more than the other slow writes (preemptions): on hugetlb a
+ * fault is rare (one per 2 MiB page) and most slow writes are not one.
+ */
+static double hist_quantile_us(struct writers *w, uint64_t top, double q)
 {
-	uint64_t total = 0, at = 0;
+	uint64_t total = 0, at = 0, skip;
 
 	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
 		total += atomic_load(&w->hist[i]);
-	for (unsigned i = 0; i < LM_LAT_BUCKETS && total; i++) {
+	if (!top || top > total)
+		top = total;
+	skip = total - top;
+	for (unsigned i = 0; i < LM_LAT_BUCKETS && top; i++) {
 		at += atomic_load(&w->hist[i]);
-		if (2 * at >= total)
+		if (at > skip && (double)(at - skip) >= q * (double)top)
 			return (double)lm_lat_bucket_ns(i) / 1e3;
 	}
 	return 0;
@@ -255,11 +279,11 @@ static double rate_over(struct writers *w, unsigned ms)
 }
 
 static void meta_for(struct lm_snap_meta *m, struct lm_snap_vcpu *v,
-		     uint64_t mem)
+		     uint64_t mem, int backing)
 {
 	memset(m, 0, sizeof(*m));
 	memset(v, 0, sizeof(*v));
-	m->page_size = PS;
+	m->page_size = backing_ps(backing);
 	m->mem_size = mem;
 	m->nr_regions = 1;
 	m->regions[0].size = mem;
@@ -284,12 +308,15 @@ static int verify_snapshot(const char *dir, const struct writers *w,
 	if (!rc)
 		rc = lm_snap_source_open(dir, &m, &src);
 	if (!rc) {
+		/* A snapshot in 2 MiB pages is read (and hash-checked)
+		 * 2 MiB at a time: restored onto hugetlb. */
+		bool huge = m.page_size == HPS;
 		struct lm_region_config rc_ = {
 			.name = "bench-restore", .size = m.mem_size,
-			.backing = LM_BACKING_ANON,
+			.backing = huge ? LM_BACKING_HUGETLB : LM_BACKING_ANON,
 			.install = LM_INSTALL_COPY,
 			.delivery = LM_DELIVERY_SELF, .source = src,
-			.fault_around = 16,
+			.fault_around = huge ? 1 : 16,
 		};
 
 		rc = lm_region_create(&rc_, &r);
@@ -329,22 +356,29 @@ out:
 
 /* The memory the writers use: plain private anonymous memory for the
  * stop-and-copy and fork contenders, a write-protect region otherwise. */
-static int memory_for(int mode, uint64_t size, struct lm_source **src,
-		      struct lm_region **r, uint64_t **mem)
+static int memory_for(int mode, int backing, uint64_t size,
+		      struct lm_source **src, struct lm_region **r,
+		      uint64_t **mem)
 {
+	bool huge = backing == B_HUGETLB;
 	int err;
 
 	*r = NULL;
 	*src = NULL;
 	if (mode == C_STOP || mode == C_FORK) {
 		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			       MAP_PRIVATE | MAP_ANONYMOUS |
+			       (huge ? MAP_HUGETLB : 0), -1, 0);
 
 		if (p == MAP_FAILED)
-			return util_error(-errno, "mmap of %llu bytes: %s",
+			return util_error(-errno, "mmap of %llu bytes%s: %s%s",
 					  (unsigned long long)size,
-					  strerror(errno));
-		madvise(p, size, MADV_NOHUGEPAGE);
+					  huge ? " of hugetlb pages" : "",
+					  strerror(errno),
+					  huge ? "; reserve them in /proc/sys/"
+						 "vm/nr_hugepages" : "");
+		if (!huge)
+			madvise(p, size, MADV_NOHUGEPAGE);
 		*mem = p;
 		return 0;
 	}
@@ -352,7 +386,7 @@ static int memory_for(int mode, uint64_t size, struct lm_source **src,
 	if (!err) {
 		struct lm_region_config c = {
 			.name = names[mode], .size = size,
-			.backing = LM_BACKING_ANON,
+			.backing = huge ? LM_BACKING_HUGETLB : LM_BACKING_ANON,
 			.install = LM_INSTALL_COPY,
 			.delivery = mode == C_COW_HANDLER ? LM_DELIVERY_HANDLER
 							  : LM_DELIVERY_SELF,
@@ -378,7 +412,7 @@ static int snap_stop(const char *dir, struct writers *w, uint64_t size,
 	uint64_t t0 = lm_now_ns();
 	int rc;
 
-	meta_for(&m, &v, size);
+	meta_for(&m, &v, size, res->backing);
 	pause_writers(w);
 	rc = lm_snap_save(dir, &m, w->mem, NULL, NULL);
 	resume_writers(w);
@@ -395,7 +429,7 @@ static int snap_fork(const char *dir, struct writers *w, uint64_t size,
 	uint64_t t0 = lm_now_ns();
 	int status = 0, pid;
 
-	meta_for(&m, &v, size);
+	meta_for(&m, &v, size, res->backing);
 	pause_writers(w);
 	pid = fork();
 	if (pid == 0)
@@ -428,18 +462,19 @@ static int snap_live(const char *dir, struct writers *w, uint64_t size,
 	};
 	int rc;
 
-	meta_for(&m, &v, size);
+	meta_for(&m, &v, size, res->backing);
 	rc = lm_snap_live_save(dir, &m, r, &c, &rep);
 	res->pause_ms = (double)rep.pause_ns / 1e6;
 	res->pause_work_ms = (double)rep.pause_work_ns / 1e6;
 	res->copied = rep.copied_before_write;
 	res->throttled_ms = (double)rep.throttled_ns / 1e6;
 	res->extra_bytes = rep.buffer_peak;
+	res->buffer_peak = rep.buffer_peak;
 	return rc ? util_error(rc, "%s", lm_last_error()) : 0;
 }
 
-static void run_one(int mode, const char *dir, uint64_t size, unsigned nthr,
-		    uint64_t max_buffer, struct result *res)
+static void run_one(int mode, int backing, const char *dir, uint64_t size,
+		    unsigned nthr, uint64_t max_buffer, struct result *res)
 {
 	struct writers w = { .nr = size / PS, .n = nthr };
 	struct sampler s = { .w = &w };
@@ -450,12 +485,13 @@ static void run_one(int mode, const char *dir, uint64_t size, unsigned nthr,
 
 	memset(res, 0, sizeof(*res));
 	res->mode = mode;
+	res->backing = backing;
 	w.gen = calloc(w.nr, sizeof(*w.gen));
 	w.at_instant = calloc(w.nr, sizeof(*w.at_instant));
 	s.s = calloc(MAX_SAMPLES, sizeof(*s.s));
 	rc = w.gen && w.at_instant && s.s ? 0 : util_error(-ENOMEM, "out of memory");
 	if (!rc)
-		rc = memory_for(mode, size, &src, &r, &w.mem);
+		rc = memory_for(mode, backing, size, &src, &r, &w.mem);
 	if (rc) {
 		res->rc = rc;
 		snprintf(res->err, sizeof(res->err), "%s", util_last_error());
@@ -490,7 +526,6 @@ static void run_one(int mode, const char *dir, uint64_t size, unsigned nthr,
 		atomic_store(&w.measuring, false);
 		res->slow = atomic_load(&w.slow);
 		res->slow_ns = atomic_load(&w.slow_ns);
-		res->fault_p50_us = hist_median_us(&w);
 	}
 	atomic_store(&s.stop, true);
 	pthread_join(s.tid, NULL);
@@ -507,21 +542,25 @@ static void run_one(int mode, const char *dir, uint64_t size, unsigned nthr,
 		lm_region_stats(r, &st);
 		res->wp_faults = st.wp_faults;
 	}
+	res->fault_p50_us = hist_quantile_us(&w, res->wp_faults, 0.5);
+	res->fault_p99_us = hist_quantile_us(&w, res->wp_faults, 0.99);
 	res->rc = rc;
 	if (rc)
 		snprintf(res->err, sizeof(res->err), "%s", util_last_error());
-	else
-		res->rc = verify_snapshot(dir, &w, res->err, sizeof(res->err));
-	res->verified = res->rc == 0;
-	res->samples = s.s;
-	res->nsamples = atomic_load(&s.n);
-	s.s = NULL;
+	/* The memory goes before the check's restore, so a hugetlb run
+	 * needs its size in huge pages once, not twice. */
 	if (r) {
 		lm_region_destroy(r);
 		lm_source_destroy(src);
 	} else {
 		munmap(w.mem, size);
 	}
+	if (!rc)
+		res->rc = verify_snapshot(dir, &w, res->err, sizeof(res->err));
+	res->verified = res->rc == 0;
+	res->samples = s.s;
+	res->nsamples = atomic_load(&s.n);
+	s.s = NULL;
 out_free:
 	free(w.gen);
 	free(w.at_instant);
@@ -559,7 +598,14 @@ static void usage(FILE *f, const char *prog)
 		"writers stand in for vCPUs; no /dev/kvm needed).\n\n"
 		"  --mem SIZE         memory saved (default 256M)\n"
 		"  --threads N        writer threads (default 2)\n"
-		"  --max-buffer SIZE  cow: copy-before-write buffer (default 64M)\n"
+		"  --max-buffer SIZE  cow: copy-before-write buffer (default 64M;\n"
+		"                     at least one page: 2M with hugetlb)\n"
+		"  --backing LIST     anon, hugetlb or anon,hugetlb (default anon):\n"
+		"                     every contender on each; hugetlb needs SIZE\n"
+		"                     of free 2 MiB pages (/proc/sys/vm/nr_hugepages)\n"
+		"                     and gets ratios to anon when both run; fork\n"
+		"                     is not run on hugetlb (its copy on write\n"
+		"                     would need a second SIZE of huge pages)\n"
 		"  --dir DIR          where snapshots go (default a new directory\n"
 		"                     under /var/tmp, removed afterwards)\n"
 		"  --timeline FILE    writes per second over time per contender\n"
@@ -570,9 +616,24 @@ static void usage(FILE *f, const char *prog)
 		"  -h, --help         this text\n", prog);
 }
 
+/* "cow-self" on anon, "cow-self/hugetlb" otherwise. */
+static const char *row_name(const struct result *r, char *buf, size_t len)
+{
+	if (r->backing == B_ANON)
+		return names[r->mode];
+	snprintf(buf, len, "%s/%s", names[r->mode], backing_names[r->backing]);
+	return buf;
+}
+
+static bool ran(const struct result *r)
+{
+	return r->rc != -ECANCELED && r->rc != -EOPNOTSUPP;
+}
+
 static void write_timeline(const char *path, const struct result *res, int n)
 {
 	FILE *f = fopen(path, "w");
+	char nm[64];
 
 	if (!f) {
 		fprintf(stderr, "lazymem: %s: %s\n", path, strerror(errno));
@@ -585,7 +646,8 @@ static void write_timeline(const char *path, const struct result *res, int n)
 					    *b = &res[i].samples[k];
 
 			if (b->t > a->t)
-				fprintf(f, "%s,%.4f,%.0f\n", names[res[i].mode],
+				fprintf(f, "%s,%.4f,%.0f\n",
+					row_name(&res[i], nm, sizeof(nm)),
 					b->t, (double)(b->writes - a->writes) /
 					(b->t - a->t));
 		}
@@ -594,11 +656,37 @@ static void write_timeline(const char *path, const struct result *res, int n)
 
 static double ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
-/* The median time of a write that faulted (took more than SLOW_NS)
- * during the snapshot: the cost a writer sees per fault. */
+/* The median time of a write that faulted during the snapshot (the
+ * slowest wp_faults of those over SLOW_NS; all of them for stop-and-copy
+ * and fork): the cost a writer sees per fault. */
 static double us_per_fault(const struct result *r)
 {
 	return r->fault_p50_us;
+}
+
+static json_object *json_result(const struct result *r)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "mode", json_object_new_string(names[r->mode]));
+	json_object_object_add(o, "backing", json_object_new_string(backing_names[r->backing]));
+	json_object_object_add(o, "page_size", json_object_new_int64((int64_t)backing_ps(r->backing)));
+	json_object_object_add(o, "pause_ms", json_object_new_double(r->pause_ms));
+	json_object_object_add(o, "pause_work_ms", json_object_new_double(r->pause_work_ms));
+	json_object_object_add(o, "work_ratio", json_object_new_double(ratio(r->rate_during, r->rate_before)));
+	json_object_object_add(o, "copied_before_write", json_object_new_int64((int64_t)r->copied));
+	json_object_object_add(o, "throttled_ms", json_object_new_double(r->throttled_ms));
+	json_object_object_add(o, "extra_bytes", json_object_new_int64((int64_t)r->extra_bytes));
+	json_object_object_add(o, "buffer_peak_bytes", json_object_new_int64((int64_t)r->buffer_peak));
+	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
+	json_object_object_add(o, "slow_writes", json_object_new_int64((int64_t)r->slow));
+	json_object_object_add(o, "wp_faults", json_object_new_int64((int64_t)r->wp_faults));
+	json_object_object_add(o, "us_per_fault", json_object_new_double(us_per_fault(r)));
+	json_object_object_add(o, "us_per_fault_p99", json_object_new_double(r->fault_p99_us));
+	json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
+	if (r->rc)
+		json_object_object_add(o, "error", json_object_new_string(r->err));
+	return o;
 }
 
 static void print_json(const struct result *res, int n, uint64_t mem,
@@ -614,6 +702,8 @@ static void print_json(const struct result *res, int n, uint64_t mem,
 	json_object_object_add(cfg, "max_buffer", json_object_new_int64((int64_t)max_buffer));
 	json_object_object_add(cfg, "vcpus", json_object_new_string(
 		"plain writer threads (no /dev/kvm); cow-self is the thread-level cow-exit"));
+	json_object_object_add(cfg, "writes", json_object_new_string(
+		"one word per 4 KiB page on every backing; on hugetlb the snapshot's page is 2 MiB"));
 	json_object_object_add(cfg, "fork_memory", json_object_new_string(
 		"private anonymous: the parent's writes are copied on write"));
 	json_object_object_add(cfg, "extra_bytes", json_object_new_string(
@@ -621,113 +711,182 @@ static void print_json(const struct result *res, int n, uint64_t mem,
 		"peak, plus a fork child's Private_Dirty peak"));
 	json_object_object_add(cfg, "cpus", json_object_new_int64(bench_ncpus()));
 	json_object_object_add(root, "config", cfg);
-	for (int i = 0; i < n; i++) {
-		json_object *o;
-		const struct result *r = &res[i];
-
-		if (r->rc == -ECANCELED)
-			continue;
-		o = json_object_new_object();
-		json_object_object_add(o, "mode", json_object_new_string(names[r->mode]));
-		json_object_object_add(o, "pause_ms", json_object_new_double(r->pause_ms));
-		json_object_object_add(o, "pause_work_ms", json_object_new_double(r->pause_work_ms));
-		json_object_object_add(o, "work_ratio", json_object_new_double(ratio(r->rate_during, r->rate_before)));
-		json_object_object_add(o, "copied_before_write", json_object_new_int64((int64_t)r->copied));
-		json_object_object_add(o, "throttled_ms", json_object_new_double(r->throttled_ms));
-		json_object_object_add(o, "extra_bytes", json_object_new_int64((int64_t)r->extra_bytes));
-		json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
-		json_object_object_add(o, "slow_writes", json_object_new_int64((int64_t)r->slow));
-		json_object_object_add(o, "us_per_fault", json_object_new_double(us_per_fault(r)));
-		json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
-		if (r->rc)
-			json_object_object_add(o, "error", json_object_new_string(r->err));
-		json_object_array_add(arr, o);
-	}
+	for (int i = 0; i < n; i++)
+		if (ran(&res[i]))
+			json_object_array_add(arr, json_result(&res[i]));
 	json_object_object_add(root, "results", arr);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 }
 
-static void print_table(const struct result *res, int n, uint64_t mem,
-			unsigned nthr, uint64_t max_buffer)
+static void print_row(const struct result *r, const struct result *stop)
+{
+	char nm[64];
+	const char *name = row_name(r, nm, sizeof(nm));
+
+	if (r->rc == -EOPNOTSUPP) {
+		printf("%-21s not run: %s\n", name, r->err);
+		return;
+	}
+	if (r->rc && !r->seconds) {
+		printf("%-21s FAILED: %s\n", name, r->err);
+		return;
+	}
+	printf("%-21s %9.2f %7.3f %11.2f %9llu %8.1f %11.1f %7.1f %9.3f "
+	       "%8.2f %9llu %9llu %8.2f %8.1f %9s\n", name, r->pause_ms,
+	       ratio(r->pause_ms, stop->pause_ms),
+	       ratio(r->rate_during, r->rate_before),
+	       (unsigned long long)r->copied, r->throttled_ms,
+	       (double)r->extra_bytes / (1 << 20),
+	       (double)r->buffer_peak / (1 << 20), r->seconds,
+	       ratio(r->seconds, stop->seconds), (unsigned long long)r->slow,
+	       (unsigned long long)r->wp_faults, us_per_fault(r),
+	       r->fault_p99_us, r->verified ? "yes" : "NO");
+	if (r->rc)
+		printf("  %s\n", r->err);
+}
+
+static void print_goals(const struct result *res, int n, uint64_t max_buffer)
 {
 	const struct result *stop = &res[C_STOP];
+	char nm[64];
 
-	printf("live snapshot of %llu MiB rewritten by %u writer thread%s "
-	       "(plain threads: no /dev/kvm; cow-self stands for cow-exit), "
-	       "%d CPUs, max buffer %llu MiB; fork on private anonymous "
-	       "memory (copy-on-write); extra memory = meminfo Dirty+Writeback "
-	       "peak delta + cow buffer peak + fork child's copies\n",
-	       (unsigned long long)(mem >> 20), nthr, nthr == 1 ? "" : "s",
-	       bench_ncpus(), (unsigned long long)(max_buffer >> 20));
-	printf("%-13s %9s %7s %11s %9s %8s %11s %9s %8s %9s %8s %9s\n", "mode",
-	       "pause ms", "x stop", "work ratio", "copied", "thr ms",
-	       "extra MiB", "seconds", "x stop", "slow wr", "us/fault",
-	       "verified");
-	for (int i = 0; i < n; i++) {
-		const struct result *r = &res[i];
-
-		if (r->rc == -ECANCELED)
-			continue;
-		if (r->rc && !r->seconds) {
-			printf("%-13s FAILED: %s\n", names[r->mode], r->err);
-			continue;
-		}
-		printf("%-13s %9.2f %7.3f %11.2f %9llu %8.1f %11.1f %9.3f "
-		       "%8.2f %9llu %8.2f %9s\n", names[r->mode], r->pause_ms,
-		       ratio(r->pause_ms, stop->pause_ms),
-		       ratio(r->rate_during, r->rate_before),
-		       (unsigned long long)r->copied, r->throttled_ms,
-		       (double)r->extra_bytes / (1 << 20), r->seconds,
-		       ratio(r->seconds, stop->seconds),
-		       (unsigned long long)r->slow, us_per_fault(r),
-		       r->verified ? "yes" : "NO");
-		if (r->rc)
-			printf("  %s\n", r->err);
-	}
-	printf("(of the pause, the library's part:");
-	for (int i = C_COW_HANDLER; i < n; i++)
-		if (res[i].rc != -ECANCELED)
-			printf(" %s %.2f ms", names[i], res[i].pause_work_ms);
-	printf("; the rest is the writers reaching their pause point)\n");
-	printf("\ngoals (issue 13; measured here on threads, not vCPUs):\n");
 	for (int i = C_COW_HANDLER; i < n; i++) {
 		const struct result *r = &res[i];
 		double p = ratio(r->pause_ms, stop->pause_ms),
 		       t = ratio(r->seconds, stop->seconds);
 		bool mem_ok = r->extra_bytes <= max_buffer + (8u << 20);
 
-		printf("  %-12s pause %.3fx stop (<= 0.05: %s), total %.2fx "
+		if (!ran(r))
+			continue;
+		printf("  %-20s pause %.3fx stop (<= 0.05: %s), total %.2fx "
 		       "(<= 1.5: %s), extra %.1f MiB (<= buffer + 8: %s)\n",
-		       names[i], p, p <= 0.05 ? "met" : "MISSED", t,
+		       row_name(r, nm, sizeof(nm)), p,
+		       p <= 0.05 ? "met" : "MISSED", t,
 		       t <= 1.5 ? "met" : "MISSED",
 		       (double)r->extra_bytes / (1 << 20),
 		       mem_ok ? "met" : "MISSED");
 	}
-	if (n > C_COW_SELF) {
+	if (ran(&res[C_COW_HANDLER]) && ran(&res[C_COW_SELF])) {
 		double h = us_per_fault(&res[C_COW_HANDLER]),
 		       s = us_per_fault(&res[C_COW_SELF]),
 		       w = ratio(res[C_COW_SELF].rate_during,
 				 res[C_COW_SELF].rate_before);
 
-		printf("  cow-self     median faulting write %.2f us vs "
+		printf("  %-20s median faulting write %.2f us vs "
 		       "cow-handler %.2f us: %.2fx (<= 0.5: %s); work ratio "
-		       "%.2f (>= 0.7: %s)\n", s, h, ratio(s, h),
-		       h > 0 && ratio(s, h) <= 0.5 ? "met" : "MISSED", w,
-		       w >= 0.7 ? "met" : "MISSED");
+		       "%.2f (>= 0.7: %s)\n",
+		       row_name(&res[C_COW_SELF], nm, sizeof(nm)), s, h,
+		       ratio(s, h), h > 0 && ratio(s, h) <= 0.5 ? "met"
+								: "MISSED",
+		       w, w >= 0.7 ? "met" : "MISSED");
 	}
-	printf("  fork         extra %.1f MiB (printed beside cow's)\n",
-	       (double)res[C_FORK].extra_bytes / (1 << 20));
-	printf("  qemu         skipped: background-snapshot needs a VM "
-	       "(no /dev/kvm here)\n");
 }
 
-int cmd_bench_live_snapshot(int argc, char **argv)
+/* res[b * NR_C + m]: one table over every backing that ran, each row's
+ * "x stop" against stop-and-copy on its own backing. */
+static void print_table(const struct result *res, const bool *backing,
+			uint64_t mem, unsigned nthr, uint64_t max_buffer)
+{
+	printf("live snapshot of %llu MiB rewritten by %u writer thread%s "
+	       "(plain threads: no /dev/kvm; cow-self stands for cow-exit), "
+	       "%d CPUs, max buffer %llu MiB; writes of one word per 4 KiB "
+	       "page, snapshot page 4 KiB on anon, 2 MiB on hugetlb; fork on "
+	       "private anonymous memory (copy-on-write); extra memory = "
+	       "meminfo Dirty+Writeback peak delta + cow buffer peak + fork "
+	       "child's copies\n",
+	       (unsigned long long)(mem >> 20), nthr, nthr == 1 ? "" : "s",
+	       bench_ncpus(), (unsigned long long)(max_buffer >> 20));
+	printf("%-21s %9s %7s %11s %9s %8s %11s %7s %9s %8s %9s %9s %8s %8s "
+	       "%9s\n", "mode", "pause ms", "x stop", "work ratio", "copied",
+	       "thr ms", "extra MiB", "buf MiB", "seconds", "x stop",
+	       "slow wr", "wp faults", "us p50", "us p99", "verified");
+	for (int b = 0; b < NR_B; b++)
+		for (int i = 0; backing[b] && i < NR_C; i++)
+			if (res[b * NR_C + i].rc != -ECANCELED)
+				print_row(&res[b * NR_C + i],
+					  &res[b * NR_C + C_STOP]);
+	printf("(of the pause, the library's part:");
+	for (int b = 0; b < NR_B; b++)
+		for (int i = C_COW_HANDLER; backing[b] && i < NR_C; i++) {
+			char nm[64];
+
+			if (ran(&res[b * NR_C + i]))
+				printf(" %s %.2f ms",
+				       row_name(&res[b * NR_C + i], nm,
+						sizeof(nm)),
+				       res[b * NR_C + i].pause_work_ms);
+		}
+	printf("; the rest is the writers reaching their pause point)\n");
+	printf("\ngoals (issue 13; measured here on threads, not vCPUs):\n");
+	for (int b = 0; b < NR_B; b++)
+		if (backing[b])
+			print_goals(res + b * NR_C, NR_C, max_buffer);
+	if (backing[B_ANON] && ran(&res[C_FORK]))
+		printf("  fork                 extra %.1f MiB (printed beside "
+		       "cow's)\n", (double)res[C_FORK].extra_bytes / (1 << 20));
+	printf("  qemu                 skipped: background-snapshot needs a "
+	       "VM (no /dev/kvm here)\n");
+}
+
+/* hugetlb against anon, contender by contender: what 2 MiB pages cost. */
+static void print_vs_anon(const struct result *res)
+{
+	printf("\nhugetlb / anon, same contender (ratios; > 1: hugetlb "
+	       "higher):\n%-14s %9s %9s %9s %11s %11s %9s\n", "mode", "pause",
+	       "us p50", "us p99", "work ratio", "extra MiB", "seconds");
+	for (int i = 0; i < NR_C; i++) {
+		const struct result *a = &res[B_ANON * NR_C + i],
+				    *h = &res[B_HUGETLB * NR_C + i];
+
+		if (!ran(a) || !ran(h) || a->rc || h->rc)
+			continue;
+		printf("%-14s %9.2f %9.2f %9.2f %11.2f %11.2f %9.2f\n",
+		       names[i], ratio(h->pause_ms, a->pause_ms),
+		       ratio(h->fault_p50_us, a->fault_p50_us),
+		       ratio(h->fault_p99_us, a->fault_p99_us),
+		       ratio(ratio(h->rate_during, h->rate_before),
+			     ratio(a->rate_during, a->rate_before)),
+		       ratio((double)h->extra_bytes, (double)a->extra_bytes),
+		       ratio(h->seconds, a->seconds));
+	}
+}
+
+/* "anon,hugetlb" -> which backings run; -EINVAL on a bad name. */
+static int parse_backings(const char *list, bool *want)
+{
+	char buf[64], *save = NULL;
+	bool any = false;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	memset(want, 0, NR_B * sizeof(*want));
+	for (char *t = strtok_r(buf, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		int b = 0;
+
+		while (b < NR_B && strcmp(t, backing_names[b]))
+			b++;
+		if (b == NR_B)
+			return -EINVAL;
+		want[b] = any = true;
+	}
+	return any ? 0 : -EINVAL;
+}
+
+struct opts {
+	uint64_t mem, max_buffer;
+	unsigned nthr;
+	const char *dir, *timeline;
+	bool want[NR_C], backing[NR_B], json, help;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "max-buffer", required_argument, NULL, 'b' },
+		{ "backing", required_argument, NULL, 'B' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "timeline", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
@@ -735,46 +894,45 @@ int cmd_bench_live_snapshot(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool want[NR_C] = { true, true, true, true, true };
-	uint64_t mem = 256ull << 20, max_buffer = 64ull << 20, n;
-	unsigned nthr = 2;
-	const char *dir = NULL, *timeline = NULL;
-	char tmpdir[] = "/var/tmp/lazymem-bench-live.XXXXXX";
-	struct result res[NR_C];
-	bool json = false, all = true;
+	uint64_t n;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
-			if (cli_parse_size(optarg, &mem) || !mem || mem % PS)
+			if (cli_parse_size(optarg, &o->mem) || !o->mem || o->mem % PS)
 				return cli_usage_error("--mem '%s': expected a size, a multiple of 4K, like 256M", optarg);
 			break;
 		case 't':
 			if (cli_parse_size(optarg, &n) || !n || n > MAX_THREADS)
 				return cli_usage_error("--threads '%s': expected 1..%d", optarg, MAX_THREADS);
-			nthr = (unsigned)n;
+			o->nthr = (unsigned)n;
 			break;
 		case 'b':
-			if (cli_parse_size(optarg, &max_buffer) || max_buffer < PS)
+			if (cli_parse_size(optarg, &o->max_buffer) || o->max_buffer < PS)
 				return cli_usage_error("--max-buffer '%s': expected a size of at least 4K", optarg);
 			break;
+		case 'B':
+			if (parse_backings(optarg, o->backing))
+				return cli_usage_error("--backing '%s': expected anon, hugetlb or anon,hugetlb", optarg);
+			break;
 		case 'd':
-			dir = optarg;
+			o->dir = optarg;
 			break;
 		case 'T':
-			timeline = optarg;
+			o->timeline = optarg;
 			break;
 		case 'j':
-			json = true;
+			o->json = true;
 			break;
 		case 'M':
-			if (parse_modes(optarg, want))
+			if (parse_modes(optarg, o->want))
 				return cli_usage_error("--modes '%s': expected a comma list of stop-and-copy, fork, cow-handler, cow-self, iterate", optarg);
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
+			o->help = true;
 			return 0;
 		default:
 			return cli_usage_error("%s: bad option (see --help)", argv[0]);
@@ -782,34 +940,84 @@ int cmd_bench_live_snapshot(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("%s: unexpected argument '%s'", argv[0], argv[optind]);
-	if (mem / PS < nthr)
+	if (o->mem / PS < o->nthr)
 		return cli_usage_error("--mem: fewer pages than writer threads");
+	if (o->backing[B_HUGETLB] && o->mem % HPS)
+		return cli_usage_error("--mem %llu: hugetlb needs a multiple of 2M",
+				       (unsigned long long)o->mem);
+	if (o->backing[B_HUGETLB] && o->max_buffer < HPS)
+		return cli_usage_error("--max-buffer %llu: hugetlb copies whole 2 MiB pages; give at least 2M",
+				       (unsigned long long)o->max_buffer);
+	return 0;
+}
+
+/* Every wanted contender on every wanted backing, into res[b][m]. */
+static bool run_all(const struct opts *o, const char *dir, struct result *res)
+{
+	bool all = true;
+
+	for (int b = 0; b < NR_B; b++)
+		for (int m = 0; m < NR_C; m++) {
+			struct result *r = &res[b * NR_C + m];
+			char nm[64];
+
+			r->mode = m;
+			r->backing = b;
+			if (!o->backing[b] || !o->want[m]) {
+				r->rc = -ECANCELED;
+				snprintf(r->err, sizeof(r->err), "not asked for");
+				continue;
+			}
+			if (b == B_HUGETLB && m == C_FORK) {
+				r->rc = -EOPNOTSUPP;
+				snprintf(r->err, sizeof(r->err), "fork's copy on "
+					 "write of private hugetlb memory takes a "
+					 "free huge page per page written (a second "
+					 "--mem of them), or kills the child");
+				continue;
+			}
+			if (!o->json)
+				fprintf(stderr, "  %s ...\n", row_name(r, nm, sizeof(nm)));
+			run_one(m, b, dir, o->mem, o->nthr, o->max_buffer, r);
+			all = all && r->verified;
+		}
+	return all;
+}
+
+int cmd_bench_live_snapshot(int argc, char **argv)
+{
+	struct opts o = {
+		.mem = 256ull << 20, .max_buffer = 64ull << 20, .nthr = 2,
+		.want = { true, true, true, true, true },
+		.backing = { true, false },
+	};
+	char tmpdir[] = "/var/tmp/lazymem-bench-live.XXXXXX";
+	struct result res[NR_B * NR_C];
+	const char *dir;
+	bool all;
+	int rc = parse_opts(argc, argv, &o);
+
+	if (rc || o.help)
+		return rc;
+	dir = o.dir;
 	if (!dir) {
 		if (!mkdtemp(tmpdir))
 			return cli_fail("bench live-snapshot: mkdtemp %s: %s", tmpdir, strerror(errno));
 		dir = tmpdir;
 	}
 	memset(res, 0, sizeof(res));
-	for (int m = 0; m < NR_C; m++) {
-		res[m].mode = m;
-		if (!want[m]) {
-			res[m].rc = -ECANCELED;
-			snprintf(res[m].err, sizeof(res[m].err), "not asked for (--modes)");
-			continue;
-		}
-		if (!json)
-			fprintf(stderr, "  %s ...\n", names[m]);
-		run_one(m, dir, mem, nthr, max_buffer, &res[m]);
-		all = all && res[m].verified;
+	all = run_all(&o, dir, res);
+	if (o.json) {
+		print_json(res, NR_B * NR_C, o.mem, o.nthr, o.max_buffer);
+	} else {
+		print_table(res, o.backing, o.mem, o.nthr, o.max_buffer);
+		if (o.backing[B_ANON] && o.backing[B_HUGETLB])
+			print_vs_anon(res);
 	}
-	if (json)
-		print_json(res, NR_C, mem, nthr, max_buffer);
-	else
-		print_table(res, NR_C, mem, nthr, max_buffer);
-	if (timeline)
-		write_timeline(timeline, res, NR_C);
-	for (int m = 0; m < NR_C; m++)
-		free(res[m].samples);
+	if (o.timeline)
+		write_timeline(o.timeline, res, NR_B * NR_C);
+	for (int i = 0; i < NR_B * NR_C; i++)
+		free(res[i].samples);
 	if (dir == tmpdir) {
 		int e = util_remove_tree(tmpdir);
 

@@ -17,6 +17,12 @@ check "continue on anon refused" expect_error 2 "--install continue needs" \
   bench fault --install continue
 check "unaligned size refused" expect_error 2 "not a multiple of the anon page size" \
   bench fault --size 5000
+check "live-snapshot: bad --backing named" expect_error 2 "--backing 'disk'" \
+  bench live-snapshot --backing disk
+check "live-snapshot: hugetlb --mem not in 2M refused" expect_error 2 \
+  "hugetlb needs a multiple of 2M" bench live-snapshot --backing hugetlb --mem 3M
+check "live-snapshot: hugetlb buffer below a huge page refused" expect_error 2 \
+  "give at least 2M" bench live-snapshot --backing anon,hugetlb --max-buffer 1M
 
 json=$("$LAZYMEM" bench fault --size 8M --repeat 1 --threads 1,2 --json)
 check "bench fault --json shape and verification" python3 -c '

@@ -6,7 +6,10 @@
  * `snapshot verify`'s call and by reading it back through a lazy restore.
  * Both modes (cow with a small buffer, so the throttle works; iterate),
  * both deliveries; a full disk (a small tmpfs) fails cleanly; a second
- * snapshot while one runs is refused by name.
+ * snapshot while one runs is refused by name. The same writers on a
+ * hugetlb region (8 pages of 2 MiB, written 4 KiB at a time): each huge
+ * page copied at most once, a buffer of two huge pages, one smaller than
+ * a huge page refused by name.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,6 +23,8 @@
 #define PS 4096ull
 #define WRITERS 2u
 #define HEAD 8u		/* pages saved ahead of the region (a VM's reserved area) */
+#define HPS (2ull << 20)	/* a hugetlb page */
+#define HUGE_PAGES (PAGES * PS / HPS)
 
 struct world {
 	uint8_t *base;
@@ -133,8 +138,8 @@ static void resume_writers(void *arg)
 	atomic_store(&W.pause_req, false);
 }
 
-static struct lm_region *start(enum lm_delivery d, enum lm_wp_mode wp,
-			       struct lm_source **src)
+static struct lm_region *start_on(enum lm_delivery d, enum lm_wp_mode wp,
+				  enum lm_backing b, struct lm_source **src)
 {
 	struct lm_region *r;
 
@@ -142,7 +147,7 @@ static struct lm_region *start(enum lm_delivery d, enum lm_wp_mode wp,
 	LM_OK(lm_source_zero_create(PAGES * PS, src));
 	struct lm_region_config rc = {
 		.name = "live", .size = PAGES * PS,
-		.backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY,
+		.backing = b, .install = LM_INSTALL_COPY,
 		.delivery = d, .handler_threads = 1, .source = *src,
 		.write_protect = wp,
 	};
@@ -156,6 +161,12 @@ static struct lm_region *start(enum lm_delivery d, enum lm_wp_mode wp,
 		pthread_create(&W.tid[i], NULL, writer, &W.ids[i]);
 	}
 	return r;
+}
+
+static struct lm_region *start(enum lm_delivery d, enum lm_wp_mode wp,
+			       struct lm_source **src)
+{
+	return start_on(d, wp, LM_BACKING_ANON, src);
 }
 
 static void stop(struct lm_region *r, struct lm_source *src)
@@ -192,9 +203,13 @@ static void check_snapshot_at(const char *dir, unsigned hp)
 	LM_OK(lm_snap_verify(dir, &m, &bad, &first, NULL, NULL));
 	LM_ASSERT(bad == 0, "%llu bad pages", (unsigned long long)bad);
 	LM_OK(lm_snap_source_open(dir, &m, &src));
+	/* A snapshot of a hugetlb region is checked per 2 MiB page: it is
+	 * restored onto hugetlb. */
 	struct lm_region_config rc = {
 		.name = "restore", .size = (PAGES + hp) * PS,
-		.backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY,
+		.backing = m.page_size == HPS ? LM_BACKING_HUGETLB
+					      : LM_BACKING_ANON,
+		.install = LM_INSTALL_COPY,
 		.delivery = LM_DELIVERY_SELF, .source = src,
 	};
 	LM_OK(lm_region_create(&rc, &r));
@@ -399,8 +414,133 @@ static void test_wrong_mode(void **s)
 	rmdir(dir);
 }
 
+/*
+ * hugetlb (the region, then its restore: 2 x HUGE_PAGES). The state is
+ * main's reservation: the previous nr_hugepages, or
+ * -1 when none could be made (skip).
+ */
+#define REQUIRE_HUGE(s)                                                      \
+	do {                                                                 \
+		LM_REQUIRE_UFFD();                                           \
+		if (*(long *)*(s) < 0)                                       \
+			LM_SKIP("cannot reserve %llu hugetlb pages of 2 MiB " \
+				"(/proc/sys/vm/nr_hugepages, needs root)",   \
+				2 * HUGE_PAGES + 2);                         \
+	} while (0)
+
+/* The writers rewrite 4 KiB pages inside 2 MiB ones: a first write
+ * copies the whole huge page, at most once per page. */
+static void live_huge(void **s, enum lm_delivery d, enum lm_live_mode mode)
+{
+	char dir[] = "/tmp/lm_live_huge_XXXXXX";
+	struct lm_source *src;
+	struct lm_region *r;
+	struct lm_snap_meta m;
+	struct lm_snap_vcpu v;
+	struct lm_live_report rep;
+	struct lm_live_config c = {
+		.mode = mode, .max_buffer = 2 * HPS,
+		.pause = pause_writers, .resume = resume_writers,
+	};
+	struct lm_stats st;
+	uint64_t writes;
+
+	REQUIRE_HUGE(s);
+	LM_ASSERT(mkdtemp(dir), "mkdtemp");
+	r = start_on(d, mode == LM_LIVE_COW ? LM_WP_SYNC : LM_WP_ASYNC,
+		     LM_BACKING_HUGETLB, &src);
+	LM_ASSERT(lm_region_page_size(r) == HPS, "hugetlb page size %llu",
+		  (unsigned long long)lm_region_page_size(r));
+	meta_init(&m, &v);
+	m.page_size = HPS;
+	while (atomic_load(&W.writes) < PAGES)
+		usleep(100);
+	writes = atomic_load(&W.writes);
+	LM_OK(lm_snap_live_save(dir, &m, r, &c, &rep));
+	LM_ASSERT(atomic_load(&W.writes) > writes + 100,
+		  "writers ran during the snapshot");
+	LM_ASSERT(rep.written_pages >= HUGE_PAGES, "%llu pages written",
+		  (unsigned long long)rep.written_pages);
+	lm_region_stats(r, &st);
+	if (mode == LM_LIVE_COW) {
+		LM_ASSERT(rep.copied_before_write > 0 &&
+			  rep.copied_before_write <= HUGE_PAGES &&
+			  st.wp_copied == rep.copied_before_write,
+			  "%llu huge pages copied before a write (region: "
+			  "%llu), of %llu: each at most once",
+			  (unsigned long long)rep.copied_before_write,
+			  (unsigned long long)st.wp_copied,
+			  (unsigned long long)HUGE_PAGES);
+		LM_ASSERT(rep.buffer_peak > 0 && rep.buffer_peak <= 2 * HPS,
+			  "buffer peak %llu, bound two huge pages",
+			  (unsigned long long)rep.buffer_peak);
+		/* Copied by a write or by the writer, never both, never
+		 * twice: exactly one store per huge page. */
+		LM_ASSERT(rep.written_pages == HUGE_PAGES,
+			  "%llu huge pages stored, want %llu",
+			  (unsigned long long)rep.written_pages,
+			  (unsigned long long)HUGE_PAGES);
+	}
+	LM_ASSERT(!lm_wp_busy(r), "protection released");
+	stop(r, src);
+	check_snapshot(dir);
+	LM_ASSERT(system(t_fmt("rm -rf %s", dir)) == 0, "rm");
+}
+
+static void test_huge_cow_self(void **s) { live_huge(s, LM_DELIVERY_SELF, LM_LIVE_COW); }
+static void test_huge_cow_handler(void **s) { live_huge(s, LM_DELIVERY_HANDLER, LM_LIVE_COW); }
+static void test_huge_iterate_self(void **s) { live_huge(s, LM_DELIVERY_SELF, LM_LIVE_ITERATE); }
+static void test_huge_iterate_handler(void **s) { live_huge(s, LM_DELIVERY_HANDLER, LM_LIVE_ITERATE); }
+
+/* A cow buffer smaller than one huge page could hold no copy: refused,
+ * naming the region and the page size, before anything in the directory
+ * is touched (an older snapshot's meta.json stays). */
+static void test_huge_buffer_refused(void **s)
+{
+	char dir[] = "/tmp/lm_live_huge_XXXXXX";
+	struct lm_source *src;
+	struct lm_region *r;
+	struct lm_snap_meta m;
+	struct lm_snap_vcpu v;
+	struct lm_live_config c = {
+		.mode = LM_LIVE_COW, .max_buffer = HPS - PS,
+		.pause = pause_writers, .resume = resume_writers,
+	};
+	struct stat sb;
+	int err;
+
+	REQUIRE_HUGE(s);
+	LM_ASSERT(mkdtemp(dir), "mkdtemp");
+	LM_ASSERT(system(t_fmt("echo old > %s/meta.json", dir)) == 0, "echo");
+	r = start_on(LM_DELIVERY_SELF, LM_WP_SYNC, LM_BACKING_HUGETLB, &src);
+	meta_init(&m, &v);
+	m.page_size = HPS;
+	err = lm_snap_live_save(dir, &m, r, &c, NULL);
+	LM_ASSERT(err == -EINVAL && strstr(lm_last_error(), "'live'") &&
+		  strstr(lm_last_error(), "smaller than one page") &&
+		  strstr(lm_last_error(), "2097152"),
+		  "buffer below one huge page: %d (%s)", err, lm_last_error());
+	LM_ASSERT(stat(t_fmt("%s/meta.json", dir), &sb) == 0 &&
+		  stat(t_fmt("%s/memory.img", dir), &sb) < 0,
+		  "the old meta.json kept, no memory.img");
+	LM_ASSERT(!lm_wp_busy(r), "nothing protected");
+	stop(r, src);
+	LM_ASSERT(system(t_fmt("rm -rf %s", dir)) == 0, "rm");
+}
+
 int main(void)
 {
+	/* One reservation for the hugetlb cases (a region of HUGE_PAGES and
+	 * its restore, and two spare), given back at the end. */
+	long prev = t_hugepages_reserve(2 * (long)HUGE_PAGES + 2);
+	int rc;
+	const struct CMUnitTest huge[] = {
+		cmocka_unit_test_prestate(test_huge_cow_self, &prev),
+		cmocka_unit_test_prestate(test_huge_cow_handler, &prev),
+		cmocka_unit_test_prestate(test_huge_iterate_self, &prev),
+		cmocka_unit_test_prestate(test_huge_iterate_handler, &prev),
+		cmocka_unit_test_prestate(test_huge_buffer_refused, &prev),
+	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_self),
 		cmocka_unit_test(test_cow_handler),
@@ -414,5 +554,9 @@ int main(void)
 		cmocka_unit_test(test_wrong_mode),
 	};
 
-	return cmocka_run_group_tests_name("live_snapshot", tests, NULL, NULL);
+	rc = cmocka_run_group_tests_name("live_snapshot", tests, NULL, NULL);
+	rc |= cmocka_run_group_tests_name("live_snapshot_hugetlb", huge, NULL,
+					  NULL);
+	t_hugepages_restore(prev);
+	return rc;
 }

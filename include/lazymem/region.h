@@ -104,8 +104,9 @@ struct lm_region_config {
 	/*
 	 * Register for write-protect faults too, for live snapshots
 	 * (lazymem/wp.h). Needs the copy install, no VMM view and no
-	 * background fill; anon or memfd backing. Refused with the missing
-	 * userfaultfd features named when the kernel lacks them.
+	 * background fill; any backing (hugetlb: tracked and copied per
+	 * 2 MiB page). Refused with the missing userfaultfd features named
+	 * when the kernel lacks them.
 	 */
 	enum lm_wp_mode write_protect;
 	/*

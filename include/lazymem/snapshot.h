@@ -130,9 +130,11 @@ int lm_snap_source_open(const char *dir, const struct lm_snap_meta *m,
  *                    pause in which the last written pages are saved.
  *
  * The region must have been created with write_protect LM_WP_SYNC (cow) or
- * LM_WP_ASYNC (iterate). m describes the snapshot as for lm_snap_save
- * (mem_size must be the region's size); pause() may fill m's vCPU blobs,
- * since it is the instant's only caller-side moment.
+ * LM_WP_ASYNC (iterate); any backing. On hugetlb the unit is the 2 MiB
+ * page: a first write copies 2 MiB, a written page is saved whole. m
+ * describes the snapshot as for lm_snap_save (mem_size must be the
+ * region's size); pause() may fill m's vCPU blobs, since it is the
+ * instant's only caller-side moment.
  *
  * An error (disk full, an I/O error) fails the snapshot with a message
  * naming the file and offset, lifts every protection (the writers run on)
@@ -146,10 +148,13 @@ enum lm_live_mode {
 
 struct lm_live_config {
 	enum lm_live_mode mode;
-	uint64_t max_buffer;	/* cow: bytes (0: 64 MiB, at least 1 page) */
+	/* cow: bytes (0: 64 MiB). Slots are whole pages of the region, so
+	 * on hugetlb it counts in 2 MiB pages; less than one page is
+	 * refused (-EINVAL). */
+	uint64_t max_buffer;
 	unsigned max_rounds;	/* iterate: rounds before the pause (0: 8) */
 	/* iterate: pause once a round finds at most this many written
-	 * pages (0: 1/64 of the region, at least 256). */
+	 * pages (0: 1/64 of the region, at least 1 MiB of pages). */
 	uint64_t final_pages;
 	/* Stop every writer of the region (return when none writes) and
 	 * let them go again. 0 or -errno from pause. */

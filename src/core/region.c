@@ -93,13 +93,13 @@ static int check_config(const struct lm_region_config *c, const char *name)
 	if ((unsigned)c->write_protect > LM_WP_ASYNC)
 		return lm_error(-EINVAL, "region '%s': unknown write_protect "
 				"value", name);
+	/* hugetlb is tracked per 2 MiB page: the page-state map already
+	 * has one word per huge page, and uffd-wp protects whole ones. */
 	if (c->write_protect != LM_WP_NONE &&
-	    (c->install != LM_INSTALL_COPY || c->vmm_view || c->background ||
-	     c->backing == LM_BACKING_HUGETLB))
+	    (c->install != LM_INSTALL_COPY || c->vmm_view || c->background))
 		return lm_error(-EINVAL, "region '%s': write-protect tracking "
-				"needs the copy install, no VMM view, no "
-				"background fill and an anon or memfd "
-				"backing", name);
+				"needs the copy install, no VMM view and no "
+				"background fill", name);
 	if (c->store &&
 	    (c->install != LM_INSTALL_COPY || c->vmm_view || c->background ||
 	     c->backing == LM_BACKING_HUGETLB))

@@ -94,10 +94,10 @@ int lm__wp_init(struct lm_region *r, enum lm_wp_mode mode)
 	r->wp.pagemap_fd = -1;
 	if (mode == LM_WP_NONE)
 		return 0;
-	/* Never written: reads give the shared zero page, so 64 pages of
-	 * zeroes to UFFDIO_COPY from (with MODE_WP, which ZEROPAGE lacks)
-	 * cost no memory. */
-	r->wp.zero_size = 64 * r->page_size;
+	/* Never written: reads give the shared zero page, so 256 KiB (or
+	 * one huge page) of zeroes to UFFDIO_COPY from (with MODE_WP, which
+	 * ZEROPAGE lacks) cost no memory. */
+	r->wp.zero_size = LM_MAX(64 * 4096ull, r->page_size);
 	r->wp.zero = mmap(NULL, r->wp.zero_size, PROT_READ,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (r->wp.zero == MAP_FAILED) {

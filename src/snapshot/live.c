@@ -40,7 +40,8 @@
 #include <lazymem/error.h>
 #include <lazymem/wp.h>
 
-#define RUN 64u				/* pages per writer step */
+#define RUN 64u				/* pages per writer step, at most */
+#define RUN_BYTES (256u << 10)		/* ... and at most this, or one page */
 #define FLUSH_BYTES (8ull << 20)
 #define DEFAULT_BUFFER (64ull << 20)
 
@@ -104,7 +105,8 @@ struct live {
 	uint8_t *head;			/* the head copied at the instant */
 	uint64_t *hashes;		/* per page of memory.img */
 	uint8_t *stored;		/* page i is data (not a hole) */
-	uint8_t *run;			/* RUN pages of staging */
+	unsigned run_pages;		/* pages per writer step */
+	uint8_t *run;			/* run_pages pages of staging */
 	uint64_t *bitmap;		/* iterate: written pages of a round */
 	uint64_t since_flush;
 	uint64_t done;			/* pages saved (cow) */
@@ -174,9 +176,11 @@ static void slot_free(struct live_buf *b, uint64_t i)
 		lm_futex_wake_all(&b->nfree);
 }
 
+/* Slots are whole pages of the region (2 MiB on hugetlb), max / ps of
+ * them; check() refused a max below one page. */
 static int buf_init(struct live_buf *b, uint64_t max, uint64_t ps)
 {
-	uint64_t n = LM_MAX(max / ps, 1ull);
+	uint64_t n = max / ps;
 	size_t words;
 
 	if (n > (1u << 24))
@@ -370,8 +374,8 @@ static int cow_stream(struct live *l)
 	struct live_buf *b = &l->b;
 	int err;
 
-	for (uint64_t p = 0; p < l->nr; p += RUN) {
-		unsigned n = (unsigned)LM_MIN((uint64_t)RUN, l->nr - p);
+	for (uint64_t p = 0; p < l->nr; p += l->run_pages) {
+		unsigned n = (unsigned)LM_MIN((uint64_t)l->run_pages, l->nr - p);
 		uint64_t saved;
 
 		err = lm_wp_save_run(l->r, p * l->ps, n, l->run, &saved);
@@ -403,14 +407,22 @@ static int cow_stream(struct live *l)
 	return 0;
 }
 
-/* Save pages [first, first + n) as they are now (iterate). */
+/* Save pages [first, first + n) as they are now (iterate), in steps of
+ * the staging's run_pages. */
 static int copy_run(struct live *l, uint64_t first, unsigned n)
 {
 	const uint8_t *src = (const uint8_t *)lm_region_addr(l->r);
+	int err = 0;
 
-	copy_racy(l->run, src + first * l->ps, (uint64_t)n * l->ps);
-	return store_run(l, l->hp + first, n, l->run, n == 64 ? ~0ull
-							: (1ull << n) - 1);
+	for (unsigned at = 0; !err && at < n; at += l->run_pages) {
+		unsigned k = LM_MIN(l->run_pages, n - at);
+
+		copy_racy(l->run, src + (first + at) * l->ps,
+			  (uint64_t)k * l->ps);
+		err = store_run(l, l->hp + first + at, k, l->run,
+				k == 64 ? ~0ull : (1ull << k) - 1);
+	}
+	return err;
 }
 
 /* Collect the written pages and save them; *count gets how many. */
@@ -447,8 +459,12 @@ static int iterate_final(struct live *l)
 
 static int iterate(struct live *l)
 {
-	uint64_t limit = l->c->final_pages ? l->c->final_pages
-					   : LM_MAX(l->nr / 64, 256ull);
+	/* Default: 1/64 of the pages, or 1 MiB (256 small pages, one huge
+	 * page), whichever is more. */
+	uint64_t limit = l->c->final_pages
+				 ? l->c->final_pages
+				 : LM_MAX(l->nr / 64,
+					  LM_MAX((1ull << 20) / l->ps, 1ull));
 	unsigned max_rounds = l->c->max_rounds ? l->c->max_rounds : 8;
 	uint64_t *bitmap = l->bitmap, n = 0;
 	/* No pause to start: a page written during the sweep or the first
@@ -492,6 +508,17 @@ static int check(const char *dir, struct lm_snap_meta *m, struct lm_region *r,
 				lm_region_name(r),
 				c->mode == LM_LIVE_COW ? "sync" : "async",
 				lm_wp_mode_name(lm_wp_mode(r)));
+	/* A slot holds a whole page (2 MiB on hugetlb): a smaller buffer
+	 * could hold no copy, and every first write would wait forever.
+	 * Refused before anything in dir is touched. */
+	if (c->mode == LM_LIVE_COW && c->max_buffer &&
+	    c->max_buffer < lm_region_page_size(r))
+		return lm_error(-EINVAL, "snapshot %s: max_buffer of %llu "
+				"bytes is smaller than one page of region "
+				"'%s' (%llu bytes); give at least one page",
+				dir, (unsigned long long)c->max_buffer,
+				lm_region_name(r),
+				(unsigned long long)lm_region_page_size(r));
 	if (!m->nr_vcpus || !m->nr_regions ||
 	    c->head_size % lm_region_page_size(r) ||
 	    (c->head_size && !c->head) ||
@@ -524,7 +551,7 @@ static int setup(struct live *l)
 	l->hashes = calloc(l->hp + l->nr, sizeof(*l->hashes));
 	l->stored = calloc(l->hp + l->nr, 1);
 	l->head = l->hp ? malloc(l->hp * l->ps) : NULL;
-	l->run = malloc(RUN * l->ps);
+	l->run = malloc((uint64_t)l->run_pages * l->ps);
 	l->bitmap = calloc((l->nr + 63) / 64, 8);
 	if (!l->hashes || !l->stored || !l->run || !l->bitmap ||
 	    (l->hp && !l->head))
@@ -602,6 +629,10 @@ int lm_snap_live_save(const char *dir, struct lm_snap_meta *m,
 	l.ps = m->page_size;
 	l.hp = c->head_size / l.ps;
 	l.nr = lm_region_size(r) / l.ps;
+	/* 64 small pages per step; one per step on hugetlb, so the staging
+	 * is 2 MiB, not 128. */
+	l.run_pages = (unsigned)LM_MAX(LM_MIN((uint64_t)RUN, RUN_BYTES / l.ps),
+				       1ull);
 	err = setup(&l);
 	if (!err)
 		err = run(&l);
