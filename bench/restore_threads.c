@@ -60,6 +60,12 @@
 #define PF_CHUNK 512		/* pages per read of the working-set image */
 
 enum { M_EAGER, M_LAZY, M_PREFETCH, M_LIMIT, M_MMAP, NR_MODES };
+
+/* The restore call's steps, timed one after the other. */
+enum { ST_META, ST_HASHES, ST_MEMORY, ST_PREFETCH, NR_STEPS };
+static const char *const step_names[NR_STEPS] = {
+	"meta", "hashes", "memory", "prefetch_thread",
+};
 static const char *const mode_names[NR_MODES] = {
 	"eager", "lazy", "prefetch", "limit", "mmap",
 };
@@ -78,6 +84,7 @@ struct trun {
 	bool cold_ok;		/* and measured: memory.img < 1% resident */
 	double resident[NR_SNAP_FILES];	/* before the run, -1 if absent */
 	double first_ms, seconds;
+	double step_ms[NR_STEPS];	/* each step of the restore call */
 	uint64_t touched, words, mismatches, bad_word;
 	uint64_t faults, pages_prefetched, pages_background;
 	int rc;
@@ -106,6 +113,7 @@ struct tctx {
 	pthread_cond_t cond;
 	bool go;
 	const uint8_t *base;		/* where the workers read */
+	uint64_t step_ns[NR_STEPS];	/* when each step ended */
 	struct lm_snap_meta m;
 	bool have_meta;
 	struct lm_source *src;
@@ -333,45 +341,64 @@ out:
 }
 
 /* The restore call itself: from here to x->base the clock runs. */
-static int ctx_restore(struct tctx *x, char *why, size_t len)
+static int map_file(struct tctx *x, char *why, size_t len)
 {
-	const char *dir = x->c->dir;
 	char path[4200];
 	int err, fd;
 
-	err = lm_snap_open(dir, &x->m);
+	path_in(path, sizeof(path), x->c->dir, "memory.img");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, len, "%.200s: %.40s", path, strerror(-err));
+		return err;
+	}
+	x->map = mmap(NULL, x->c->mem, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+		      fd, (off_t)x->m.regions[0].offset);
+	err = x->map == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (err) {
+		x->map = NULL;
+		snprintf(why, len, "mmap %.200s: %.40s", path, strerror(-err));
+		return err;
+	}
+	x->base = x->map;
+	return 0;
+}
+
+/*
+ * The restore call itself: from here to x->base the clock runs. Each
+ * step's end is noted (x->step_ns), so the time to the first touch can be
+ * told apart: meta.json, the checking source (pages.xxh read whole),
+ * the memory (region, full read or mapping), the prefetch thread.
+ */
+static int ctx_restore(struct tctx *x, char *why, size_t len)
+{
+	int err = lm_snap_open(x->c->dir, &x->m);
+
+	x->step_ns[ST_META] = lm_now_ns();
 	if (err) {
 		snprintf(why, len, "%s", lm_last_error());
 		return err;
 	}
 	x->have_meta = true;
 	if (x->mode == M_MMAP) {
-		path_in(path, sizeof(path), dir, "memory.img");
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			snprintf(why, len, "%.200s: %.40s", path, strerror(errno));
-			return -errno;
-		}
-		x->map = mmap(NULL, x->c->mem, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE, fd, (off_t)x->m.regions[0].offset);
-		err = x->map == MAP_FAILED ? -errno : 0;
-		close(fd);
-		if (err) {
-			x->map = NULL;
-			snprintf(why, len, "mmap %.200s: %.40s", path, strerror(-err));
-			return err;
-		}
-		x->base = x->map;
-		return 0;
+		err = map_file(x, why, len);
+		x->step_ns[ST_HASHES] = x->step_ns[ST_META];
+		x->step_ns[ST_MEMORY] = x->step_ns[ST_PREFETCH] = lm_now_ns();
+		return err;
 	}
-	err = lm_snap_source_open(dir, &x->m, &x->src);
+	err = lm_snap_source_open(x->c->dir, &x->m, &x->src);
+	x->step_ns[ST_HASHES] = lm_now_ns();
 	if (!err)
 		err = x->mode == M_EAGER || x->mode == M_LIMIT ?
 		      load_all(x) : open_region(x);
+	x->step_ns[ST_MEMORY] = lm_now_ns();
 	if (!err && x->mode == M_PREFETCH) {
 		err = -pthread_create(&x->pf, NULL, prefetch_main, x);
 		x->pf_running = !err;
 	}
+	x->step_ns[ST_PREFETCH] = lm_now_ns();
 	if (err)
 		snprintf(why, len, "%s", lm_last_error());
 	return err;
@@ -574,6 +601,9 @@ static int run_one(const struct bench_restore_threads *c, int mode,
 	}
 	b->rc = err;
 	b->first_ms = (double)(t1 - t0) / 1e6;
+	for (int s = 0; !err && mode != M_LIMIT && s < NR_STEPS; s++)
+		b->step_ms[s] = (double)(x.step_ns[s] -
+				 (s ? x.step_ns[s - 1] : t0)) / 1e6;
 	b->seconds = (double)(tend - t0) / 1e9;
 	if (!err)
 		collect(&x, w, started, b);
@@ -634,7 +664,8 @@ static void print_resident(const struct trun *b)
 static json_object *run_json(const struct trun *b)
 {
 	json_object *o = json_object_new_object(),
-		    *res = json_object_new_object();
+		    *res = json_object_new_object(),
+		    *steps = json_object_new_object();
 
 	json_object_object_add(o, "mode", json_object_new_string(mode_names[b->mode]));
 	json_object_object_add(o, "cache", json_object_new_string(cache_name(b)));
@@ -644,6 +675,9 @@ static json_object *run_json(const struct trun *b)
 					       json_object_new_double(b->resident[i]));
 	json_object_object_add(o, "resident_before", res);
 	json_object_object_add(o, "first_instruction_ms", json_object_new_double(b->first_ms));
+	for (int s = 0; s < NR_STEPS; s++)
+		json_object_object_add(steps, step_names[s], json_object_new_double(b->step_ms[s]));
+	json_object_object_add(o, "restore_steps_ms", steps);
 	json_object_object_add(o, "seconds", json_object_new_double(b->seconds));
 	json_object_object_add(o, "pages_touched", json_object_new_int64((int64_t)b->touched));
 	json_object_object_add(o, "words_checked", json_object_new_int64((int64_t)b->words));
@@ -744,6 +778,18 @@ static void print_table(const struct bench_restore_threads *c,
 		       m > 0 ? b->seconds / m : 0,
 		       (unsigned long long)b->faults,
 		       (unsigned long long)b->pages_prefetched, "yes");
+	}
+	printf("\nto the first touch, step by step (ms): meta.json; the "
+	       "checking source (pages.xxh); the memory; the prefetch thread\n");
+	for (int i = 0; i < nruns; i++) {
+		const struct trun *b = &runs[i];
+
+		if (b->rc || b->mode == M_LIMIT || b->mode == M_EAGER)
+			continue;
+		printf("%-9s %-8s", mode_names[b->mode], cache_name(b));
+		for (int s = 0; s < NR_STEPS; s++)
+			printf(" %s %.3f", step_names[s], b->step_ms[s]);
+		printf("\n");
 	}
 	printf("\ngoals (issue 12):\n");
 	for (int base = 0; base < nruns; base += NR_MODES)

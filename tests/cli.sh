@@ -118,6 +118,8 @@ for r in res:
     assert r["cache"] == "warm" and r["resident_before"]["memory.img"] > 0.99, r
     assert r["words_checked"] == r["pages_touched"] * 512, r
     assert r["seconds"] > 0 and r["first_instruction_ms"] >= 0, r
+    assert set(r["restore_steps_ms"]) == {"meta", "hashes", "memory",
+                                          "prefetch_thread"}, r
 m = [r for r in res if r["mode"] == "mmap"][0]
 assert m["pages_faulted"] == 0 and m["pages_prefetched"] == 0, m
 # the lazy modes loaded lazily (who wins a page, a thread, the prefetcher
