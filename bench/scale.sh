@@ -71,7 +71,7 @@ command -v gnuplot >/dev/null || { have_plot=0; skip "plots: gnuplot not found (
   echo "lazymem: $("$lazymem" --version 2>/dev/null || echo unknown) ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 'no git'))"
   echo "kernel: $(uname -r)"
   echo "cpus: $(nproc)"
-  echo "memory: $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
+  echo "memory: $(grep MemTotal /proc/meminfo)"
   echo "kvm: ${kvm_why:-yes}"
   echo "quick: $quick"
 } > "$out/machine.txt"
