@@ -324,7 +324,7 @@ static void *prefetch_main(void *arg)
 			break;	/* the threads fault the rest in */
 		}
 		for (size_t j = 0; j < k && !atomic_load(&x->pf_stop); j++) {
-			struct lm_install_run run;
+			struct lm_install_run run = { 0 };
 
 			lm_region_install_run(x->r, ws.off[i + j], 1,
 					      buf + j * PS,
