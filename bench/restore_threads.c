@@ -750,7 +750,7 @@ static void print_goals(const struct trun *set)
 
 static void print_table(const struct bench_restore_threads *c,
 			const struct trun *runs, int nruns, bool can_cold,
-			const char *cold_why)
+			bool can_drop, const char *cold_why)
 {
 	printf("restore of %llu MiB on plain threads (no KVM: %s), %u thread%s, "
 	       "working set %.0f%% touched (scattered, every word checked), "
@@ -760,6 +760,12 @@ static void print_table(const struct bench_restore_threads *c,
 	       c->threads == 1 ? "" : "s", c->ws * 100, bench_ncpus());
 	if (!can_cold)
 		printf("cold page cache: not measured: %s\n", cold_why);
+	else if (!can_drop)
+		printf("cold page cache: POSIX_FADV_DONTNEED on the snapshot's "
+		       "files only (%s)\n", cold_why);
+	else
+		printf("cold page cache: POSIX_FADV_DONTNEED on the snapshot's "
+		       "files and drop_caches, checked with mincore()\n");
 	printf("%-9s %-8s %13s %9s %8s %7s %8s %10s %9s\n", "mode", "cache",
 	       "first-touch ms", "seconds", "x eager", "x mmap", "faulted",
 	       "prefetched", "verified");
@@ -838,7 +844,7 @@ int bench_restore_threads(const struct bench_restore_threads *c)
 	if (c->json || c->json_out)
 		status = write_json(c, runs, nruns, can_cold, cold_why, can_drop);
 	if (!c->json)
-		print_table(c, runs, nruns, can_cold, cold_why);
+		print_table(c, runs, nruns, can_cold, can_drop, cold_why);
 	if (status)
 		return status;
 	return all_ok ? 0 : 1;
