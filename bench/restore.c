@@ -73,7 +73,8 @@ static void usage(FILE *f, const char *prog)
 		"  --no-kvm         plain threads instead of a VM, even where /dev/kvm\n"
 		"                   works (the default where it cannot be opened); adds\n"
 		"                   the mmap contender: memory.img mapped MAP_PRIVATE\n"
-		"  --threads N      threads of the plain-thread mode (default 2)\n"
+		"  --threads N      threads of the plain-thread mode (default: --vcpus\n"
+		"                   if given, else 2)\n"
 		"  -h, --help       this text\n", prog);
 }
 
@@ -136,8 +137,8 @@ int cmd_bench_restore(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench_restore_threads tc = { .threads = 2 };
-	bool no_kvm = false;
+	struct bench_restore_threads tc = { .threads = 0 };
+	bool no_kvm = false, vcpus_given = false;
 	uint64_t mem = 1ULL << 30;
 	double ws = 0.10;
 	unsigned vcpus = 1;
@@ -165,6 +166,7 @@ int cmd_bench_restore(int argc, char **argv)
 			if (vm_opt_uint(optarg, 1, LM_MAX_VCPUS, &val))
 				return cli_usage_error("--vcpus '%s': expected 1..%d", optarg, LM_MAX_VCPUS);
 			vcpus = (unsigned)val;
+			vcpus_given = true;
 			break;
 		case 'd':
 			dir = optarg;
@@ -204,7 +206,10 @@ int cmd_bench_restore(int argc, char **argv)
 	}
 	if (no_kvm || !kvm_usable(kvm_why, sizeof(kvm_why))) {
 		tc = (struct bench_restore_threads){
-			.mem = mem, .ws = ws, .threads = tc.threads, .dir = dir,
+			.mem = mem, .ws = ws, .dir = dir,
+			/* as in `demo --no-kvm`: threads stand in for vCPUs */
+			.threads = tc.threads ? tc.threads :
+				   vcpus_given ? vcpus : 2,
 			.json = json, .json_out = json_out,
 			.want_cold = want_cold,
 			.why = no_kvm ? "--no-kvm" : kvm_why,
