@@ -28,6 +28,27 @@ int bench_pin_self(int cpu);
 int bench_ncpus(void);
 double bench_median(double *v, int n);
 
+/* The page cache (pagecache.c). Drop the machine's whole cache (root
+ * only; why says what failed); push one file's pages out (written back
+ * first); read one file in; the fraction of a file resident (mincore). */
+int bench_drop_caches(char *why, size_t len);
+int bench_file_drop(const char *path);
+void bench_file_warm(const char *path);
+int bench_file_resident(const char *path, double *frac);
+
+/* bench restore without KVM: plain threads (restore_threads.c). */
+struct bench_restore_threads {
+	uint64_t mem;
+	double ws;		/* fraction of memory touched */
+	unsigned threads;
+	const char *dir;	/* an existing directory for the snapshot */
+	bool json;
+	const char *json_out;
+	bool want_cold;
+	const char *why;	/* why not KVM: "--no-kvm" or the open error */
+};
+int bench_restore_threads(const struct bench_restore_threads *c);
+
 #define BENCH_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 #endif

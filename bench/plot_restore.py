@@ -17,24 +17,49 @@ doc = json.load(open(src))
 if doc.get('benchmark') != 'restore':
     sys.exit('%s: not the output of lazymem bench restore' % src)
 cfg = doc['config']
-title = sys.argv[3] if len(sys.argv) > 3 else (
-    'lazymem bench restore: %d MiB, %d vCPU, working set %.0f%%, delivery %s' % (
-        cfg['mem'] >> 20, cfg['vcpus'], cfg['ws'] * 100, cfg['delivery']))
+# The plain-thread mode (no KVM, "guest": "threads") has threads instead
+# of vCPUs and the mmap contender.
+if cfg.get('guest') == 'threads':
+    auto = 'lazymem bench restore (plain threads): %d MiB, %d threads, working set %.0f%%' % (
+        cfg['mem'] >> 20, cfg['threads'], cfg['ws'] * 100)
+else:
+    auto = 'lazymem bench restore: %d MiB, %d vCPU, working set %.0f%%, delivery %s' % (
+        cfg['mem'] >> 20, cfg['vcpus'], cfg['ws'] * 100, cfg['delivery'])
+title = sys.argv[3] if len(sys.argv) > 3 else auto
 
-modes = ['eager', 'lazy', 'prefetch', 'limit']
+modes = [m for m in ('eager', 'lazy', 'prefetch', 'limit', 'mmap')
+         if any(r['mode'] == m for r in doc['results'])]
 res = {(r['mode'], r['cache']): r for r in doc['results']}
 tmp = tempfile.mkdtemp()
 dat = os.path.join(tmp, 'r.dat')
+# Only the caches measured (--cache warm has no cold runs; a run whose
+# cold check failed is "not-cold" and not drawn).
+caches = [c for c in ('cold', 'warm')
+          if any(r['cache'] == c for r in doc['results'])]
+if not caches:
+    sys.exit('%s: no cold or warm results' % src)
 with open(dat, 'w') as f:
     for m in modes:
         row = [m]
-        for c in ('cold', 'warm'):
+        for c in caches:
             r = res.get((m, c))
             row.append('%f' % r['seconds'] if r and r['verified'] else 'NaN')
-        for c in ('cold', 'warm'):
+        for c in caches:
             r = res.get((m, c))
-            row.append('%.1f' % r['first_instruction_ms'] if r and r['verified'] else 'NaN')
+            row.append('%.2f' % r['first_instruction_ms'] if r and r['verified'] else 'NaN')
         f.write(' '.join(row) + '\n')
+
+colour = {'cold': '#1f77b4', 'warm': '#ff7f0e'}
+n = len(caches)
+bars, labels = [], []
+for i, c in enumerate(caches):
+    bars.append("'%s' using %d%s title 'page cache %s' lc rgb '%s'" % (
+        dat if i == 0 else '', 2 + i, ':xtic(1)' if i == 0 else '', c,
+        colour[c]))
+    shift = 0 if n == 1 else (-0.15 if i == 0 else 0.15)
+    labels.append("'' using ($0%+.2f):%d:%d with labels offset 0,0.7 notitle" % (
+        shift, 2 + i, 2 + n + i))
+plot = 'plot ' + ', '.join(bars + labels)
 
 term = 'svg size 900,520' if out.endswith('.svg') else 'pngcairo size 900,520'
 script = '\n'.join([
@@ -49,11 +74,8 @@ script = '\n'.join([
     'set boxwidth 0.9',
     'set key top right',
     'set grid ytics',
-    "set label 1 'labels: ms to the first guest instruction' at graph 0.02, graph 0.95",
-    "plot '%s' using 2:xtic(1) title 'page cache cold' lc rgb '#1f77b4', "
-    "'' using 3 title 'page cache warm' lc rgb '#ff7f0e', "
-    "'' using ($0-0.15):2:4 with labels offset 0,0.7 notitle, "
-    "'' using ($0+0.15):3:5 with labels offset 0,0.7 notitle" % dat,
+    "set xlabel 'labels on the bars: ms to the first guest instruction (plain threads: to the threads let go)'",
+    plot,
 ])
 subprocess.run(['gnuplot'], input=script, text=True, check=True)
 print('wrote %s' % out)

@@ -15,6 +15,10 @@
  * dropped before it (cold) and once with memory.img cached (warm). Times
  * are from the restore call: to the first KVM_RUN of any vCPU, and to the
  * last vCPU's DONE. Every run is verified by the guest and by the VMM.
+ *
+ * Where /dev/kvm cannot be opened, or with --no-kvm, the same command runs
+ * the plain-thread restores of restore_threads.c instead, which add the
+ * mmap contender (memory.img mapped MAP_PRIVATE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <lazymem/snapshot.h>
 
 #include "util/error.h"
 #include "util/fs.h"
@@ -32,6 +37,7 @@
 #include "cli/vm_opts.h"
 #include "vmm/vm.h"
 #include "vmsnap/vmsnap.h"
+#include "bench.h"
 
 enum { M_EAGER, M_LAZY, M_PREFETCH, M_LIMIT, NR_MODES };
 static const char *const mode_names[NR_MODES] = {
@@ -64,37 +70,25 @@ static void usage(FILE *f, const char *prog)
 		"  --json-out FILE  the same JSON into FILE, with the table on stdout\n"
 		"  --cache WHICH    both (default) or warm: warm only never drops the\n"
 		"                   machine's page cache (for tests on shared machines)\n"
+		"  --no-kvm         plain threads instead of a VM, even where /dev/kvm\n"
+		"                   works (the default where it cannot be opened); adds\n"
+		"                   the mmap contender: memory.img mapped MAP_PRIVATE\n"
+		"  --threads N      threads of the plain-thread mode (default: --vcpus\n"
+		"                   if given, else 2)\n"
 		"  -h, --help       this text\n", prog);
 }
 
-static int drop_caches(char *why, size_t len)
+/* Whether a VM can run here; why not in why. */
+static bool kvm_usable(char *why, size_t len)
 {
-	int fd;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
-	sync();
-	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "3\n", 2) != 2) {
-		snprintf(why, len, "cannot drop the page cache (/proc/sys/vm/drop_caches: %s; run as root)",
-			 strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
+	if (fd < 0) {
+		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+		return false;
 	}
 	close(fd);
-	return 0;
-}
-
-/* Read a file once so it sits in the page cache. */
-static void warm_file(const char *path)
-{
-	static char buf[1 << 20];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	close(fd);
+	return true;
 }
 
 static int bench_save(const char *dir, uint64_t mem, unsigned vcpus,
@@ -138,15 +132,20 @@ int cmd_bench_restore(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-out", required_argument, NULL, 'J' },
 		{ "cache", required_argument, NULL, 'c' },
+		{ "no-kvm", no_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct bench_restore_threads tc = { .threads = 0 };
+	bool no_kvm = false, vcpus_given = false;
 	uint64_t mem = 1ULL << 30;
 	double ws = 0.10;
 	unsigned vcpus = 1;
 	const char *dir = NULL, *json_out = NULL;
 	char tmpdir[] = "/var/tmp/lazymem-bench-restore.XXXXXX";
 	char wsfile[4200], memimg[4200], why[512], cold_why[256] = "";
+	char kvm_why[128];
 	struct brun runs[2 * NR_MODES];
 	int nruns = 0, c, status = 0;
 	bool json = false, all_verified = true, can_cold, want_cold = true;
@@ -167,6 +166,7 @@ int cmd_bench_restore(int argc, char **argv)
 			if (vm_opt_uint(optarg, 1, LM_MAX_VCPUS, &val))
 				return cli_usage_error("--vcpus '%s': expected 1..%d", optarg, LM_MAX_VCPUS);
 			vcpus = (unsigned)val;
+			vcpus_given = true;
 			break;
 		case 'd':
 			dir = optarg;
@@ -182,6 +182,14 @@ int cmd_bench_restore(int argc, char **argv)
 				return cli_usage_error("--cache '%s': expected both or warm", optarg);
 			want_cold = !strcmp(optarg, "both");
 			break;
+		case 'n':
+			no_kvm = true;
+			break;
+		case 't':
+			if (vm_opt_uint(optarg, 1, LM_SNAP_MAX_VCPUS, &val))
+				return cli_usage_error("--threads '%s': expected 1..%d", optarg, LM_SNAP_MAX_VCPUS);
+			tc.threads = (unsigned)val;
+			break;
 		case 'h':
 			usage(stdout, argv[0]);
 			return 0;
@@ -195,6 +203,19 @@ int cmd_bench_restore(int argc, char **argv)
 		if (!mkdtemp(tmpdir))
 			return cli_fail("bench restore: mkdtemp %s: %s", tmpdir, strerror(errno));
 		dir = tmpdir;
+	}
+	if (no_kvm || !kvm_usable(kvm_why, sizeof(kvm_why))) {
+		tc = (struct bench_restore_threads){
+			.mem = mem, .ws = ws, .dir = dir,
+			/* as in `demo --no-kvm`: threads stand in for vCPUs */
+			.threads = tc.threads ? tc.threads :
+				   vcpus_given ? vcpus : 2,
+			.json = json, .json_out = json_out,
+			.want_cold = want_cold,
+			.why = no_kvm ? "--no-kvm" : kvm_why,
+		};
+		status = bench_restore_threads(&tc);
+		goto cleanup;
 	}
 	snprintf(wsfile, sizeof(wsfile), "%s/ws.lmws", dir);
 	snprintf(memimg, sizeof(memimg), "%s/memory.img", dir);
@@ -222,7 +243,7 @@ int cmd_bench_restore(int argc, char **argv)
 		}
 	}
 	if (want_cold)
-		can_cold = drop_caches(cold_why, sizeof(cold_why)) == 0;
+		can_cold = bench_drop_caches(cold_why, sizeof(cold_why)) == 0;
 	else
 		can_cold = !snprintf(cold_why, sizeof(cold_why), "not asked for (--cache warm)");
 	for (int cache = 0; cache < 2; cache++) {
@@ -231,7 +252,7 @@ int cmd_bench_restore(int argc, char **argv)
 		if (cold && !can_cold)
 			continue;
 		if (!cold)
-			warm_file(memimg);
+			bench_file_warm(memimg);
 		for (int m = 0; m < NR_MODES; m++) {
 			struct brun *b = &runs[nruns++];
 			struct lm_restore_opts o = {
@@ -247,7 +268,7 @@ int cmd_bench_restore(int argc, char **argv)
 			if (m == M_PREFETCH)
 				o.prefetch = wsfile;
 			if (cold)
-				drop_caches(why, sizeof(why));
+				bench_drop_caches(why, sizeof(why));
 			if (!json)
 				fprintf(stderr, "  %s, page cache %s ...\n",
 					mode_names[m], cold ? "cold" : "warm");
@@ -267,6 +288,7 @@ int cmd_bench_restore(int argc, char **argv)
 		json_object_object_add(root, "benchmark", json_object_new_string("restore"));
 		json_object_object_add(cfgj, "mem", json_object_new_int64((int64_t)mem));
 		json_object_object_add(cfgj, "ws", json_object_new_double(ws));
+		json_object_object_add(cfgj, "guest", json_object_new_string("vm"));
 		json_object_object_add(cfgj, "vcpus", json_object_new_int64(vcpus));
 		json_object_object_add(cfgj, "delivery", json_object_new_string("exit"));
 		json_object_object_add(cfgj, "background_fill", json_object_new_boolean(true));

@@ -98,4 +98,41 @@ for r in res:
     assert r["store"] == "none" or r["evicted"] > 0, r
 ' "$json"
 
+# bench restore without KVM (--no-kvm; the default where /dev/kvm cannot be
+# opened): a small run, warm cache only (it never drops the machine's page
+# cache), whose JSON carries the five modes, "mode":"mmap" among them,
+# every one verified word by word, and says the guest was plain threads.
+check "bench restore bad --threads named" expect_error 2 "--threads '0'" \
+  bench restore --no-kvm --threads 0
+json=$("$LAZYMEM" bench restore --no-kvm --mem 16M --cache warm --json)
+rc=$?
+check "bench restore --no-kvm exits 0" test "$rc" -eq 0
+check "bench restore --no-kvm --json shape, mmap contender, verification" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["benchmark"] == "restore", d
+c = d["config"]
+assert c["guest"] == "threads" and c["why_not_kvm"] == "--no-kvm", c
+assert c["mem"] == 16 << 20 and c["threads"] == 2 and c["page_size"] == 4096, c
+assert c["cold_cache"] is False and "--cache warm" in c["cold_cache_why"], c
+res = d["results"]
+assert [r["mode"] for r in res] == ["eager", "lazy", "prefetch", "limit", "mmap"], res
+touched = {r["pages_touched"] for r in res}
+assert touched == {4096 // 10 // 2 * 2}, touched
+for r in res:
+    assert r["verified"] is True and "error" not in r, r
+    assert r["cache"] == "warm" and r["resident_before"]["memory.img"] > 0.99, r
+    assert r["words_checked"] == r["pages_touched"] * 512, r
+    assert r["seconds"] > 0 and r["first_instruction_ms"] >= 0, r
+    assert set(r["restore_steps_ms"]) == {"meta", "hashes", "memory",
+                                          "prefetch_thread"}, r
+m = [r for r in res if r["mode"] == "mmap"][0]
+assert m["pages_faulted"] == 0 and m["pages_prefetched"] == 0, m
+# the lazy modes loaded lazily (who wins a page, a thread, the prefetcher
+# or the background fill, depends on the load of the machine)
+for r in res:
+    if r["mode"] in ("lazy", "prefetch"):
+        assert r["pages_faulted"] + r["pages_background"] > 0, r
+' "$json"
+
 [ $fails -eq 0 ]
