@@ -100,5 +100,11 @@ check "store serve said where its data is" test -d "$sdir/data"
 kill -TERM "$serve"; wait "$serve"; rc=$?
 check "store serve exits 0 on SIGTERM" test "$rc" -eq 0
 check "store serve removed its directory" test ! -e "$sdir"
-check "nginx stopped with it" bash -c "! curl -s -o /dev/null '$base/'"
+check "nginx stopped with it" python3 -c "
+import socket, sys
+try:
+    socket.create_connection(('127.0.0.1', int(sys.argv[1].rsplit(':', 1)[1])), 2)
+except ConnectionRefusedError:
+    sys.exit(0)
+sys.exit('still listening on ' + sys.argv[1])" "$base"
 exit $((fails > 0))
