@@ -87,7 +87,10 @@ int lm_region_fault(struct lm_region *r, uint64_t off,
  * A caller that must record which pages it provided before any thread can
  * see them (the destination's "have" bitmap, which a faulting thread may
  * check once its page is present) sets run->on_claimed: it is called with
- * each run this call claimed, before the run is installed.
+ * each run this call claimed, before the run is installed. *run holds
+ * inputs as well as outputs: start from a zeroed one
+ * (struct lm_install_run run = { 0 }), or on_claimed is whatever the stack
+ * held (a bench once jumped to it).
  *
  * Returns 0 when no page of the range is failed; -EIO if a page had failed
  * earlier, or the install's -errno for a page failed now (the page is
