@@ -231,6 +231,45 @@ static void test_truncated_hashes(void **s)
 	expect_open_refused(-EINVAL, "pages.xxh");
 }
 
+/*
+ * pages.xxh is read a block at a time when first needed (source.c): a file
+ * that shrinks after open fails the pages whose hashes are gone with -EIO,
+ * visibly (on_fail), and never serves them unchecked.
+ */
+static void test_hashes_shrink_after_open(void **s)
+{
+	struct lm_snap_meta m;
+	struct lm_source *src;
+	struct lm_region *r;
+	char p[128];
+
+	(void)s;
+	LM_REQUIRE_UFFD();
+	LM_OK(lm_snap_open(dir, &m));
+	LM_OK(lm_snap_source_open(dir, &m, &src));
+	path_of(p, "pages.xxh");
+	LM_ASSERT(truncate(p, 32) == 0, "truncate");	/* the header only */
+	struct lm_region_config c = {
+		.name = "restore", .size = MEM, .backing = LM_BACKING_MEMFD,
+		.install = LM_INSTALL_CONTINUE, .delivery = LM_DELIVERY_SELF,
+		.source = src, .on_fail = on_fail,
+	};
+	LM_OK(lm_region_create(&c, &r));
+	const uint8_t *a = lm_region_addr(r);
+
+	failed_err = 0;
+	if (sigsetjmp(jump, 1) == 0) {
+		(void)*(volatile const uint8_t *)(a + 3 * PS);
+		fail_msg("a page whose hash is gone was served");
+	}
+	LM_ASSERT(failed_off == 3 * PS && failed_err == -EIO,
+		  "failed 0x%llx err %d", (unsigned long long)failed_off,
+		  failed_err);
+	lm_region_destroy(r);
+	lm_source_destroy(src);
+	lm_snap_meta_free(&m);
+}
+
 static void test_unfinished_save(void **s)
 {
 	char p[128];
@@ -337,6 +376,7 @@ int main(void)
 		T(test_roundtrip),        T(test_lazy_restore),
 		T(test_corrupt_page),     T(test_punched_page),
 		T(test_truncated_memory), T(test_truncated_hashes),
+		T(test_hashes_shrink_after_open),
 		T(test_unfinished_save),  T(test_wrong_version),
 		T(test_malformed),        T(test_hostile_layout),
 		T(test_bad_fields),       T(test_corrupt_blob),

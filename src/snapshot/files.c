@@ -56,13 +56,12 @@ static int read_all(const char *path, char **text, size_t *len)
 	return 0;
 }
 
-int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
-			 uint64_t **hashes)
+int lm__snap_hashes_open(const char *dir, const struct lm_snap_meta *m,
+			 int *fd_out)
 {
 	char path[4096];
 	struct lm_snap_hash_header h;
 	uint64_t nr = m->mem_size / m->page_size;
-	uint64_t *buf;
 	int fd, err = lm__snap_path(path, sizeof(path), dir, LM_SNAP_HASH_FILE);
 	struct stat st;
 
@@ -93,6 +92,19 @@ int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
 				"(truncated?)", path, (long long)st.st_size,
 				(unsigned long long)(sizeof(h) + nr * 8));
 	}
+	*fd_out = fd;
+	return 0;
+}
+
+int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
+			 uint64_t **hashes)
+{
+	uint64_t nr = m->mem_size / m->page_size;
+	uint64_t *buf;
+	int fd, err = lm__snap_hashes_open(dir, m, &fd);
+
+	if (err)
+		return err;
 	if (!hashes) {		/* checking only: header and size agree */
 		close(fd);
 		return 0;
@@ -100,16 +112,18 @@ int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
 	buf = malloc(nr * sizeof(uint64_t));
 	if (!buf) {
 		close(fd);
-		return lm_error(-ENOMEM, "%s: out of memory", path);
+		return lm_error(-ENOMEM, "snapshot %s: out of memory for %llu "
+				"page hashes", dir, (unsigned long long)nr);
 	}
 	for (uint64_t done = 0; done < nr * 8;) {
 		ssize_t n = pread(fd, (uint8_t *)buf + done, nr * 8 - done,
-				  (off_t)(sizeof(h) + done));
+				  (off_t)(LM_SNAP_HASH_DATA + done));
 
 		if (n <= 0) {
 			free(buf);
 			close(fd);
-			return lm_error(-EIO, "%s: read failed", path);
+			return lm_error(-EIO, "snapshot %s: reading %s failed",
+					dir, LM_SNAP_HASH_FILE);
 		}
 		done += (uint64_t)n;
 	}

@@ -23,9 +23,14 @@ struct lm_snap_hash_header {
 	uint64_t nr_pages;
 };
 #define LM_SNAP_HASH_MAGIC "LMPGXXH3"
+#define LM_SNAP_HASH_DATA sizeof(struct lm_snap_hash_header)	/* offset */
 
 /* meta.json text of m (malloc'd), or NULL. */
 char *lm__snap_meta_format(const struct lm_snap_meta *m);
+/* Open pages.xxh of DIR after checking its header and size against m:
+ * the hash of page i is the 8 bytes at LM_SNAP_HASH_DATA + 8 i. */
+int lm__snap_hashes_open(const char *dir, const struct lm_snap_meta *m,
+			 int *fd);
 /* Load and check pages.xxh of DIR against m: a malloc'd array; with
  * hashes NULL, only check its header and size. */
 int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
