@@ -13,6 +13,12 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+/* ---- madvise (6.1; glibc 2.36's <sys/mman.h> lacks it) ---- */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
 /* ---- userfaultfd (6.4 .. 6.8) ---- */
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
