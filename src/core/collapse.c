@@ -174,17 +174,25 @@ static int collapse_range(struct lm_region *r, uint64_t i)
 	return 1;
 }
 
+/* How a pass ended, for the collapser thread's next wait. */
+enum pass_end {
+	PASS_DONE,		/* every full range is huge */
+	PASS_REFUSED,		/* the kernel refused some (retry later) */
+	PASS_DEMAND,		/* gave up: a demand fault runs */
+	PASS_BLOCKED,		/* gave up: a snapshot or an eviction runs */
+};
+
 /*
  * One pass over the ranges not huge yet. quiet: give up as soon as a
  * demand fault runs (the collapser thread; it comes back). Returns the
- * ranges collapsed, and sets *interrupted when it gave up early.
+ * ranges collapsed; *end says how the pass ended.
  */
 static uint64_t collapse_pass(struct lm_region *r, bool quiet,
-			      bool *interrupted)
+			      enum pass_end *end)
 {
 	uint64_t n = 0;
 
-	*interrupted = false;
+	*end = PASS_DONE;
 	pthread_mutex_lock(&r->thp.pass);
 	for (uint64_t i = 0; i < r->thp.nr_ranges; i++) {
 		int got;
@@ -194,15 +202,17 @@ static uint64_t collapse_pass(struct lm_region *r, bool quiet,
 		if (range_huge(r, i) || !range_full(r, i))
 			continue;
 		if (quiet && lm__demand_active(r) > 0) {
-			*interrupted = true;
+			*end = PASS_DEMAND;
 			break;
 		}
 		got = collapse_range(r, i);
 		if (got == -EBUSY) {
 			lm__count(r, thp_skipped, 1);
-			*interrupted = quiet;
+			*end = PASS_BLOCKED;
 			break;
 		}
+		if (got == 0)
+			*end = PASS_REFUSED;
 		n += (uint64_t)got;
 	}
 	pthread_mutex_unlock(&r->thp.pass);
@@ -211,7 +221,7 @@ static uint64_t collapse_pass(struct lm_region *r, bool quiet,
 
 int lm_region_collapse(struct lm_region *r, uint64_t *collapsed)
 {
-	bool interrupted;
+	enum pass_end end;
 	uint64_t n;
 
 	if (!r)
@@ -220,13 +230,14 @@ int lm_region_collapse(struct lm_region *r, uint64_t *collapsed)
 		return lm_error(-EINVAL, "region '%s': created with thp off; "
 				"collapsing needs thp collapse or auto",
 				r->name);
-	n = collapse_pass(r, false, &interrupted);
+	n = collapse_pass(r, false, &end);
 	if (collapsed)
 		*collapsed = n;
 	return 0;
 }
 
-/* Sleep until a chunk completes after `seen` (or stop), or timeout_ms. */
+/* Sleep until a chunk completes after `seen` (or stop), or ms pass (-1:
+ * no timeout). */
 static void collapser_wait(struct lm_region *r, uint32_t seen, long ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000,
@@ -236,7 +247,7 @@ static void collapser_wait(struct lm_region *r, uint32_t seen, long ms)
 	 * at sleeping; one of the two sees the other, so no wake is lost. */
 	atomic_store(&r->thp.sleeping, 1);
 	if (atomic_load(&r->thp.chunks) == seen && !atomic_load(&r->thp.stop))
-		lm_futex_wait(&r->thp.chunks, seen, &ts);
+		lm_futex_wait(&r->thp.chunks, seen, ms < 0 ? NULL : &ts);
 	atomic_store(&r->thp.sleeping, 0);
 }
 
@@ -245,17 +256,26 @@ static void *collapser_main(void *arg)
 	struct lm_region *r = arg;
 	struct sched_param sp = { .sched_priority = 0 };
 
+	long backoff = 1000;
+
 	sched_setscheduler(0, SCHED_IDLE, &sp);
 	while (!atomic_load(&r->thp.stop)) {
 		uint32_t seen = atomic_load(&r->thp.chunks);
-		bool interrupted;
+		enum pass_end end;
 
-		collapse_pass(r, true, &interrupted);
-		/* Interrupted: demand faults run (or a snapshot or an
-		 * eviction): look again soon. Otherwise everything full is
-		 * huge: sleep until another chunk completes. A kernel
-		 * refusal (EAGAIN, no huge page free) is retried then. */
-		collapser_wait(r, seen, interrupted ? 1 : 1000);
+		collapse_pass(r, true, &end);
+		/* Demand faults run: look again in a millisecond. A snapshot
+		 * or an eviction: in 10. The kernel refused a range (no huge
+		 * page free, EAGAIN): retry it after 1 s, doubling to 64 s,
+		 * so a range that cannot collapse costs no steady work.
+		 * Done: sleep until another chunk completes. */
+		if (end != PASS_REFUSED)
+			backoff = 1000;
+		collapser_wait(r, seen, end == PASS_DEMAND ? 1
+				      : end == PASS_BLOCKED ? 10
+				      : end == PASS_REFUSED ? backoff : -1);
+		if (end == PASS_REFUSED && backoff < 64000)
+			backoff *= 2;
 	}
 	return NULL;
 }
