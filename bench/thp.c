@@ -377,9 +377,9 @@ static void run_limit(const struct cfg *c, const void *image,
 	res->restore_s = (double)(lm_now_ns() - t0) / 1e9;
 	res->ranges = c->mem / M2;
 	res->huge_kb = smaps_kb(a, "AnonHugePages:");
-	res->bad_pages = verify_all((const uint64_t *)a, c->mem);
+	res->bad_pages = verify_all((const uint64_t *)(void *)a, c->mem);
 	res->map = p;
-	res->w = (const uint64_t *)a;
+	res->w = (const uint64_t *)(void *)a;
 }
 
 /* After the rounds: every page checked again, the memory given back. */

@@ -111,26 +111,17 @@ static void count_failure(struct lm_region *r, int err)
  * When the kernel splits a huge page (an eviction's UFFDIO_MOVE does), it
  * maps the zero-filled pages of it to the shared zero page (6.12 and
  * later; measured on 6.18), and a userfaultfd-registered range holding
- * the zero page cannot collapse again (EBUSY). An atomic add of 0 to such
- * a page gives it a page of its own (a write fault) without changing a
- * byte, even if another thread writes it at the same time. Anon only:
- * shmem keeps its pages. Returns how many pages it touched.
+ * the zero page cannot collapse again (EBUSY). MADV_POPULATE_WRITE gives
+ * each such page a page of its own (a write fault, no byte changed, no
+ * race with a writer), and leaves writable pages alone. Anon only: shmem
+ * keeps its pages. (An atomic add of 0 does not do: clang turns it into a
+ * plain load, which faults nothing.)
  */
-static unsigned unshare_zero_pages(struct lm_region *r, uint64_t i)
+static bool unshare_zero_pages(struct lm_region *r, uint64_t i)
 {
-	uint8_t *base = r->view[0].addr + i * RANGE;
-	unsigned n = 0;
-
-	if (r->backing != LM_BACKING_ANON)
-		return 0;
-	for (uint64_t off = 0; off < RANGE; off += r->page_size) {
-		if (memcmp(base + off, r->zero, r->page_size))
-			continue;
-		__atomic_fetch_add((uint64_t *)(void *)(base + off), 0,
-				   __ATOMIC_RELAXED);
-		n++;
-	}
-	return n;
+	return r->backing == LM_BACKING_ANON &&
+	       madvise(r->view[0].addr + i * RANGE, RANGE,
+		       MADV_POPULATE_WRITE) == 0;
 }
 
 static int madvise_collapse(struct lm_region *r, uint64_t i)
