@@ -135,12 +135,14 @@ static int check_config(const struct lm_region_config *c, const char *name)
 
 /*
  * An address range of r->size bytes, 2 MiB aligned when the region may
- * hold huge pages (a huge page maps a 2 MiB-aligned range only): reserve
- * 2 MiB more, keep the aligned part, give the rest back.
+ * hold huge pages (hugetlb, or thp: a huge page maps a 2 MiB-aligned
+ * range only): reserve 2 MiB more, keep the aligned part, give the rest
+ * back.
  */
 static void *reserve(struct lm_region *r)
 {
-	uint64_t extra = r->thp.mode != LM_THP_OFF ? HUGE_2M : 0;
+	uint64_t extra = r->thp.mode != LM_THP_OFF ||
+			 r->backing == LM_BACKING_HUGETLB ? HUGE_2M : 0;
 	uint8_t *p = mmap(NULL, r->size + extra, PROT_NONE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	uint8_t *a;
