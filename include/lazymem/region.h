@@ -23,6 +23,10 @@
  *                        mapping of the memfd, then mapped in place with
  *                        UFFDIO_CONTINUE (MINOR registration; memfd and
  *                        hugetlb backings only).
+ *
+ * Faults and installs are per 4 KiB page. With `thp` set, a 2 MiB range
+ * whose every page is present is collapsed into one transparent huge page
+ * afterwards (MADV_COLLAPSE), off the faulting threads: docs/thp.md.
  */
 #ifndef LAZYMEM_REGION_H
 #define LAZYMEM_REGION_H
@@ -59,6 +63,22 @@ enum lm_wp_mode {
 	LM_WP_NONE,	/* not registered for write-protect faults */
 	LM_WP_SYNC,	/* copy-before-write, resolved like the fill */
 	LM_WP_ASYNC,	/* the kernel records written pages (WP_ASYNC) */
+};
+
+/*
+ * Transparent huge pages after the fill (docs/thp.md). Faults stay per
+ * 4 KiB page either way (userfaultfd takes a missing page before the
+ * kernel could allocate a huge one); what changes is what happens once a
+ * 2 MiB-aligned range has every page present.
+ */
+enum lm_thp {
+	LM_THP_OFF,	/* 4 KiB pages for good (MADV_NOHUGEPAGE) */
+	/* THP-capable mapping (2 MiB aligned, MADV_HUGEPAGE); full ranges
+	 * are collapsed when the caller asks, lm_region_collapse(). */
+	LM_THP_COLLAPSE,
+	/* The same, plus a collapser thread under SCHED_IDLE, woken as
+	 * 4 MiB chunks complete, collapsing while no demand fault runs. */
+	LM_THP_AUTO,
 };
 
 /* Called when a page cannot be fetched. From a SIGBUS handler it must not
@@ -118,6 +138,16 @@ struct lm_region_config {
 	 * eviction unseen). NULL: no eviction.
 	 */
 	struct lm_page_store *store;
+	/*
+	 * Huge pages once ranges are full (enum lm_thp). Anon or memfd
+	 * backing, 4 KiB pages; memfd only without write_protect or a
+	 * store (a huge shmem page under write-protection or a hole
+	 * punched in it is split or zeroed by the kernel behind the
+	 * page-state map's back). With it, zero pages are installed as
+	 * copied zeroes: a UFFDIO_ZEROPAGE page keeps its range from
+	 * collapsing (EBUSY, measured).
+	 */
+	enum lm_thp thp;
 };
 
 /*
@@ -156,6 +186,20 @@ int lm_region_wait_complete(struct lm_region *r, int timeout_ms);
 /* First page error seen: 0 if none, else -errno with *off set. */
 int lm_region_error(const struct lm_region *r, uint64_t *off);
 
+/*
+ * Collapse every 2 MiB range of the region whose pages are all present
+ * and that is not a huge page yet into one transparent huge page
+ * (MADV_COLLAPSE), on the calling thread; ranges a live snapshot or an
+ * eviction is using are skipped. Takes about 1-5 ms per range on this
+ * project's machines (docs/thp.md), during which a fault elsewhere in the
+ * region may wait for the kernel's lock: call it where no one faults, or
+ * let LM_THP_AUTO do it. *collapsed (may be NULL) gets the ranges
+ * collapsed by this call; failures are counted in the statistics
+ * (thp_failed_*), not returned. -EINVAL if the region was created with
+ * thp off.
+ */
+int lm_region_collapse(struct lm_region *r, uint64_t *collapsed);
+
 /* The page size a backing uses on this machine. */
 uint64_t lm_backing_page_size(enum lm_backing b);
 
@@ -163,6 +207,7 @@ const char *lm_backing_name(enum lm_backing b);
 const char *lm_install_name(enum lm_install m);
 const char *lm_delivery_name(enum lm_delivery d);
 const char *lm_wp_mode_name(enum lm_wp_mode m);
+const char *lm_thp_name(enum lm_thp t);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,16 @@ struct lm_stats {
 	uint64_t pages_evicted, evict_refused, pages_refaulted;
 	uint64_t refault_p50_ns, refault_p99_ns;
 	uint64_t refault_hist[LM_LAT_BUCKETS];
+	/* Huge pages after the fill (lm_region_collapse, docs/thp.md):
+	 * 2 MiB ranges collapsed and the time spent collapsing them;
+	 * collapses the kernel refused, by reason: a page not mapped
+	 * (EBUSY: evicted or dropped meanwhile), transient (EAGAIN), no
+	 * huge page free (ENOMEM), anything else (EINVAL: write-protected
+	 * pages, THP disabled for the mapping); passes skipped because a
+	 * live snapshot or an eviction was running. */
+	uint64_t thp_collapsed, thp_collapse_ns;
+	uint64_t thp_failed_busy, thp_failed_again, thp_failed_nomem;
+	uint64_t thp_failed_other, thp_skipped;
 };
 
 void lm_region_stats(const struct lm_region *r, struct lm_stats *out);

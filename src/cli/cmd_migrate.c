@@ -123,6 +123,8 @@ static const char recv_help[] =
 "      --guest-pages SIZE    guest page tables: 4k (default) or 2m\n"
 "  -d, --delivery KIND       exit (default: vCPUs resolve their own faults)\n"
 "                            or hybrid (plus a blocking view for the VMM)\n"
+"      --thp                 collapse each 2 MiB range of RAM into a huge\n"
+"                            page once it is full (collapser thread)\n"
 "      --hold                if the connection breaks, hold the vCPUs that\n"
 "                            need a missing page until the source resumes\n"
 "      --hold-timeout MS     give up holding after MS (default 30000; -1 never)\n"
@@ -149,6 +151,7 @@ static int recv_parse(int argc, char **argv, struct recv_cli *r)
 		{ "guest-pages", required_argument, NULL, 'g' },
 		{ "delivery", required_argument, NULL, 'd' },
 		{ "hold", no_argument, NULL, 'H' },
+		{ "thp", no_argument, NULL, 'P' },
 		{ "hold-timeout", required_argument, NULL, 'O' },
 		{ "request-timeout", required_argument, NULL, 'R' },
 		{ "run", required_argument, NULL, 'r' },
@@ -183,6 +186,7 @@ static int recv_parse(int argc, char **argv, struct recv_cli *r)
 				return cli_usage_error("--delivery: '%s': expected exit or hybrid", optarg);
 			break;
 		case 'H': o->hold = true; break;
+		case 'P': o->thp = LM_THP_AUTO; break;
 		case 'O':
 			if (parse_ms("--hold-timeout", optarg, -1, &o->hold_timeout_ms))
 				return 2;

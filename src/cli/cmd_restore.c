@@ -32,6 +32,8 @@ static void usage(FILE *f, const char *prog)
 		"  --eager              read all RAM first, then resume (the baseline)\n"
 		"  --delivery NAME      lazy: exit, hybrid, handler, minor (default exit)\n"
 		"  --no-background      lazy: no background fill (only what is touched)\n"
+		"  --thp                lazy: collapse each 2 MiB range of RAM into a\n"
+		"                       huge page once it is full (collapser thread)\n"
 		"  --record-ws FILE     write the pages this run touched, first touch\n"
 		"                       first (turns the background fill off)\n"
 		"  --prefetch FILE      install FILE's pages ahead of the vCPUs\n"
@@ -55,6 +57,7 @@ int cmd_vm_restore(int argc, char **argv)
 		{ "eager", no_argument, NULL, 'e' },
 		{ "delivery", required_argument, NULL, 'd' },
 		{ "no-background", no_argument, NULL, 'N' },
+		{ "thp", no_argument, NULL, 'H' },
 		{ "record-ws", required_argument, NULL, 'r' },
 		{ "prefetch", required_argument, NULL, 'p' },
 		{ "ws", required_argument, NULL, 'W' },
@@ -107,6 +110,9 @@ int cmd_vm_restore(int argc, char **argv)
 			break;
 		case 'N':
 			o.background = false;
+			break;
+		case 'H':
+			o.thp = LM_THP_AUTO;
 			break;
 		case 'r':
 			o.record_ws = optarg;

@@ -13,6 +13,15 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+/* ---- madvise (5.14, 6.1; glibc 2.36's <sys/mman.h> may lack them) ---- */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23	/* 5.14 */
+#endif
+
 /* ---- userfaultfd (6.4 .. 6.8) ---- */
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED

@@ -66,8 +66,10 @@ static void fill_run(struct lm_region *r, uint64_t first, uint64_t n)
 							 : r->bg.batch;
 	int err = 0;
 
+	/* hugetlbfs has no UFFDIO_ZEROPAGE, and a zero page keeps a range
+	 * from collapsing into a huge page: both get copied zeroes. */
 	if (zero && r->install == LM_INSTALL_COPY &&
-	    r->backing != LM_BACKING_HUGETLB) {
+	    r->backing != LM_BACKING_HUGETLB && r->thp.mode == LM_THP_OFF) {
 		err = lm_uffd_zeropage(v->uffd, v->addr + off, len, !v->sigbus);
 	} else {
 		if (zero)

@@ -88,10 +88,15 @@ void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n)
 		uint64_t end = LM_MIN(first + n, (c + 1) << LM_DONE_CHUNK_SHIFT);
 		uint64_t k = end - first, full = chunk_pages(r, c);
 
-		if (atomic_fetch_add(&r->done[c].n, k) + k == full &&
-		    atomic_fetch_add(&r->chunks_done, 1) + 1 == r->nr_chunks) {
+		if (atomic_fetch_add(&r->done[c].n, k) + k != full) {
+			/* not this chunk's last page */
+		} else if (atomic_fetch_add(&r->chunks_done, 1) + 1 ==
+			   r->nr_chunks) {
 			atomic_store(&r->complete, 1);
 			lm_futex_wake_all(&r->complete);
+			lm__thp_chunk_done(r);
+		} else {
+			lm__thp_chunk_done(r);
 		}
 		first = end;
 		n -= k;
@@ -104,6 +109,7 @@ void lm__page_undone(struct lm_region *r, uint64_t idx)
 
 	if (atomic_fetch_sub(&r->done[c].n, 1) == chunk_pages(r, c))
 		atomic_fetch_sub(&r->chunks_done, 1);
+	lm__thp_page_gone(r, idx);
 }
 
 static void demand_end(struct lm_region *r, const struct lm_fault *f)
@@ -412,18 +418,18 @@ static int install_read(struct lm_region *r, struct lm_view *v, uint64_t off,
 	return err;
 }
 
-/* UFFDIO_COPY with MODE_WP; zero pages from the region's zero buffer,
- * since UFFDIO_ZEROPAGE cannot install a page protected. */
-static int install_protected(struct lm_region *r, struct lm_view *v,
-			     uint8_t *dst, const uint8_t *buf, uint64_t len)
+/* UFFDIO_COPY with `mode`; zero pages (buf NULL) from the region's zero
+ * buffer: UFFDIO_ZEROPAGE cannot install a page protected, and a range
+ * holding a zero page cannot become a huge page (MADV_COLLAPSE: EBUSY). */
+static int install_copied(struct lm_region *r, struct lm_view *v,
+			  uint8_t *dst, const uint8_t *buf, uint64_t len,
+			  uint64_t mode)
 {
-	uint64_t mode = UFFDIO_COPY_MODE_WP |
-			(v->sigbus ? UFFDIO_COPY_MODE_DONTWAKE : 0);
-
+	mode |= v->sigbus ? UFFDIO_COPY_MODE_DONTWAKE : 0;
 	for (uint64_t at = 0; at < len;) {
-		uint64_t n = buf ? len - at : LM_MIN(len - at, r->wp.zero_size);
+		uint64_t n = buf ? len - at : LM_MIN(len - at, r->zero_size);
 		int err = lm_uffd_copy_mode(v->uffd, dst + at,
-					    buf ? buf + at : r->wp.zero, n,
+					    buf ? buf + at : r->zero, n,
 					    mode);
 
 		if (err)
@@ -456,9 +462,11 @@ int lm__install_range(struct lm_region *r, unsigned view, bool all_views,
 	if (atomic_load_explicit(&r->wp.active, memory_order_acquire))
 		/* A live snapshot runs: a page filled now must still fault
 		 * on its first write, so it is installed protected. */
-		err = install_protected(r, v, dst, buf, len);
+		err = install_copied(r, v, dst, buf, len, UFFDIO_COPY_MODE_WP);
 	else if (buf)
 		err = lm_uffd_copy(v->uffd, dst, buf, len, !v->sigbus);
+	else if (r->thp.mode != LM_THP_OFF)
+		err = install_copied(r, v, dst, NULL, len, 0);
 	else
 		err = lm_uffd_zeropage(v->uffd, dst, len, !v->sigbus);
 	/* EEXIST: the page was populated behind our back (a write through

@@ -113,6 +113,19 @@ static int check_config(const struct lm_region_config *c, const char *name)
 				"backing evicts under write-protection, which "
 				"async write-protect would let writes through; "
 				"use write_protect none or sync", name);
+	if ((unsigned)c->thp > LM_THP_AUTO)
+		return lm_error(-EINVAL, "region '%s': unknown thp value", name);
+	if (c->thp != LM_THP_OFF && c->backing == LM_BACKING_HUGETLB)
+		return lm_error(-EINVAL, "region '%s': thp collapse is for anon "
+				"or memfd backing; hugetlb pages are huge "
+				"already", name);
+	if (c->thp != LM_THP_OFF && c->backing == LM_BACKING_MEMFD &&
+	    (c->write_protect != LM_WP_NONE || c->store))
+		return lm_error(-EINVAL, "region '%s': thp on memfd backing "
+				"cannot be combined with write_protect or a "
+				"page store: the kernel splits or zeroes a huge "
+				"shmem page under them behind the page-state "
+				"map; use anon backing", name);
 	if (c->handler_threads > LM_MAX_HANDLERS)
 		return lm_error(-EINVAL, "region '%s': %u handler threads, "
 				"at most %d", name, c->handler_threads,
@@ -120,33 +133,104 @@ static int check_config(const struct lm_region_config *c, const char *name)
 	return 0;
 }
 
+/*
+ * An address range of r->size bytes, 2 MiB aligned when the region may
+ * hold huge pages (hugetlb, or thp: a huge page maps a 2 MiB-aligned
+ * range only): reserve 2 MiB more, keep the aligned part, give the rest
+ * back.
+ */
+static void *reserve(struct lm_region *r)
+{
+	uint64_t extra = r->thp.mode != LM_THP_OFF ||
+			 r->backing == LM_BACKING_HUGETLB ? HUGE_2M : 0;
+	uint8_t *p = mmap(NULL, r->size + extra, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (uint8_t *)(((uintptr_t)p + extra - 1) & ~(uintptr_t)(HUGE_2M - 1));
+	if (!extra)
+		return p;
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (a + r->size < p + r->size + extra)
+		munmap(a + r->size, (size_t)(p + r->size + extra - (a + r->size)));
+	return a;
+}
+
+/* Huge pages after the fill, or 4 KiB pages for good (collapse.c). */
+static void advise_huge(struct lm_region *r, void *p)
+{
+	madvise(p, r->size, r->thp.mode != LM_THP_OFF ? MADV_HUGEPAGE
+						      : MADV_NOHUGEPAGE);
+}
+
 static void *map_shared(struct lm_region *r)
 {
-	void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       r->memfd, 0);
+	void *at = reserve(r);
+	void *p = at ? mmap(at, r->size, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_FIXED, r->memfd, 0)
+		     : MAP_FAILED;
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED) {
+		if (at)
+			munmap(at, r->size);
+		return NULL;
+	}
+	if (r->backing == LM_BACKING_MEMFD && r->thp.mode != LM_THP_OFF)
+		advise_huge(r, p);
+	return p;
+}
+
+static int map_anon(struct lm_region *r)
+{
+	void *at = reserve(r);
+	void *p = at ? mmap(at, r->size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			    MAP_FIXED, -1, 0)
+		     : MAP_FAILED;
+
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		if (at)
+			munmap(at, r->size);
+		return lm_error(err, "region '%s': cannot map %llu bytes: %s",
+				r->name, (unsigned long long)r->size,
+				strerror(-err));
+	}
+	/* Faults are per 4 KiB page either way (userfaultfd takes them
+	 * first); without thp, MADV_NOHUGEPAGE keeps khugepaged from
+	 * collapsing behind the page-state map's back too. */
+	advise_huge(r, p);
+	r->view[0].addr = p;
+	r->nr_views = 1;
+	return 0;
+}
+
+/* Zeroes to UFFDIO_COPY from (region_internal.h says who needs them). */
+static int map_zero(struct lm_region *r, const struct lm_region_config *c)
+{
+	if (c->write_protect == LM_WP_NONE && c->thp == LM_THP_OFF)
+		return 0;
+	/* never written: reads give the shared zero page, so 256 KiB (or
+	 * one huge page) of zeroes cost no memory */
+	r->zero_size = LM_MAX(64 * 4096ull, r->page_size);
+	r->zero = mmap(NULL, r->zero_size, PROT_READ,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->zero == MAP_FAILED) {
+		r->zero = NULL;
+		return lm_error(-errno, "region '%s': zero buffer: %s",
+				r->name, strerror(errno));
+	}
+	return 0;
 }
 
 static int map_memory(struct lm_region *r, bool vmm_view)
 {
-	if (r->backing == LM_BACKING_ANON) {
-		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			       -1, 0);
-
-		if (p == MAP_FAILED)
-			return lm_error(-errno, "region '%s': cannot map %llu "
-					"bytes: %s", r->name,
-					(unsigned long long)r->size,
-					strerror(errno));
-		/* Faults are per 4 KiB page; a THP would fill 2 MiB at
-		 * once behind the page-state map's back. */
-		madvise(p, r->size, MADV_NOHUGEPAGE);
-		r->view[0].addr = p;
-		r->nr_views = 1;
-		return 0;
-	}
+	if (r->backing == LM_BACKING_ANON)
+		return map_anon(r);
 
 	unsigned flags = MFD_CLOEXEC;
 
@@ -267,6 +351,8 @@ static int start_threads(struct lm_region *r, const struct lm_region_config *c)
 		err = lm__handlers_start(r, 1, nh, NULL);
 	if (!err && c->background)
 		err = lm__background_start(r);
+	if (!err)
+		err = lm__thp_start(r);
 	return err;
 }
 
@@ -315,6 +401,10 @@ int lm_region_create(const struct lm_region_config *c, struct lm_region **out)
 	}
 	err = lm__wp_init(r, c->write_protect);
 	r->reclaim.store = c->store;
+	if (!err)
+		err = lm__thp_init(r, c->thp);
+	if (!err)
+		err = map_zero(r, c);
 	if (!err)
 		err = map_memory(r, c->vmm_view);
 	if (!err)
@@ -413,6 +503,7 @@ void lm_region_destroy(struct lm_region *r)
 {
 	if (!r)
 		return;
+	lm__thp_fini(r);
 	lm__background_stop(r);
 	lm__handlers_stop(r);
 	lm__sigbus_unregister(r);
@@ -431,6 +522,8 @@ void lm_region_destroy(struct lm_region *r)
 	}
 	if (r->alias)
 		munmap(r->alias, r->size);
+	if (r->zero)
+		munmap(r->zero, r->zero_size);
 	if (r->memfd >= 0)
 		close(r->memfd);
 	lm_pagemap_fini(&r->map);

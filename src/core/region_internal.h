@@ -64,6 +64,11 @@ struct lm_stats_shard {
 	 * back by a fault; refault times (signal or message to install) */
 	_Atomic uint64_t pages_evicted, evict_refused, pages_refaulted;
 	_Atomic uint64_t refault_hist[LM_LAT_BUCKETS];
+	/* huge pages (collapse.c): ranges collapsed, time, refusals by
+	 * reason, passes skipped for a snapshot or an eviction */
+	_Atomic uint64_t thp_collapsed, thp_collapse_ns;
+	_Atomic uint64_t thp_failed_busy, thp_failed_again, thp_failed_nomem;
+	_Atomic uint64_t thp_failed_other, thp_skipped;
 	/* Demand faults begun minus ended through this shard. A fault may
 	 * end on another thread than it began on (lm_fault_begin/commit), so
 	 * one shard may wrap below zero; the sum over shards is exact. */
@@ -110,8 +115,6 @@ struct lm_wp {
 	 * fault on its first write. */
 	_Atomic bool active;
 	struct lm_wp_consumer consumer;	/* sync: set before active */
-	void *zero;			/* zeroes to COPY from (no WP zeropage) */
-	uint64_t zero_size;
 	int pagemap_fd;			/* async: /proc/self/pagemap */
 };
 
@@ -129,6 +132,30 @@ struct lm_reclaim {
 };
 
 #define LM_EVICT_RUN 64
+
+/* Huge pages after the fill (collapse.c). */
+#define LM_THP_SHIFT 21			/* 2 MiB ranges */
+
+struct lm_thp_state {
+	enum lm_thp mode;
+	uint64_t nr_ranges;		/* whole 2 MiB ranges in the region */
+	/* One bit per range: a huge page now (collapsed by us, or found
+	 * one). Cleared when a page of it is evicted. */
+	_Atomic uint64_t *huge;
+	/* Collapses in progress: a live snapshot's protect waits for them
+	 * to end, and none starts while one runs (the same announce-then-
+	 * look handshake as evictions). */
+	_Atomic unsigned collapsing;
+	pthread_mutex_t pass;		/* one collapse pass at a time */
+	/* LM_THP_AUTO: the collapser thread. chunks is a futex word the
+	 * completing install bumps when a 4 MiB chunk becomes complete;
+	 * it wakes the thread only while `sleeping` says it waits. */
+	pthread_t thread;
+	bool running;
+	_Atomic bool stop;
+	_Atomic uint32_t chunks;
+	_Atomic uint32_t sleeping;
+};
 
 struct lm_region {
 	char name[64];
@@ -189,6 +216,13 @@ struct lm_region {
 	_Atomic uint64_t next_seq_idx;
 	struct lm_wp wp;
 	struct lm_reclaim reclaim;
+	struct lm_thp_state thp;
+	/* Zeroes to UFFDIO_COPY from where UFFDIO_ZEROPAGE will not do (a
+	 * live snapshot's protected installs, a huge-page region's zero
+	 * pages): read-only, never written, so it costs no memory. NULL
+	 * when neither is configured. */
+	void *zero;
+	uint64_t zero_size;
 };
 
 /* A page its foreign owner gave back (balloon): it reads as zero from now
@@ -320,5 +354,17 @@ void lm__reclaim_fini(struct lm_region *r);
 /* A sync snapshot's protect: wait until no eviction runs (bounded: an
  * eviction waits on nothing but its own ioctls and the store). */
 void lm__reclaim_quiesce(struct lm_region *r);
+
+/* collapse.c */
+int lm__thp_init(struct lm_region *r, enum lm_thp mode);
+int lm__thp_start(struct lm_region *r);
+void lm__thp_fini(struct lm_region *r);
+/* A chunk of LM_DONE_CHUNK pages became complete (fault path: one
+ * atomic add, a futex wake only if the collapser sleeps). */
+void lm__thp_chunk_done(struct lm_region *r);
+/* Page idx is no longer present (evicted): its range is not huge now. */
+void lm__thp_page_gone(struct lm_region *r, uint64_t idx);
+/* A live snapshot's protect: wait until no collapse runs. */
+void lm__thp_quiesce(struct lm_region *r);
 
 #endif

@@ -221,6 +221,13 @@ void lm_region_stats(const struct lm_region *r, struct lm_stats *out)
 		out->pages_evicted += LOAD(l->pages_evicted);
 		out->evict_refused += LOAD(l->evict_refused);
 		out->pages_refaulted += LOAD(l->pages_refaulted);
+		out->thp_collapsed += LOAD(l->thp_collapsed);
+		out->thp_collapse_ns += LOAD(l->thp_collapse_ns);
+		out->thp_failed_busy += LOAD(l->thp_failed_busy);
+		out->thp_failed_again += LOAD(l->thp_failed_again);
+		out->thp_failed_nomem += LOAD(l->thp_failed_nomem);
+		out->thp_failed_other += LOAD(l->thp_failed_other);
+		out->thp_skipped += LOAD(l->thp_skipped);
 		for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
 			out->refault_hist[i] += LOAD(l->refault_hist[i]);
 		out->lat_max_ns = LM_MAX(out->lat_max_ns, LOAD(l->lat_max_ns));
@@ -258,6 +265,13 @@ void lm_stats_merge(struct lm_stats *into, const struct lm_stats *from)
 	into->pages_evicted += from->pages_evicted;
 	into->evict_refused += from->evict_refused;
 	into->pages_refaulted += from->pages_refaulted;
+	into->thp_collapsed += from->thp_collapsed;
+	into->thp_collapse_ns += from->thp_collapse_ns;
+	into->thp_failed_busy += from->thp_failed_busy;
+	into->thp_failed_again += from->thp_failed_again;
+	into->thp_failed_nomem += from->thp_failed_nomem;
+	into->thp_failed_other += from->thp_failed_other;
+	into->thp_skipped += from->thp_skipped;
 	for (unsigned i = 0; i < LM_LAT_BUCKETS; i++)
 		into->refault_hist[i] += from->refault_hist[i];
 	refault_percentiles(into);

@@ -94,17 +94,6 @@ int lm__wp_init(struct lm_region *r, enum lm_wp_mode mode)
 	r->wp.pagemap_fd = -1;
 	if (mode == LM_WP_NONE)
 		return 0;
-	/* Never written: reads give the shared zero page, so 256 KiB (or
-	 * one huge page) of zeroes to UFFDIO_COPY from (with MODE_WP, which
-	 * ZEROPAGE lacks) cost no memory. */
-	r->wp.zero_size = LM_MAX(64 * 4096ull, r->page_size);
-	r->wp.zero = mmap(NULL, r->wp.zero_size, PROT_READ,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r->wp.zero == MAP_FAILED) {
-		r->wp.zero = NULL;
-		return lm_error(-errno, "region '%s': zero buffer: %s",
-				r->name, strerror(errno));
-	}
 	if (mode == LM_WP_ASYNC) {
 		r->wp.pagemap_fd = open("/proc/self/pagemap",
 					O_RDONLY | O_CLOEXEC);
@@ -118,9 +107,6 @@ int lm__wp_init(struct lm_region *r, enum lm_wp_mode mode)
 
 void lm__wp_fini(struct lm_region *r)
 {
-	if (r->wp.zero)
-		munmap(r->wp.zero, r->wp.zero_size);
-	r->wp.zero = NULL;
 	if (r->wp.pagemap_fd >= 0)
 		close(r->wp.pagemap_fd);
 	r->wp.pagemap_fd = -1;
@@ -288,6 +274,9 @@ int lm_wp_protect(struct lm_region *r, const struct lm_wp_consumer *c)
 	 * evictions check busy after announcing themselves (evict.c). */
 	if (r->wp.mode == LM_WP_SYNC)
 		lm__reclaim_quiesce(r);
+	/* Nor collapsed into a huge page: collapses check busy after
+	 * announcing themselves (collapse.c). */
+	lm__thp_quiesce(r);
 	if (c)
 		r->wp.consumer = *c;
 	atomic_store(&r->wp.active, true);

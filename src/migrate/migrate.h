@@ -82,6 +82,9 @@ struct lm_migrate_recv_opts {
 	unsigned nr_vcpus;
 	uint64_t guest_page_size;
 	enum lm_vm_delivery delivery;	/* exit (default) or hybrid */
+	/* RAM's 2 MiB ranges become huge pages as they fill (memfd: shmem
+	 * collapses even with shmem_enabled=never; docs/thp.md). */
+	enum lm_thp thp;
 	/* While the source is away, hold the vCPUs that need a missing page
 	 * for up to hold_timeout_ms (-1: forever) instead of failing them. */
 	bool hold;

@@ -93,6 +93,7 @@ static int recv__create_vm(struct recv *x)
 	cfg.guest_page_size = o->guest_page_size;
 	cfg.backing = LM_BACKING_MEMFD;
 	cfg.delivery = o->delivery == LM_VM_HYBRID ? LM_VM_HYBRID : LM_VM_EXIT;
+	cfg.thp = o->thp;
 	cfg.ram_source = lm_net_dest_region_source(x->dest, 1);
 	cfg.restoring = true;	/* the reserved area comes from the source */
 	rc = lm_vm_create(&cfg, &x->vm);

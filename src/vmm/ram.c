@@ -176,6 +176,7 @@ int ram__create(struct lm_vm *vm)
 	}
 	rc.store = cfg->store;
 	rc.write_protect = cfg->write_protect;
+	rc.thp = cfg->thp;
 	if (cfg->store && cfg->delivery == LM_VM_EXIT)
 		rc.install = LM_INSTALL_COPY;
 	err = lm_region_create(&rc, &ram->region);

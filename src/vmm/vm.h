@@ -102,6 +102,10 @@ struct lm_vm_config {
 	 * memfd too (eviction needs it); handler and exit deliveries only. */
 	struct lm_page_store *store;
 	enum lm_wp_mode write_protect;
+	/* Huge pages once the region's 2 MiB ranges are full (lazymem/
+	 * region.h, docs/thp.md): a guest with 2 MiB page tables then gets
+	 * 2 MiB mappings from KVM too. A lazily filled RAM only. */
+	enum lm_thp thp;
 };
 
 /*

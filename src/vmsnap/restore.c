@@ -363,6 +363,7 @@ int lm_vm_restore(const struct lm_restore_opts *o,
 			cfg.backing = LM_BACKING_MEMFD;
 		/* Recording wants first touches only, not the fill's pages. */
 		cfg.background = o->background && !o->record_ws;
+		cfg.thp = o->thp;
 	}	/* else limit RAM, filled below */
 	rc = lm_vm_create(&cfg, &r.vm);
 	if (rc)

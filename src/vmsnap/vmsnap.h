@@ -32,6 +32,7 @@ struct lm_restore_opts {
 	enum lm_restore_mode mode;
 	enum lm_vm_delivery delivery;	/* lazy: exit, hybrid, handler, minor */
 	bool background;		/* lazy: background fill */
+	enum lm_thp thp;		/* lazy: huge pages once ranges fill */
 	double ws_fraction;		/* > 0: working set, a fraction of RAM,
 					 * instead of the saved one */
 	const char *record_ws;		/* write the pages touched here */
