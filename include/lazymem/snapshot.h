@@ -109,6 +109,11 @@ int lm_snap_verify(const char *dir, const struct lm_snap_meta *m,
  * A page source over DIR/memory.img that checks each page against its hash
  * as it is read; a page that fails its check is -EBADMSG (and so is failed
  * visibly by the region, never handed to the guest). Holes read as zero.
+ * Only whole snapshot pages can be checked: restore onto a region of the
+ * snapshot's page size (a hugetlb region's snapshot onto hugetlb); a read
+ * of part of a page is -EINVAL. pages.xxh is read a block at a time as
+ * pages are first checked; a pages.xxh that shrinks after open fails its
+ * pages with -EIO.
  */
 int lm_snap_source_open(const char *dir, const struct lm_snap_meta *m,
 			struct lm_source **out);
