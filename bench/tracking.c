@@ -343,7 +343,7 @@ static void open_all(struct trk *trk, bool *live, struct result res[NR_W][NR_TRK
 		     uint64_t mem, unsigned nthr)
 {
 	for (int m = 0; m < NR_TRK; m++) {
-		char why[300] = "";
+		char why[256] = "";
 		int err = trk_open(&trk[m], (enum trk_mech)m, mem, nthr, why,
 				   sizeof(why));
 
