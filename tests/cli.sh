@@ -135,4 +135,50 @@ for r in res:
         assert r["pages_faulted"] + r["pages_background"] > 0, r
 ' "$json"
 
+# bench tracking (plain threads): bad values refused by name; a small run's
+# JSON has the issue's shape, every mechanism on every thread count and
+# workload ran and verified (collected set = written set, every page's
+# content), and the KVM and soft-dirty rows are skipped with a reason.
+check "bench tracking bad --rounds named" expect_error 2 "--rounds '0'" \
+  bench tracking --rounds 0
+check "bench tracking bad --vcpus named" expect_error 2 "--vcpus '1,x'" \
+  bench tracking --vcpus 1,x
+check "bench tracking bad --mem named" expect_error 2 "--mem '5000'" \
+  bench tracking --mem 5000
+json=$("$LAZYMEM" bench tracking --mem 16M --rounds 2 --threads 1,2 --json)
+rc=$?
+check "bench tracking exits 0" test "$rc" -eq 0
+check "bench tracking --json shape and verification" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["benchmark"] == "tracking", d
+c = d["config"]
+assert c["guest"] == "threads" and c["threads"] == [1, 2], c
+assert c["mem"] == 16 << 20 and c["page_size"] == 4096 and c["rounds"] == 2, c
+assert c["cpus"] >= 1 and set(c["workloads"]) == {"full", "sparse"}, c
+ran = [r for r in d["results"] if "skipped" not in r]
+skipped = {r["mechanism"]: r["skipped"] for r in d["results"] if "skipped" in r}
+assert set(skipped) == {"kvm-dirty-log", "kvm-dirty-ring", "soft-dirty"}, skipped
+assert all(len(why) > 20 for why in skipped.values()), skipped
+mechs = ("none", "uffd-wp-async", "uffd-wp-sync", "mprotect")
+assert sorted((r["mechanism"], r["threads"], r["workload"]) for r in ran) == sorted(
+    (m, t, w) for m in mechs for t in (1, 2) for w in ("full", "sparse")), ran
+pages = 16 << 20 >> 12
+for r in ran:
+    assert r["verified"] is True and "error" not in r and r["rounds"] == 2, r
+    for k in ("write_ns_per_page", "collect_ns_per_page", "collect_ms",
+              "write_x_none", "pages_collected", "pages_written_per_round"):
+        assert k in r, (k, r)
+    assert r["write_ns_per_page"] > 0, r
+    if r["workload"] == "full":
+        assert r["pages_written_per_round"] == pages, r
+    else:
+        assert 0 < r["pages_written_per_round"] < pages / 5, r
+    if r["mechanism"] == "none":
+        assert r["pages_collected"] == 0 and r["write_x_none"] == 1, r
+    else:
+        assert r["pages_collected"] == 2 * r["pages_written_per_round"], r
+        assert r["collect_ns_per_page"] > 0, r
+' "$json"
+
 [ $fails -eq 0 ]

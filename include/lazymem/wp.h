@@ -51,7 +51,8 @@ struct lm_wp_consumer {
 	/* A page-sized buffer for page `off`. It may block until one is
 	 * free (that is the throttle: the faulting thread waits for the
 	 * writer). NULL means the snapshot is being abandoned: the page is
-	 * un-protected without a copy. */
+	 * un-protected without a copy; a consumer that only tracks writes
+	 * notes off and returns NULL (bench/tracking_mech.c). */
 	void *(*slot_get)(void *arg, uint64_t off);
 	/* The slot now holds page `off` as it was at the instant. */
 	void (*slot_put)(void *arg, uint64_t off, void *slot);

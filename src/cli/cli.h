@@ -39,6 +39,7 @@ int cmd_demo_migrate(int argc, char **argv);
 int cmd_bench_migrate(int argc, char **argv);
 int cmd_bench_live_snapshot(int argc, char **argv);
 int cmd_bench_reclaim(int argc, char **argv);
+int cmd_bench_tracking(int argc, char **argv);
 int cmd_bench_thp(int argc, char **argv);
 int cmd_snapshot_push(int argc, char **argv);
 int cmd_snapshot_pull(int argc, char **argv);

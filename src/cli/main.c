@@ -59,6 +59,8 @@ static const struct cli_command commands[] = {
 	  "live snapshot while writers run: stop-and-copy, fork, cow, iterate" },
 	{ "bench", "reclaim", cmd_bench_reclaim,
 	  "cold memory out of a running guest and back on touch: stores x backings" },
+	{ "bench", "tracking", cmd_bench_tracking,
+	  "write tracking per round: none, async/sync uffd-wp, mprotect (KVM rows skipped)" },
 	{ "bench", "thp", cmd_bench_thp,
 	  "huge pages after a lazy restore: random reads, 4 KiB vs collapsed vs THP" },
 	{ NULL, "proxy", cmd_proxy,
