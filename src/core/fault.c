@@ -88,14 +88,12 @@ void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n)
 		uint64_t end = LM_MIN(first + n, (c + 1) << LM_DONE_CHUNK_SHIFT);
 		uint64_t k = end - first, full = chunk_pages(r, c);
 
-		if (atomic_fetch_add(&r->done[c].n, k) + k != full) {
-			/* not this chunk's last page */
-		} else if (atomic_fetch_add(&r->chunks_done, 1) + 1 ==
-			   r->nr_chunks) {
-			atomic_store(&r->complete, 1);
-			lm_futex_wake_all(&r->complete);
-			lm__thp_chunk_done(r);
-		} else {
+		if (atomic_fetch_add(&r->done[c].n, k) + k == full) {
+			if (atomic_fetch_add(&r->chunks_done, 1) + 1 ==
+			    r->nr_chunks) {
+				atomic_store(&r->complete, 1);
+				lm_futex_wake_all(&r->complete);
+			}
 			lm__thp_chunk_done(r);
 		}
 		first = end;
