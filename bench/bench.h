@@ -18,6 +18,15 @@ static inline uint64_t bench_pattern(uint64_t page, uint64_t word)
 	return (page << 24) ^ (word * 0x9e3779b97f4a7c15ull) ^ 0x5a5a;
 }
 
+/* The seeded generator the workloads draw their random pages from. */
+static inline uint64_t bench_xorshift64(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
 void bench_fill_pattern(void *buf, uint64_t size, uint64_t page_size);
 /* Each page's first word is `tag(page) = page + 1`, every other word is
  * the pattern (zero_rest: zero instead). Returns mismatching pages. */

@@ -93,14 +93,6 @@ struct toucher {
 	uint64_t t_end;
 };
 
-static uint64_t xorshift64(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /* A seeded permutation of [0, n) (Fisher-Yates), so a random run is the
  * same run every time and for every contender. */
 static void permute(uint32_t *v, uint64_t n, uint64_t seed)
@@ -110,7 +102,7 @@ static void permute(uint32_t *v, uint64_t n, uint64_t seed)
 	for (uint64_t i = 0; i < n; i++)
 		v[i] = (uint32_t)i;
 	for (uint64_t i = n; i > 1; i--) {
-		uint64_t j = xorshift64(&s) % i;
+		uint64_t j = bench_xorshift64(&s) % i;
 		uint32_t tmp = v[i - 1];
 
 		v[i - 1] = v[j];

@@ -85,16 +85,6 @@ struct reader {
 	volatile uint8_t *base;
 };
 
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /* kB of `key` in the smaps entry of the mapping holding addr. */
 static uint64_t smaps_kb(const void *addr, const char *key)
 {
@@ -141,19 +131,11 @@ static uint64_t verify_all(const uint64_t *w, uint64_t size)
  * misses in flight: a throughput); dependent ones cannot, since the next
  * address folds in the last word read (its difference from the expected
  * value, zero unless the data is wrong): each read's whole latency,
- * TLB walk included, is exposed, as in a guest chasing pointers.
+ * TLB walk included, is exposed, as in a guest chasing pointers. Timed
+ * in this thread's CPU time: the machine is shared (other builds run on
+ * its two CPUs), and wall time would count the time the reader waited
+ * for a CPU as read time.
  */
-/* This thread's CPU time: the machine is shared (other builds run on its
- * two CPUs), and wall time would count the time the reader waited for a
- * CPU as read time. */
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *read_main(void *arg)
 {
 	struct reader *rd = arg;
@@ -161,13 +143,13 @@ static void *read_main(void *arg)
 
 	bench_pin_self(rd->cpu);
 	pthread_barrier_wait(rd->go);
-	t0 = thread_cpu_ns();
+	t0 = lm_thread_cpu_ns();
 	/* Two loops, not one with a branch: gcc made `if (dependent) s ^=
 	 * diff` a conditional move, which chained the "independent" reads
 	 * through the load too (perf: all the time on the load). */
 	if (rd->dependent) {
 		for (uint64_t i = 0; i < rd->reads; i++) {
-			uint64_t at = xorshift(&s) % rd->nwords;
+			uint64_t at = bench_xorshift64(&s) % rd->nwords;
 			uint64_t diff = rd->w[at] ^
 					bench_pattern(at / WORDS, at % WORDS);
 
@@ -176,13 +158,13 @@ static void *read_main(void *arg)
 		}
 	} else {
 		for (uint64_t i = 0; i < rd->reads; i++) {
-			uint64_t at = xorshift(&s) % rd->nwords;
+			uint64_t at = bench_xorshift64(&s) % rd->nwords;
 
 			bad += rd->w[at] != bench_pattern(at / WORDS,
 							  at % WORDS);
 		}
 	}
-	rd->ns = (double)(thread_cpu_ns() - t0) / (double)rd->reads;
+	rd->ns = (double)(lm_thread_cpu_ns() - t0) / (double)rd->reads;
 	rd->bad = bad;
 	return NULL;
 }

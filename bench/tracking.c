@@ -94,14 +94,6 @@ struct result {
 	bool verified;
 };
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Writer me's slice of this round: word 0 of each page gets (page, gen). */
 static void write_slice(const struct trk *t, const struct work *w,
 			struct wthread *me)
@@ -110,7 +102,7 @@ static void write_slice(const struct trk *t, const struct work *w,
 	uint64_t first, n, t0, c0;
 
 	trk_slice(t, me->t, &first, &n);
-	c0 = thread_cpu_ns();
+	c0 = lm_thread_cpu_ns();
 	t0 = lm_now_ns();
 	if (w->wl == W_FULL) {
 		for (uint64_t p = first; p < first + n; p++)
@@ -124,7 +116,7 @@ static void write_slice(const struct trk *t, const struct work *w,
 		me->pages = w->len[me->t];
 	}
 	me->ns = lm_now_ns() - t0;
-	me->cpu_ns = thread_cpu_ns() - c0;
+	me->cpu_ns = lm_thread_cpu_ns() - c0;
 }
 
 static void *writer_main(void *arg)
