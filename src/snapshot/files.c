@@ -56,6 +56,21 @@ static int read_all(const char *path, char **text, size_t *len)
 	return 0;
 }
 
+int lm__snap_pread_full(int fd, void *dst, size_t count, uint64_t off)
+{
+	for (size_t done = 0; done < count;) {
+		ssize_t n = pread(fd, (uint8_t *)dst + done, count - done,
+				  (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 int lm__snap_hashes_open(const char *dir, const struct lm_snap_meta *m,
 			 int *fd_out)
 {
@@ -115,17 +130,11 @@ int lm__snap_hashes_load(const char *dir, const struct lm_snap_meta *m,
 		return lm_error(-ENOMEM, "snapshot %s: out of memory for %llu "
 				"page hashes", dir, (unsigned long long)nr);
 	}
-	for (uint64_t done = 0; done < nr * 8;) {
-		ssize_t n = pread(fd, (uint8_t *)buf + done, nr * 8 - done,
-				  (off_t)(LM_SNAP_HASH_DATA + done));
-
-		if (n <= 0) {
-			free(buf);
-			close(fd);
-			return lm_error(-EIO, "snapshot %s: reading %s failed",
-					dir, LM_SNAP_HASH_FILE);
-		}
-		done += (uint64_t)n;
+	if (lm__snap_pread_full(fd, buf, nr * 8, LM_SNAP_HASH_DATA)) {
+		free(buf);
+		close(fd);
+		return lm_error(-EIO, "snapshot %s: reading %s failed", dir,
+				LM_SNAP_HASH_FILE);
 	}
 	close(fd);
 	*hashes = buf;

@@ -27,6 +27,10 @@ struct lm_snap_hash_header {
 
 /* meta.json text of m (malloc'd), or NULL. */
 char *lm__snap_meta_format(const struct lm_snap_meta *m);
+/* All of count bytes at off of fd, or -EIO (short: the file shrank, or
+ * failed). No message: safe in the SIGBUS handler, where source.c reads
+ * page hashes. */
+int lm__snap_pread_full(int fd, void *dst, size_t count, uint64_t off);
 /* Open pages.xxh of DIR after checking its header and size against m:
  * the hash of page i is the 8 bytes at LM_SNAP_HASH_DATA + 8 i. */
 int lm__snap_hashes_open(const char *dir, const struct lm_snap_meta *m,

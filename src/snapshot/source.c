@@ -37,23 +37,6 @@ struct snap_source {
 	uint64_t nr_pages, page_size, zero_hash;
 };
 
-/* All of count bytes at off of pages.xxh, or -EIO (the file shrank or
- * failed under us: the page fails visibly instead of being trusted). */
-static int hash_pread(int fd, void *dst, size_t count, uint64_t off)
-{
-	for (size_t done = 0; done < count;) {
-		ssize_t n = pread(fd, (uint8_t *)dst + done, count - done,
-				  (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * The recorded hash of page i. The first thread to need a block reads it
  * into the table; a thread that finds it being read reads just its own
@@ -75,7 +58,7 @@ static int hash_of(struct snap_source *ss, uint64_t i, uint64_t *h)
 	    atomic_compare_exchange_strong(&ss->block[b], &st, BLOCK_READING)) {
 		n = (size_t)(ss->nr_pages - first < HASH_BLOCK ?
 			     ss->nr_pages - first : HASH_BLOCK) * 8;
-		err = hash_pread(ss->hash_fd, &ss->hashes[first], n,
+		err = lm__snap_pread_full(ss->hash_fd, &ss->hashes[first], n,
 				 LM_SNAP_HASH_DATA + first * 8);
 		atomic_store_explicit(&ss->block[b],
 				      err ? BLOCK_UNREAD : BLOCK_READ,
@@ -84,7 +67,7 @@ static int hash_of(struct snap_source *ss, uint64_t i, uint64_t *h)
 			*h = ss->hashes[i];
 		return err;
 	}
-	return hash_pread(ss->hash_fd, h, 8, LM_SNAP_HASH_DATA + i * 8);
+	return lm__snap_pread_full(ss->hash_fd, h, 8, LM_SNAP_HASH_DATA + i * 8);
 }
 
 static int snap_read(struct lm_source *s, uint64_t off, void *dst, size_t len)
