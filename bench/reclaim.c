@@ -34,6 +34,7 @@
 #include "cli/cli.h"
 #include "reclaim/pstore.h"
 #include "reclaim/reclaimer.h"
+#include "util/bits.h"
 #include "util/error.h"
 
 #define PS 4096ull
@@ -50,7 +51,8 @@ struct cfg {
 	uint64_t mem, target;
 	const char *target_arg;
 	double max_rate, seconds;
-	unsigned threads;
+	unsigned threads, sample_every;
+	bool skip[2];			/* backings left out: anon, memfd */
 	const char *dir;
 };
 
@@ -160,9 +162,12 @@ struct result {
 	char err[256];
 	double rss_mean, rss_end, work_ratio, steady_rate, refaults_per_s;
 	double refault_p50_us, refault_p99_us, guest_p50_us, recover_s;
+	double ramp_s, ramp_ratio, steady_from_s;	/* see summarize() */
 	uint64_t store_bytes, refaults, evicted, refused;
+	double tracked_per_s;		/* writes seen by tracking, per s */
 	bool verified;
 	double *rss_t, *rate_t;		/* per sample */
+	uint64_t *out_t;		/* pages the reclaimer holds out */
 	unsigned nsamples;
 };
 
@@ -216,8 +221,9 @@ static double hist_p(const _Atomic uint64_t *h, unsigned pct)
 /* Sample RSS and work rate every SAMPLE_MS until the run's end, with the
  * phase change half-way. */
 static void run_samples(struct guest *g, struct lm_region *r,
-			struct lm_page_store *s, enum store_k k,
-			const struct cfg *c, struct result *res)
+			struct lm_page_store *s, struct lm_reclaimer *rc,
+			enum store_k k, const struct cfg *c,
+			struct result *res)
 {
 	unsigned n = (unsigned)(c->seconds * 1000 / SAMPLE_MS);
 	unsigned char *vec = malloc(c->mem / PS);
@@ -225,6 +231,7 @@ static void run_samples(struct guest *g, struct lm_region *r,
 
 	res->rss_t = calloc(n, sizeof(double));
 	res->rate_t = calloc(n, sizeof(double));
+	res->out_t = calloc(n, sizeof(uint64_t));
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t w;
 
@@ -237,6 +244,12 @@ static void run_samples(struct guest *g, struct lm_region *r,
 		res->rss_t[i] = (double)(resident_bytes(lm_region_addr(r),
 							c->mem, vec) +
 					 store_mem(s, k));
+		if (rc) {
+			struct lm_reclaimer_stats st;
+
+			lm_reclaimer_stats(rc, &st);
+			res->out_t[i] = st.out_pages;
+		}
 	}
 	res->nsamples = n;
 	free(vec);
@@ -251,9 +264,46 @@ static double mean(const double *v, unsigned from, unsigned to)
 	return to > from ? s / (to - from) : 0;
 }
 
+/*
+ * The ramp: from the start to the first sample with the reclaimer holding
+ * at least RAMP_DONE of its target out, eviction running flat out
+ * meanwhile. The steady phase: from the ramp's end (and not before a
+ * fifth of the run, a warm-up) to the phase change. A row whose ramp
+ * does not end before the phase change has no steady phase of its own:
+ * its steady figures then cover [n/5, n/2) as for no reclaim, and
+ * ramp_s is -1. No reclaim's steady rate is the base of every ratio, its
+ * rate over the same samples the base of the ramp's.
+ */
+#define RAMP_DONE 0.95
+
+static unsigned ramp_end(const struct result *res, uint64_t target_pages)
+{
+	for (unsigned i = 0; i < res->nsamples / 2; i++)
+		if (res->out_t[i] >= RAMP_DONE * (double)target_pages)
+			return i + 1;
+	return 0;
+}
+
+static void summarize_ramp(struct result *res, const struct result *none,
+			   uint64_t target_pages, unsigned *steady0)
+{
+	unsigned n = res->nsamples, end = ramp_end(res, target_pages);
+	double base;
+
+	res->ramp_s = -1;
+	res->ramp_ratio = 0;
+	if (!end)
+		return;
+	res->ramp_s = (double)end * SAMPLE_MS / 1000;
+	base = none ? mean(none->rate_t, 0, end) : 0;
+	res->ramp_ratio = base > 0 ? mean(res->rate_t, 0, end) / base : 0;
+	if (end < n / 2)
+		*steady0 = LM_MAX(end, n / 5);
+}
+
 static void summarize(struct result *res, const struct result *none,
 		      struct lm_region *r, struct lm_page_store *s,
-		      enum store_k k, struct guest *g)
+		      enum store_k k, struct guest *g, uint64_t target_pages)
 {
 	unsigned n = res->nsamples, half = n / 2, steady0 = n / 5;
 	struct lm_stats st;
@@ -262,6 +312,9 @@ static void summarize(struct result *res, const struct result *none,
 	lm_region_stats(r, &st);
 	res->rss_mean = mean(res->rss_t, 0, n);
 	res->rss_end = res->rss_t[n - 1];
+	if (k != S_NONE)
+		summarize_ramp(res, none, target_pages, &steady0);
+	res->steady_from_s = (double)steady0 * SAMPLE_MS / 1000;
 	res->steady_rate = mean(res->rate_t, steady0, half);
 	base = none && none->steady_rate > 0 ? none->steady_rate
 					     : res->steady_rate;
@@ -325,6 +378,7 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 		err = make_store(c, k, &s, path, sizeof(path));
 	struct lm_reclaim_config rcfg = {
 		.target_bytes = c->target, .max_refault_rate = c->max_rate,
+		.max_sample_every = c->sample_every,
 	};
 	if (!err && s)
 		err = lm_reclaimer_create(s, c->mem, PS, &rcfg, &rc);
@@ -359,11 +413,16 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 		snprintf(res->err, sizeof(res->err), "starting guest threads");
 		goto out;
 	}
-	run_samples(g, r, s, k, c, res);
+	run_samples(g, r, s, rc, k, c, res);
 	guest_stop(g);
-	summarize(res, none, r, s, k, g);
-	if (rc)
+	summarize(res, none, r, s, k, g, c->target / PS);
+	if (rc) {
+		struct lm_reclaimer_stats rs;
+
 		lm_reclaimer_stop(rc);
+		lm_reclaimer_stats(rc, &rs);
+		res->tracked_per_s = (double)rs.written / c->seconds;
+	}
 	res->verified = verify(g) == 0;
 	res->refaults_per_s = (double)res->refaults / c->seconds;
 out:
@@ -386,7 +445,8 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f,
 		"usage: %s [--mem SIZE] [--seconds S] [--threads N]\n"
 		"          [--reclaim-target PCT|SIZE] [--max-refault-rate R]\n"
-		"          [--dir DIR] [--timeline FILE] [--json]\n\n"
+		"          [--backing anon|memfd|both] [--dir DIR] [--sample-every N]\n"
+		"          [--timeline FILE] [--json]\n\n"
 		"Cold memory out of a running guest (plain writer threads: no\n"
 		"/dev/kvm) and back on touch: no reclaim vs the compressed\n"
 		"memory store vs the file store (kernel swap skipped where not\n"
@@ -396,7 +456,10 @@ static void usage(FILE *f, const char *prog)
 		"  --threads N             writer threads (default 2)\n"
 		"  --reclaim-target X      memory to keep out: 60%% (default) or a size\n"
 		"  --max-refault-rate R    pages/s per GiB; raise the age threshold above it (default 20000)\n"
+		"  --backing B             anon, memfd or both (default both)\n"
 		"  --dir DIR               where the file store goes (default /var/tmp)\n"
+		"  --sample-every N        write tracking: sample a group that stays hot at most\n"
+		"                          every N passes (default 4; 1: every pass)\n"
 		"  --timeline FILE         RSS and work rate over time as CSV\n"
 		"  --json                  JSON instead of a table\n", prog);
 }
@@ -426,10 +489,11 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 	       "mincore of the region + the store's memory\n",
 	       (unsigned long long)(c->mem >> 20), c->threads, bench_ncpus(),
 	       c->seconds, c->seconds / 2, c->target_arg, c->max_rate);
-	printf("%-7s %-7s %9s %9s %6s %7s %10s %8s %8s %9s %8s %9s %8s\n",
-	       "backing", "store", "RSS mean", "RSS end", "x none", "work",
-	       "refault/s", "p50 us", "p99 us", "guest us", "recov s",
-	       "store MiB", "verified");
+	printf("%-7s %-7s %9s %9s %6s %6s %6s %7s %8s %10s %8s %8s %9s %8s "
+	       "%9s %8s\n",
+	       "backing", "store", "RSS mean", "RSS end", "x none", "ramp s",
+	       "ramp w", "work", "wp/s", "refault/s", "p50 us", "p99 us",
+	       "guest us", "recov s", "store MiB", "verified");
 	for (int i = 0; i < n; i++) {
 		const struct result *r = &res[i];
 		const struct result *none = &res[i - (int)r->store];
@@ -445,21 +509,28 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 			       store_names[r->store], r->err);
 			continue;
 		}
-		printf("%-7s %-7s %9.1f %9.1f %6.2f %7.3f %10.0f %8.1f %8.1f "
-		       "%9.1f %8.1f %9.1f %8s\n", lm_backing_name(r->backing),
+		printf("%-7s %-7s %9.1f %9.1f %6.2f %6.1f %6.2f %7.3f %8.0f "
+		       "%10.0f %8.1f %8.1f %9.1f %8.1f %9.1f %8s\n",
+		       lm_backing_name(r->backing),
 		       store_names[r->store], r->rss_mean / (1 << 20),
 		       r->rss_end / (1 << 20),
 		       none->rss_mean > 0 ? r->rss_mean / none->rss_mean : 0,
-		       r->work_ratio, r->refaults_per_s, r->refault_p50_us,
+		       r->ramp_s, r->ramp_ratio, r->work_ratio, r->tracked_per_s, r->refaults_per_s, r->refault_p50_us,
 		       r->refault_p99_us, r->guest_p50_us, r->recover_s,
 		       (double)r->store_bytes / (1 << 20),
 		       r->verified ? "yes" : "NO");
 	}
-	printf("\n(work = steady-phase hot page writes/s over no reclaim's; "
+	printf("\n(ramp s = time until %.0f%% of the target was out, -1: not "
+	       "before the phase change; ramp w = hot page writes/s during the "
+	       "ramp over no reclaim's in the same seconds; work = the same in "
+	       "the steady phase, from the ramp's end (not before a fifth of "
+	       "the run) to the phase change; wp/s = writes write tracking "
+	       "saw per second, each a write-protect fault of a writer's; "
 	       "p50/p99 = refault service time on the faulting thread, signal "
 	       "to install; guest us = median write that took over 20 us, "
 	       "signal delivery included; recov s = time from the phase "
-	       "change to a 100 ms window at >= 0.9x no reclaim's rate)\n");
+	       "change to a 100 ms window at >= 0.9x no reclaim's rate)\n",
+	       RAMP_DONE * 100);
 }
 
 static void print_json(const struct result *res, int n, const struct cfg *c)
@@ -475,6 +546,7 @@ static void print_json(const struct result *res, int n, const struct cfg *c)
 	json_object_object_add(cfg, "reclaim_target", json_object_new_string(c->target_arg));
 	json_object_object_add(cfg, "target_bytes", json_object_new_int64((int64_t)c->target));
 	json_object_object_add(cfg, "max_refault_rate", json_object_new_double(c->max_rate));
+	json_object_object_add(cfg, "sample_every", json_object_new_int64(c->sample_every ? c->sample_every : 4));
 	json_object_object_add(cfg, "cpus", json_object_new_int64(bench_ncpus()));
 	json_object_object_add(cfg, "vcpus", json_object_new_string(
 		"plain writer threads (no /dev/kvm), faults resolved in their SIGBUS handler"));
@@ -499,7 +571,11 @@ static void print_json(const struct result *res, int n, const struct cfg *c)
 		json_object_object_add(o, "rss_ratio", json_object_new_double(
 			none->rss_mean > 0 ? r->rss_mean / none->rss_mean : 0));
 		json_object_object_add(o, "work_ratio", json_object_new_double(r->work_ratio));
+		json_object_object_add(o, "steady_from_s", json_object_new_double(r->steady_from_s));
+		json_object_object_add(o, "ramp_s", json_object_new_double(r->ramp_s));
+		json_object_object_add(o, "ramp_work_ratio", json_object_new_double(r->ramp_ratio));
 		json_object_object_add(o, "refaults_per_sec", json_object_new_double(r->refaults_per_s));
+		json_object_object_add(o, "tracked_writes_per_sec", json_object_new_double(r->tracked_per_s));
 		json_object_object_add(o, "refault_p50_us", json_object_new_double(r->refault_p50_us));
 		json_object_object_add(o, "refault_p99_us", json_object_new_double(r->refault_p99_us));
 		json_object_object_add(o, "guest_refault_p50_us", json_object_new_double(r->guest_p50_us));
@@ -521,14 +597,15 @@ static int write_timeline(const char *path, const struct result *res, int n)
 
 	if (!f)
 		return cli_fail("--timeline %s: %s", path, strerror(errno));
-	fprintf(f, "backing,store,seconds,rss_bytes,writes_per_s\n");
+	fprintf(f, "backing,store,seconds,rss_bytes,writes_per_s,out_bytes\n");
 	for (int i = 0; i < n; i++)
 		for (unsigned k = 0; k < res[i].nsamples; k++)
-			fprintf(f, "%s,%s,%.1f,%.0f,%.0f\n",
+			fprintf(f, "%s,%s,%.1f,%.0f,%.0f,%llu\n",
 				lm_backing_name(res[i].backing),
 				store_names[res[i].store],
 				(double)(k + 1) * SAMPLE_MS / 1000,
-				res[i].rss_t[k], res[i].rate_t[k]);
+				res[i].rss_t[k], res[i].rate_t[k],
+				(unsigned long long)(res[i].out_t[k] * PS));
 	fclose(f);
 	return 0;
 }
@@ -543,6 +620,8 @@ static int parse_args(int argc, char **argv, struct cfg *c, bool *json,
 		{ "reclaim-target", required_argument, NULL, 'r' },
 		{ "max-refault-rate", required_argument, NULL, 'R' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "sample-every", required_argument, NULL, 'e' },
+		{ "backing", required_argument, NULL, 'b' },
 		{ "timeline", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -579,6 +658,18 @@ static int parse_args(int argc, char **argv, struct cfg *c, bool *json,
 			break;
 		case 'd':
 			c->dir = optarg;
+			break;
+		case 'b':
+			if (strcmp(optarg, "anon") && strcmp(optarg, "memfd") &&
+			    strcmp(optarg, "both"))
+				return cli_usage_error("--backing '%s': expected anon, memfd or both", optarg);
+			c->skip[0] = !strcmp(optarg, "memfd");
+			c->skip[1] = !strcmp(optarg, "anon");
+			break;
+		case 'e':
+			if (cli_parse_size(optarg, &n) || !n || n > 64)
+				return cli_usage_error("--sample-every '%s': expected 1..64 passes", optarg);
+			c->sample_every = (unsigned)n;
 			break;
 		case 'T':
 			*timeline = optarg;
@@ -617,6 +708,8 @@ int cmd_bench_reclaim(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	memset(res, 0, sizeof(res));
 	for (int bi = 0; bi < 2; bi++) {
+		if (c.skip[bi])
+			continue;
 		for (int k = 0; k < NR_S; k++, n++) {
 			struct result *r = &res[n];
 
@@ -645,6 +738,7 @@ int cmd_bench_reclaim(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		free(res[i].rss_t);
 		free(res[i].rate_t);
+		free(res[i].out_t);
 	}
 	return all ? 0 : 1;
 }

@@ -18,6 +18,7 @@
 #include "lm_test.h"
 #include "reclaim/pstore.h"
 #include "reclaim/reclaimer.h"
+#include "util/clock.h"
 
 #define PAGES 1024
 #define PS 4096ull
@@ -481,6 +482,45 @@ static void *hot_writer(void *arg)
 	return NULL;
 }
 
+/* A region of backing b under a reclaimer configured by c, every page
+ * touched (skipped where the kernel lacks what the region needs). */
+static void policy_region(enum lm_backing b, const struct lm_reclaim_config *c,
+			  struct fixture *f, struct lm_reclaimer **rc)
+{
+	int err;
+
+	memset(f, 0, sizeof(*f));
+	f->image = malloc(SIZE);
+	t_fill(f->image, SIZE, SALT);
+	LM_OK(lm_source_memory_create(f->image, SIZE, &f->src));
+	f->store = make_store(f, STORE_MEMORY, 0);
+	LM_OK(lm_reclaimer_create(f->store, SIZE, PS, c, rc));
+	struct lm_region_config cfg = {
+		.name = "policy", .size = SIZE, .backing = b,
+		.install = LM_INSTALL_COPY, .delivery = LM_DELIVERY_SELF,
+		.source = f->src, .store = lm_reclaimer_store(*rc),
+		.write_protect = b == LM_BACKING_ANON ? LM_WP_ASYNC
+						      : LM_WP_NONE,
+	};
+	err = lm_region_create(&cfg, &f->r);
+	if (err == -EOPNOTSUPP) {
+		lm_reclaimer_destroy(*rc);
+		LM_SKIP("%s", lm_last_error());
+	}
+	LM_OK(err);
+	touch_all(lm_region_addr(f->r));
+}
+
+/* The hot eighth holds the writer's last counter in its first words, the
+ * rest of the region the source's words. */
+static void check_hot_and_cold(const struct hot *h)
+{
+	for (uint64_t i = 0; i < SIZE / 8; i++)
+		if (i % (PS / 8) || i / (PS / 8) >= PAGES / 8)
+			LM_ASSERT(h->w[i] == t_pattern(i, SALT), "word %llu",
+				  (unsigned long long)i);
+}
+
 static void policy(enum lm_backing b)
 {
 	struct fixture f;
@@ -490,29 +530,9 @@ static void policy(enum lm_backing b)
 				       .period_ms = 20 };
 	struct hot h = { 0 };
 	pthread_t th;
-	int err;
 
-	memset(&f, 0, sizeof(f));
-	f.image = malloc(SIZE);
-	t_fill(f.image, SIZE, SALT);
-	LM_OK(lm_source_memory_create(f.image, SIZE, &f.src));
-	f.store = make_store(&f, STORE_MEMORY, 0);
-	LM_OK(lm_reclaimer_create(f.store, SIZE, PS, &c, &rc));
-	struct lm_region_config cfg = {
-		.name = "policy", .size = SIZE, .backing = b,
-		.install = LM_INSTALL_COPY, .delivery = LM_DELIVERY_SELF,
-		.source = f.src, .store = lm_reclaimer_store(rc),
-		.write_protect = b == LM_BACKING_ANON ? LM_WP_ASYNC
-						      : LM_WP_NONE,
-	};
-	err = lm_region_create(&cfg, &f.r);
-	if (err == -EOPNOTSUPP) {
-		lm_reclaimer_destroy(rc);
-		LM_SKIP("%s", lm_last_error());
-	}
-	LM_OK(err);
+	policy_region(b, &c, &f, &rc);
 	h.w = lm_region_addr(f.r);
-	touch_all(lm_region_addr(f.r));
 	LM_ASSERT(pthread_create(&th, NULL, hot_writer, &h) == 0, "writer");
 	LM_OK(lm_reclaimer_start(rc, f.r));
 	/* 50 rounds: a pass of write tracking is 10. */
@@ -530,12 +550,7 @@ static void policy(enum lm_backing b)
 	LM_ASSERT(st.out_pages >= PAGES / 4 && st.out_pages <= PAGES / 2,
 		  "out %llu, target %u", (unsigned long long)st.out_pages,
 		  PAGES / 2);
-	/* The hot eighth was written throughout: first words hold the
-	 * writer's counter, the rest of every page the source's words. */
-	for (uint64_t i = 0; i < SIZE / 8; i++)
-		if (i % (PS / 8) || i / (PS / 8) >= PAGES / 8)
-			LM_ASSERT(h.w[i] == t_pattern(i, SALT), "word %llu",
-				  (unsigned long long)i);
+	check_hot_and_cold(&h);
 	lm_region_destroy(f.r);
 	f.r = NULL;
 	lm_reclaimer_destroy(rc);
@@ -544,6 +559,113 @@ static void policy(enum lm_backing b)
 
 static void policy_anon(void **s) { (void)s; policy(LM_BACKING_ANON); }
 static void policy_memfd(void **s) { (void)s; policy(LM_BACKING_MEMFD); }
+
+/*
+ * Write tracking backs off on groups that stay hot (reclaimer.c): with a
+ * writer rewriting the hot eighth (two groups of 64 pages) and nothing to
+ * evict, sampling a hot group at most every 4th pass must see at most
+ * half the writes that sampling every pass sees, each of them a
+ * write-protect fault of the writer's.
+ */
+static uint64_t writes_seen(unsigned max_every)
+{
+	struct fixture f;
+	struct lm_reclaimer *rc;
+	struct lm_reclaimer_stats st;
+	struct lm_reclaim_config c = { .period_ms = 20,
+				       .max_sample_every = max_every };
+	struct hot h = { 0 };
+	pthread_t th;
+
+	policy_region(LM_BACKING_ANON, &c, &f, &rc);
+	h.w = lm_region_addr(f.r);
+	LM_ASSERT(pthread_create(&th, NULL, hot_writer, &h) == 0, "writer");
+	LM_OK(lm_reclaimer_start(rc, f.r));
+	usleep(1600 * 1000);		/* 8 passes of 10 rounds */
+	lm_reclaimer_stop(rc);
+	atomic_store(&h.stop, true);
+	pthread_join(th, NULL);
+	lm_reclaimer_stats(rc, &st);
+	print_message("sampling at most every %u passes: %llu writes seen in "
+		      "%llu rounds\n", max_every,
+		      (unsigned long long)st.written,
+		      (unsigned long long)st.rounds);
+	check_hot_and_cold(&h);
+	lm_region_destroy(f.r);
+	f.r = NULL;
+	lm_reclaimer_destroy(rc);
+	teardown(&f);
+	return st.written;
+}
+
+static void sampling_backoff(void **state)
+{
+	uint64_t every = writes_seen(1), backoff = writes_seen(4);
+
+	(void)state;
+	LM_ASSERT(every >= 4 * PAGES / 8, "every pass: %llu writes seen, "
+		  "expected the hot eighth in most passes",
+		  (unsigned long long)every);
+	LM_ASSERT(backoff * 2 <= every, "backoff: %llu writes seen against "
+		  "%llu sampling every pass", (unsigned long long)backoff,
+		  (unsigned long long)every);
+	struct lm_reclaim_config bad = { .max_sample_every = 65 };
+	struct lm_reclaimer *rc;
+	struct lm_page_store *s;
+
+	LM_OK(lm_pstore_memory_create(SIZE, PS, 0, &s));
+	LM_ASSERT(lm_reclaimer_create(s, SIZE, PS, &bad, &rc) == -EINVAL,
+		  "sampling every 65 passes accepted");
+	lm_page_store_destroy(s);
+}
+
+/*
+ * A hot set is never evicted while it is written (no refault), and once
+ * its writer stops, the backoff delays its eviction by at most its
+ * interval: with every page wanted out, the whole region is out within a
+ * few passes.
+ */
+static void hot_goes_cold(void **state)
+{
+	struct fixture f;
+	struct lm_reclaimer *rc;
+	struct lm_reclaimer_stats st;
+	struct lm_reclaim_config c = { .target_bytes = SIZE, .period_ms = 20,
+				       .max_sample_every = 4 };
+	struct hot h = { 0 };
+	pthread_t th;
+	uint64_t t0;
+
+	(void)state;
+	policy_region(LM_BACKING_ANON, &c, &f, &rc);
+	h.w = lm_region_addr(f.r);
+	LM_ASSERT(pthread_create(&th, NULL, hot_writer, &h) == 0, "writer");
+	LM_OK(lm_reclaimer_start(rc, f.r));
+	usleep(1000 * 1000);
+	atomic_store(&h.stop, true);
+	pthread_join(th, NULL);
+	lm_reclaimer_stats(rc, &st);
+	LM_ASSERT(st.refaulted == 0 && st.out_pages <= PAGES - PAGES / 8,
+		  "while hot: %llu refaults, %llu pages out",
+		  (unsigned long long)st.refaulted,
+		  (unsigned long long)st.out_pages);
+	t0 = lm_now_ns();
+	while (st.out_pages < PAGES && lm_now_ns() - t0 < 10000000000ull) {
+		usleep(20 * 1000);
+		lm_reclaimer_stats(rc, &st);
+	}
+	print_message("hot eighth out %.2f s after its writer stopped\n",
+		      (double)(lm_now_ns() - t0) / 1e9);
+	LM_ASSERT(st.out_pages == PAGES, "%llu of %d pages out 10 s after "
+		  "the writer stopped", (unsigned long long)st.out_pages,
+		  PAGES);
+	lm_reclaimer_stop(rc);
+	check_hot_and_cold(&h);
+	lm_region_destroy(f.r);
+	f.r = NULL;
+	lm_reclaimer_destroy(rc);
+	teardown(&f);
+}
 
 static void parse_target(void **state)
 {
@@ -629,6 +751,8 @@ int main(void)
 		cmocka_unit_test(collect_range),
 		cmocka_unit_test(policy_anon),
 		cmocka_unit_test(policy_memfd),
+		cmocka_unit_test(sampling_backoff),
+		cmocka_unit_test(hot_goes_cold),
 		cmocka_unit_test(parse_target),
 		cmocka_unit_test(bad_config),
 	};

@@ -125,6 +125,9 @@ struct lm_reclaim {
 	 * UFFDIO_MOVE puts a run (its destination must be registered with
 	 * the same userfaultfd); memfd: a plain buffer the run is copied to */
 	uint8_t *stage;
+	/* anon: where the kernel copies a moved run for the store to
+	 * read (evict.c: read_moved says why) */
+	uint8_t *bounce;
 	pthread_mutex_t lock;		/* one eviction at a time uses stage */
 	/* Evictions in progress: a sync snapshot's protect waits for
 	 * them to end, and no eviction starts while one runs. */

@@ -26,11 +26,17 @@ struct lm_reclaim_config {
 	double max_refault_rate;	/* pages/s per GiB; 0: no bound */
 	unsigned period_ms;		/* a round; 0: 100 */
 	unsigned min_age;		/* threshold to start with; 0: 2 */
+	/* Write tracking: a group of pages that stays hot is sampled at
+	 * most every this many passes (1: every pass; 0: the default, 4).
+	 * reclaimer.c says what it saves and what it delays. */
+	unsigned max_sample_every;
 };
 
 /* What the reclaimer has done, for statistics. */
 struct lm_reclaimer_stats {
-	uint64_t rounds, evicted, refaulted, written;
+	uint64_t rounds, evicted, refaulted;
+	uint64_t written;		/* pages seen written: each one a
+					 * write-protect fault of the guest's */
 	uint64_t out_pages;		/* pages it holds out now */
 	unsigned threshold;		/* age a page needs to be evicted */
 	uint64_t evict_errors;		/* lm_region_evict calls refused */
