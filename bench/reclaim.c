@@ -275,6 +275,7 @@ static double mean(const double *v, unsigned from, unsigned to)
  * rate over the same samples the base of the ramp's.
  */
 #define RAMP_DONE 0.95
+#define RECOVER_WINDOW (1000 / SAMPLE_MS)
 
 static unsigned ramp_end(const struct result *res, uint64_t target_pages)
 {
@@ -332,13 +333,14 @@ static void summarize(struct result *res, const struct result *none,
 		lm_pstore_usage(s, &u);
 		res->store_bytes = k == S_FILE ? u.disk_bytes : u.data_bytes;
 	}
-	/* Recovery: from the phase change to the first window at >= 0.9x
-	 * the no-reclaim steady rate. */
+	/* Recovery: from the phase change to the start of the first second
+	 * (RECOVER_WINDOW samples) whose mean rate is >= 0.9x the
+	 * no-reclaim steady rate; a single good 100 ms sample is not
+	 * enough, since a burst can follow a stall. */
 	res->recover_s = -1;
-	for (unsigned i = half; i < n; i++)
-		if (res->rate_t[i] >= 0.9 * base) {
-			res->recover_s = (double)(i - half + 1) * SAMPLE_MS /
-					 1000;
+	for (unsigned i = half; i + RECOVER_WINDOW <= n; i++)
+		if (mean(res->rate_t, i, i + RECOVER_WINDOW) >= 0.9 * base) {
+			res->recover_s = (double)(i - half) * SAMPLE_MS / 1000;
 			break;
 		}
 }
@@ -529,7 +531,8 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 	       "p50/p99 = refault service time on the faulting thread, signal "
 	       "to install; guest us = median write that took over 20 us, "
 	       "signal delivery included; recov s = time from the phase "
-	       "change to a 100 ms window at >= 0.9x no reclaim's rate)\n",
+	       "change to the start of the first second at >= 0.9x no "
+	       "reclaim's steady rate, -1: none)\n",
 	       RAMP_DONE * 100);
 }
 

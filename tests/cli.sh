@@ -78,6 +78,10 @@ check "reclaim target over 100% refused" expect_error 2 \
   "--reclaim-target '150%': over 100%" bench reclaim --reclaim-target 150%
 check "negative reclaim target refused" expect_error 2 \
   "--reclaim-target '-5%': negative" bench reclaim --reclaim-target -5%
+check "bench reclaim bad --sample-every named" expect_error 2 \
+  "--sample-every '0'" bench reclaim --sample-every 0
+check "bench reclaim bad --backing named" expect_error 2 \
+  "--backing 'hugetlb'" bench reclaim --backing hugetlb
 json=$("$LAZYMEM" bench reclaim --mem 8M --seconds 1 --json)
 check "bench reclaim --json shape and verification" python3 -c '
 import json, sys
@@ -93,7 +97,8 @@ for r in res:
     assert r["verified"] is True, r
     for k in ("rss_mean_bytes", "rss_end_bytes", "work_ratio",
               "refaults_per_sec", "refault_p50_us", "refault_p99_us",
-              "guest_refault_p50_us", "store_bytes"):
+              "guest_refault_p50_us", "store_bytes", "ramp_s",
+              "ramp_work_ratio", "steady_from_s", "tracked_writes_per_sec"):
         assert k in r, (k, r)
     assert r["store"] == "none" or r["evicted"] > 0, r
 ' "$json"
