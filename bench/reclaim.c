@@ -14,8 +14,11 @@
  *
  * Rows: anon (evicted with UFFDIO_MOVE) and memfd (write-protect, copy,
  * punch) backings; contenders: no reclaim, the compressed memory store,
- * the file store, kernel swap (skipped where not configured; never turned
- * on here). RSS is mincore(2) of the region plus the store's memory.
+ * the file store, the two as tiers (pages that compress well in memory,
+ * the rest to the file), kernel swap (skipped where not configured; never
+ * turned on here). RSS is mincore(2) of the region plus the store's
+ * memory. --codec picks the memory and tiered stores' codec; a line per
+ * codec gives its cost per page on these pages (reclaim_codec.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +35,7 @@
 
 #include "bench.h"
 #include "cli/cli.h"
+#include "reclaim_codec.h"
 #include "reclaim/pstore.h"
 #include "reclaim/reclaimer.h"
 #include "util/bits.h"
@@ -42,10 +46,11 @@
 #define MAX_THREADS 16
 #define SAMPLE_MS 100
 #define COLD_EVERY 256		/* hot page writes per cold read */
+#define GUEST_SEED 0x1e3a5eedull
 
-enum store_k { S_NONE, S_MEMORY, S_FILE, S_SWAP, NR_S };
+enum store_k { S_NONE, S_MEMORY, S_FILE, S_TIERED, S_SWAP, NR_S };
 static const char *const store_names[NR_S] = { "none", "memory", "file",
-					       "swap" };
+					       "tiered", "swap" };
 
 struct cfg {
 	uint64_t mem, target;
@@ -54,6 +59,8 @@ struct cfg {
 	unsigned threads, sample_every;
 	bool skip[2];			/* backings left out: anon, memfd */
 	const char *dir;
+	const char *codec_arg;
+	struct lm_pstore_memory_config store;	/* codec and level */
 };
 
 struct guest {
@@ -82,6 +89,16 @@ static uint64_t word_of(uint64_t seed, uint64_t p, uint32_t g, uint64_t k)
 	x *= 0x9e3779b97f4a7c15ull;
 	x ^= x >> 29;
 	return x * 0xbf58476d1ce4e5b9ull;
+}
+
+/* Page p at generation 1 with the guest's seed: the codec lines' data. */
+static void codec_fill(void *arg, uint64_t p, void *page)
+{
+	uint64_t *d = page;
+
+	(void)arg;
+	for (uint64_t k = 0; k < WORDS; k++)
+		d[k] = word_of(GUEST_SEED, p, 1, k);
 }
 
 static void write_page(struct guest *g, uint64_t p, uint32_t gen)
@@ -165,6 +182,7 @@ struct result {
 	double ramp_s, ramp_ratio, steady_from_s;	/* see summarize() */
 	uint64_t store_bytes, refaults, evicted, refused;
 	double tracked_per_s;		/* writes seen by tracking, per s */
+	uint64_t store_mem_bytes, store_disk_bytes, spilled;
 	bool verified;
 	double *rss_t, *rate_t;		/* per sample */
 	uint64_t *out_t;		/* pages the reclaimer holds out */
@@ -182,24 +200,27 @@ static uint64_t resident_bytes(void *addr, uint64_t size, unsigned char *vec)
 	return n * PS;
 }
 
-static uint64_t store_mem(struct lm_page_store *s, enum store_k k)
+static uint64_t store_mem(struct lm_page_store *s)
 {
 	struct lm_pstore_usage u;
 
 	if (!s)
 		return 0;
 	lm_pstore_usage(s, &u);
-	/* The file store's data is on disk: only its index is memory. */
-	return k == S_FILE ? u.mem_bytes : u.mem_bytes;
+	/* Memory only: the file store's (and the file tier's) data is on
+	 * disk, its index counts. */
+	return u.mem_bytes;
 }
 
 static int make_store(const struct cfg *c, enum store_k k,
 		      struct lm_page_store **s, char *path, size_t len)
 {
 	if (k == S_MEMORY)
-		return lm_pstore_memory_create(c->mem, PS, 0, s);
+		return lm_pstore_memory_create_with(c->mem, PS, &c->store, s);
 	snprintf(path, len, "%s/lazymem-reclaim-%d.pages", c->dir,
 		 (int)getpid());
+	if (k == S_TIERED)
+		return lm_pstore_tiered_create(path, c->mem, PS, &c->store, s);
 	return lm_pstore_file_create(path, c->mem, PS, s);
 }
 
@@ -222,7 +243,7 @@ static double hist_p(const _Atomic uint64_t *h, unsigned pct)
  * phase change half-way. */
 static void run_samples(struct guest *g, struct lm_region *r,
 			struct lm_page_store *s, struct lm_reclaimer *rc,
-			enum store_k k, const struct cfg *c,
+			const struct cfg *c,
 			struct result *res)
 {
 	unsigned n = (unsigned)(c->seconds * 1000 / SAMPLE_MS);
@@ -243,7 +264,7 @@ static void run_samples(struct guest *g, struct lm_region *r,
 		last = w;
 		res->rss_t[i] = (double)(resident_bytes(lm_region_addr(r),
 							c->mem, vec) +
-					 store_mem(s, k));
+					 store_mem(s));
 		if (rc) {
 			struct lm_reclaimer_stats st;
 
@@ -331,7 +352,11 @@ static void summarize(struct result *res, const struct result *none,
 		struct lm_pstore_usage u;
 
 		lm_pstore_usage(s, &u);
-		res->store_bytes = k == S_FILE ? u.disk_bytes : u.data_bytes;
+		/* memory: data in memory; file: on disk; tiered: both */
+		res->store_mem_bytes = k == S_FILE ? 0 : u.data_bytes;
+		res->store_disk_bytes = u.disk_bytes;
+		res->store_bytes = res->store_mem_bytes + res->store_disk_bytes;
+		res->spilled = u.spilled_pages;
 	}
 	/* Recovery: from the phase change to the start of the first second
 	 * (RECOVER_WINDOW samples) whose mean rate is >= 0.9x the
@@ -402,7 +427,7 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 	}
 	g->w = lm_region_addr(r);
 	g->nr_pages = c->mem / PS;
-	g->seed = 0x1e3a5eedull;
+	g->seed = GUEST_SEED;
 	g->nthr = c->threads;
 	g->gen = calloc(g->nr_pages, sizeof(*g->gen));
 	for (uint64_t p = 0; p < g->nr_pages; p++)
@@ -415,7 +440,7 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 		snprintf(res->err, sizeof(res->err), "starting guest threads");
 		goto out;
 	}
-	run_samples(g, r, s, rc, k, c, res);
+	run_samples(g, r, s, rc, c, res);
 	guest_stop(g);
 	summarize(res, none, r, s, k, g, c->target / PS);
 	if (rc) {
@@ -447,19 +472,21 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f,
 		"usage: %s [--mem SIZE] [--seconds S] [--threads N]\n"
 		"          [--reclaim-target PCT|SIZE] [--max-refault-rate R]\n"
-		"          [--backing anon|memfd|both] [--dir DIR] [--sample-every N]\n"
-		"          [--timeline FILE] [--json]\n\n"
+		"          [--backing anon|memfd|both] [--dir DIR] [--codec C]\n"
+		"          [--sample-every N] [--timeline FILE] [--json]\n\n"
 		"Cold memory out of a running guest (plain writer threads: no\n"
 		"/dev/kvm) and back on touch: no reclaim vs the compressed\n"
-		"memory store vs the file store (kernel swap skipped where not\n"
-		"configured), anon (UFFDIO_MOVE) and memfd backings.\n\n"
+		"memory store vs the file store vs the two as tiers (kernel\n"
+		"swap skipped where not configured), anon (UFFDIO_MOVE) and\n"
+		"memfd backings; then each codec's cost per page.\n\n"
 		"  --mem SIZE              guest memory (default 256M)\n"
 		"  --seconds S             run time per contender (default 6)\n"
 		"  --threads N             writer threads (default 2)\n"
 		"  --reclaim-target X      memory to keep out: 60%% (default) or a size\n"
 		"  --max-refault-rate R    pages/s per GiB; raise the age threshold above it (default 20000)\n"
 		"  --backing B             anon, memfd or both (default both)\n"
-		"  --dir DIR               where the file store goes (default /var/tmp)\n"
+		"  --dir DIR               where the file store (and tier) goes (default /var/tmp)\n"
+		"  --codec C               memory and tiered stores: lz4 (default), zstd, zstd:LEVEL\n"
 		"  --sample-every N        write tracking: sample a group that stays hot at most\n"
 		"                          every N passes (default 4; 1: every pass)\n"
 		"  --timeline FILE         RSS and work rate over time as CSV\n"
@@ -487,10 +514,11 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 {
 	printf("reclaim of %llu MiB guests on %u writer threads (plain threads: "
 	       "no /dev/kvm), %d CPUs, %.0f s each, phase change at %.0f s; "
-	       "target %s out, max refault rate %.0f pages/s/GiB; RSS = "
-	       "mincore of the region + the store's memory\n",
+	       "target %s out, max refault rate %.0f pages/s/GiB, codec %s; "
+	       "RSS = mincore of the region + the store's memory\n",
 	       (unsigned long long)(c->mem >> 20), c->threads, bench_ncpus(),
-	       c->seconds, c->seconds / 2, c->target_arg, c->max_rate);
+	       c->seconds, c->seconds / 2, c->target_arg, c->max_rate,
+	       c->codec_arg);
 	printf("%-7s %-7s %9s %9s %6s %6s %6s %7s %8s %10s %8s %8s %9s %8s "
 	       "%9s %8s\n",
 	       "backing", "store", "RSS mean", "RSS end", "x none", "ramp s",
@@ -532,11 +560,58 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 	       "to install; guest us = median write that took over 20 us, "
 	       "signal delivery included; recov s = time from the phase "
 	       "change to the start of the first second at >= 0.9x no "
-	       "reclaim's steady rate, -1: none)\n",
+	       "reclaim's steady rate, -1: none; store MiB = data in memory + "
+	       "allocated on disk)\n",
 	       RAMP_DONE * 100);
 }
 
-static void print_json(const struct result *res, int n, const struct cfg *c)
+/* The codec lines: ratios against lz4 on the same class of pages. */
+static void print_codecs(const struct reclaim_codec_fig *f)
+{
+	printf("\nstore put / take per page, one thread, best of 3 passes of "
+	       "2048 pages (x lz4 on the same pages):\n");
+	printf("%-14s %-7s %9s %6s %9s %6s %10s %8s\n", "pages", "codec",
+	       "put ns", "x lz4", "take ns", "x lz4", "bytes/page", "verified");
+	for (int i = 0; i < 2 * RECLAIM_NR_CODECS; i++) {
+		const struct reclaim_codec_fig *l =
+			&f[i - i % RECLAIM_NR_CODECS];
+
+		if (f[i].err[0]) {
+			printf("%-14s %-7s FAILED: %s\n", "", f[i].codec,
+			       f[i].err);
+			continue;
+		}
+		printf("%-14s %-7s %9.0f %6.2f %9.0f %6.2f %10.0f %8s\n",
+		       f[i].compressible ? "3x" : "incompressible",
+		       f[i].codec, f[i].put_ns, f[i].put_ns / l->put_ns,
+		       f[i].take_ns, f[i].take_ns / l->take_ns, f[i].bytes,
+		       f[i].verified ? "yes" : "NO");
+	}
+}
+
+static json_object *codecs_json(const struct reclaim_codec_fig *f)
+{
+	json_object *arr = json_object_new_array();
+
+	for (int i = 0; i < 2 * RECLAIM_NR_CODECS; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "codec", json_object_new_string(f[i].codec));
+		json_object_object_add(o, "pages", json_object_new_string(
+			f[i].compressible ? "3x" : "incompressible"));
+		if (f[i].err[0])
+			json_object_object_add(o, "error", json_object_new_string(f[i].err));
+		json_object_object_add(o, "put_ns_per_page", json_object_new_double(f[i].put_ns));
+		json_object_object_add(o, "take_ns_per_page", json_object_new_double(f[i].take_ns));
+		json_object_object_add(o, "data_bytes_per_page", json_object_new_double(f[i].bytes));
+		json_object_object_add(o, "verified", json_object_new_boolean(f[i].verified));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static void print_json(const struct result *res, int n, const struct cfg *c,
+		       const struct reclaim_codec_fig *codecs)
 {
 	json_object *root = json_object_new_object(),
 		    *cfg = json_object_new_object(),
@@ -551,6 +626,10 @@ static void print_json(const struct result *res, int n, const struct cfg *c)
 	json_object_object_add(cfg, "max_refault_rate", json_object_new_double(c->max_rate));
 	json_object_object_add(cfg, "sample_every", json_object_new_int64(c->sample_every ? c->sample_every : 4));
 	json_object_object_add(cfg, "cpus", json_object_new_int64(bench_ncpus()));
+	json_object_object_add(cfg, "codec", json_object_new_string(lm_pstore_codec_name(c->store.codec)));
+	json_object_object_add(cfg, "codec_level", json_object_new_int64(
+		c->store.codec == LM_PSTORE_LZ4 ? 0 : c->store.level ? c->store.level
+		: LM_PSTORE_ZSTD_DEFAULT_LEVEL));
 	json_object_object_add(cfg, "vcpus", json_object_new_string(
 		"plain writer threads (no /dev/kvm), faults resolved in their SIGBUS handler"));
 	json_object_object_add(cfg, "rss", json_object_new_string(
@@ -584,12 +663,16 @@ static void print_json(const struct result *res, int n, const struct cfg *c)
 		json_object_object_add(o, "guest_refault_p50_us", json_object_new_double(r->guest_p50_us));
 		json_object_object_add(o, "recover_s", json_object_new_double(r->recover_s));
 		json_object_object_add(o, "store_bytes", json_object_new_int64((int64_t)r->store_bytes));
+		json_object_object_add(o, "store_mem_bytes", json_object_new_int64((int64_t)r->store_mem_bytes));
+		json_object_object_add(o, "store_disk_bytes", json_object_new_int64((int64_t)r->store_disk_bytes));
+		json_object_object_add(o, "spilled_pages", json_object_new_int64((int64_t)r->spilled));
 		json_object_object_add(o, "evicted", json_object_new_int64((int64_t)r->evicted));
 		json_object_object_add(o, "refused", json_object_new_int64((int64_t)r->refused));
 		json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
 		json_object_array_add(arr, o);
 	}
 	json_object_object_add(root, "results", arr);
+	json_object_object_add(root, "codecs", codecs_json(codecs));
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 }
@@ -625,6 +708,7 @@ static int parse_args(int argc, char **argv, struct cfg *c, bool *json,
 		{ "dir", required_argument, NULL, 'd' },
 		{ "sample-every", required_argument, NULL, 'e' },
 		{ "backing", required_argument, NULL, 'b' },
+		{ "codec", required_argument, NULL, 'c' },
 		{ "timeline", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -674,6 +758,12 @@ static int parse_args(int argc, char **argv, struct cfg *c, bool *json,
 				return cli_usage_error("--sample-every '%s': expected 1..64 passes", optarg);
 			c->sample_every = (unsigned)n;
 			break;
+		case 'c':
+			c->codec_arg = optarg;
+			if (lm_pstore_parse_codec("--codec", optarg,
+						  &c->store.codec, &c->store.level))
+				return cli_usage_error("%s", util_last_error());
+			break;
 		case 'T':
 			*timeline = optarg;
 			break;
@@ -699,10 +789,11 @@ int cmd_bench_reclaim(int argc, char **argv)
 {
 	struct cfg c = { .mem = 256ull << 20, .target_arg = "60%",
 			 .max_rate = 20000, .seconds = 6, .threads = 2,
-			 .dir = "/var/tmp" };
+			 .dir = "/var/tmp", .codec_arg = "lz4" };
 	static const enum lm_backing backings[] = { LM_BACKING_ANON,
 						    LM_BACKING_MEMFD };
 	struct result res[2 * NR_S];
+	struct reclaim_codec_fig codecs[2 * RECLAIM_NR_CODECS];
 	const char *timeline = NULL;
 	bool json = false, all = true;
 	int rc = parse_args(argc, argv, &c, &json, &timeline), n = 0;
@@ -732,10 +823,15 @@ int cmd_bench_reclaim(int argc, char **argv)
 			all = all && !r->rc && r->verified;
 		}
 	}
-	if (json)
-		print_json(res, n, &c);
-	else
+	if (!json)
+		fprintf(stderr, "  codecs ...\n");
+	all = reclaim_codec_measure(codec_fill, NULL, codecs) && all;
+	if (json) {
+		print_json(res, n, &c, codecs);
+	} else {
 		print_table(res, n, &c);
+		print_codecs(codecs);
+	}
 	if (timeline)
 		write_timeline(timeline, res, n);
 	for (int i = 0; i < n; i++) {

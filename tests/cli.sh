@@ -82,14 +82,23 @@ check "bench reclaim bad --sample-every named" expect_error 2 \
   "--sample-every '0'" bench reclaim --sample-every 0
 check "bench reclaim bad --backing named" expect_error 2 \
   "--backing 'hugetlb'" bench reclaim --backing hugetlb
-json=$("$LAZYMEM" bench reclaim --mem 8M --seconds 1 --json)
+check "bench reclaim bad --codec refused" expect_error 2 \
+  "--codec 'gzip': expected lz4, zstd or zstd:LEVEL" bench reclaim --codec gzip
+check "bench reclaim bad zstd level refused" expect_error 2 \
+  "--codec 'zstd:99': zstd level expected 1.." bench reclaim --codec zstd:99
+# the tiered rows: the incompressible half of the pages spilled to the
+# file tier, the rest in memory; the config names the codec; the codec
+# lines verified
+json=$("$LAZYMEM" bench reclaim --mem 8M --seconds 1 --codec zstd --json)
 check "bench reclaim --json shape and verification" python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
 assert d["benchmark"] == "reclaim", d
+assert d["config"]["codec"] == "zstd" and d["config"]["codec_level"] == 1, d["config"]
 res = d["results"]
 assert {(r["store"], r["backing"]) for r in res} == {
-    (s, b) for s in ("none", "memory", "file", "swap") for b in ("anon", "memfd")}
+    (s, b) for s in ("none", "memory", "file", "tiered", "swap")
+    for b in ("anon", "memfd")}
 for r in res:
     if r["store"] == "swap":
         assert r["skipped"], r
@@ -98,10 +107,41 @@ for r in res:
     for k in ("rss_mean_bytes", "rss_end_bytes", "work_ratio",
               "refaults_per_sec", "refault_p50_us", "refault_p99_us",
               "guest_refault_p50_us", "store_bytes", "ramp_s",
-              "ramp_work_ratio", "steady_from_s", "tracked_writes_per_sec"):
+              "ramp_work_ratio", "steady_from_s", "tracked_writes_per_sec",
+              "store_mem_bytes", "store_disk_bytes", "spilled_pages"):
         assert k in r, (k, r)
     assert r["store"] == "none" or r["evicted"] > 0, r
+    assert r["store_bytes"] == r["store_mem_bytes"] + r["store_disk_bytes"], r
+    if r["store"] == "tiered":
+        assert r["spilled_pages"] > 0 and r["store_disk_bytes"] > 0, r
+        assert r["store_mem_bytes"] > 0, r
+    elif r["store"] != "file":
+        assert r["spilled_pages"] == 0 and r["store_disk_bytes"] == 0, r
+codecs = {(c["codec"], c["pages"]): c for c in d["codecs"]}
+assert set(codecs) == {(c, p) for c in ("lz4", "zstd:1", "zstd:3")
+                       for p in ("3x", "incompressible")}, codecs
+for c in codecs.values():
+    assert c["verified"] is True and c["put_ns_per_page"] > 0, c
+    assert c["take_ns_per_page"] > 0, c
+    assert c["data_bytes_per_page"] < (3000 if c["pages"] == "3x" else 4097), c
 ' "$json"
+
+# vm run --reclaim (no VM runs here: the options are refused before one
+# would be made)
+check "vm run bad --reclaim named" expect_error 2 \
+  "--reclaim 'disk': expected memory, file or tiered" vm run --reclaim disk
+check "vm run bad --reclaim-codec named" expect_error 2 \
+  "--reclaim-codec 'brotli': expected lz4, zstd or zstd:LEVEL" \
+  vm run --reclaim tiered --reclaim-codec brotli
+check "vm run bad zstd level named" expect_error 2 \
+  "--reclaim-codec 'zstd:0': zstd level expected 1.." \
+  vm run --reclaim memory --reclaim-codec zstd:0
+check "vm run --reclaim-codec with the file store refused" expect_error 2 \
+  "--reclaim-codec 'zstd': needs --reclaim memory or tiered" \
+  vm run --reclaim file --reclaim-codec zstd
+check "vm run --reclaim-codec without --reclaim refused" expect_error 2 \
+  "--reclaim-codec 'lz4': needs --reclaim memory or tiered" \
+  vm run --reclaim-codec lz4
 
 # bench restore without KVM (--no-kvm; the default where /dev/kvm cannot be
 # opened): a small run, warm cache only (it never drops the machine's page

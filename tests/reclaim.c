@@ -1,12 +1,16 @@
 /*
  * reclaim.c - eviction of present pages into a page store and their return
  * on the next touch (lazymem/reclaim.h, src/reclaim/pstore.h): content
- * comes back exact from the memory and the file store, on anon (UFFDIO_MOVE)
+ * comes back exact from the memory, the file and the tiered store (LZ4 and
+ * zstd), on anon (UFFDIO_MOVE)
  * and memfd (write-protect, copy, punch) backings; writers racing the
  * evictor on the same pages lose no word (SIGBUS and handler deliveries);
  * a store that refuses leaves the page resident and counts it; zero and
- * equal pages cost no data; a copy-before-write snapshot and eviction
- * refuse each other by name; bad configurations are refused.
+ * equal pages cost no data; the tiered store keeps compressible pages in
+ * memory and spills the rest (and what its memory limit refuses) to the
+ * file; zstd's decompression contexts survive more takers than contexts;
+ * a copy-before-write snapshot and eviction refuse each other by name;
+ * bad configurations are refused.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -50,18 +54,14 @@ static struct lm_page_store *make_store(struct fixture *f, enum store_kind k,
 	return s;
 }
 
-/* A region over a patterned image; false (test skipped) when the kernel
- * lacks what the backing's eviction needs. */
-static bool setup(struct fixture *f, enum lm_backing b, enum lm_delivery d,
-		  enum store_kind k, uint64_t max_bytes, enum lm_wp_mode wp)
+/* The region over f->image with f->store; false (test skipped) when the
+ * kernel lacks what the backing's eviction needs. */
+static bool region_over(struct fixture *f, enum lm_backing b,
+			enum lm_delivery d, enum lm_wp_mode wp)
 {
 	int err;
 
-	memset(f, 0, sizeof(*f));
-	f->image = malloc(SIZE);
-	t_fill(f->image, SIZE, SALT);
 	LM_OK(lm_source_memory_create(f->image, SIZE, &f->src));
-	f->store = make_store(f, k, max_bytes);
 	struct lm_region_config rc = {
 		.name = "reclaim", .size = SIZE, .backing = b,
 		.install = LM_INSTALL_COPY, .delivery = d,
@@ -76,6 +76,17 @@ static bool setup(struct fixture *f, enum lm_backing b, enum lm_delivery d,
 	}
 	LM_OK(err);
 	return true;
+}
+
+/* A region over a patterned image. */
+static bool setup(struct fixture *f, enum lm_backing b, enum lm_delivery d,
+		  enum store_kind k, uint64_t max_bytes, enum lm_wp_mode wp)
+{
+	memset(f, 0, sizeof(*f));
+	f->image = malloc(SIZE);
+	t_fill(f->image, SIZE, SALT);
+	f->store = make_store(f, k, max_bytes);
+	return region_over(f, b, d, wp);
 }
 
 static void teardown(struct fixture *f)
@@ -729,6 +740,307 @@ static void bad_config(void **state)
 	lm_source_destroy(f.src);
 }
 
+/*
+ * The tiered store: a memory store over a file store. The image's even
+ * pages are about 3x compressible (each word four times), its odd pages
+ * incompressible, like the issue's guest data.
+ */
+static uint64_t mixed_word(uint64_t i)
+{
+	return t_pattern((i / (PS / 8)) & 1 ? i : i & ~3ull, SALT);
+}
+
+static void check_mixed(const uint64_t *w, const char *what)
+{
+	for (uint64_t i = 0; i < SIZE / 8; i++)
+		LM_ASSERT(w[i] == mixed_word(i), "%s: word %llu (page %llu): "
+			  "%#llx, expected %#llx", what, (unsigned long long)i,
+			  (unsigned long long)(i / (PS / 8)),
+			  (unsigned long long)w[i],
+			  (unsigned long long)mixed_word(i));
+}
+
+static bool setup_tiered(struct fixture *f, enum lm_backing b,
+			 const struct lm_pstore_memory_config *c)
+{
+	uint64_t *w;
+
+	memset(f, 0, sizeof(*f));
+	f->image = malloc(SIZE);
+	w = (uint64_t *)f->image;
+	for (uint64_t i = 0; i < SIZE / 8; i++)
+		w[i] = mixed_word(i);
+	snprintf(f->path, sizeof(f->path), "/tmp/lm-tiered-%d", (int)getpid());
+	LM_OK(lm_pstore_tiered_create(f->path, SIZE, PS, c, &f->store));
+	return region_over(f, b, LM_DELIVERY_SELF, LM_WP_NONE);
+}
+
+/* Every page out and back through SIGBUS: the incompressible half in the
+ * file, the compressible half in memory, counted; every word exact. */
+static void tiered_roundtrip(enum lm_backing b, enum lm_pstore_codec codec)
+{
+	struct lm_pstore_memory_config c = { .codec = codec };
+	struct fixture f;
+	struct lm_pstore_usage u;
+	struct lm_stats st;
+
+	if (!setup_tiered(&f, b, &c))
+		skip();
+	touch_all(lm_region_addr(f.r));
+	LM_ASSERT(evict_all(f.r) == PAGES, "every page evicted");
+	LM_ASSERT(lm_region_pages_present(f.r) == 0, "none resident");
+	lm_pstore_usage(f.store, &u);
+	LM_ASSERT(u.pages == PAGES && u.put_failed == 0, "held %llu, "
+		  "refused %llu", (unsigned long long)u.pages,
+		  (unsigned long long)u.put_failed);
+	LM_ASSERT(u.spilled_pages == PAGES / 2, "spilled %llu, expected the "
+		  "%u incompressible", (unsigned long long)u.spilled_pages,
+		  PAGES / 2);
+	LM_ASSERT(u.disk_bytes >= PAGES / 2 * PS, "on disk %llu",
+		  (unsigned long long)u.disk_bytes);
+	LM_ASSERT(u.data_bytes > 0 && u.data_bytes <= PAGES / 2 * PS / 2,
+		  "in memory %llu for %u pages of about 3x",
+		  (unsigned long long)u.data_bytes, PAGES / 2);
+	print_message("%s %s: %llu data bytes in memory, %llu on disk\n",
+		      lm_backing_name(b), lm_pstore_codec_name(codec),
+		      (unsigned long long)u.data_bytes,
+		      (unsigned long long)u.disk_bytes);
+	check_mixed(lm_region_addr(f.r), "after the refaults");
+	lm_region_stats(f.r, &st);
+	LM_ASSERT(st.pages_refaulted == PAGES, "refaulted %llu",
+		  (unsigned long long)st.pages_refaulted);
+	lm_pstore_usage(f.store, &u);
+	LM_ASSERT(u.pages == 0 && u.spilled_pages == 0 && u.data_bytes == 0,
+		  "taken back: %llu held, %llu spilled",
+		  (unsigned long long)u.pages,
+		  (unsigned long long)u.spilled_pages);
+	LM_ASSERT(u.disk_bytes == 0, "file blocks punched: %llu",
+		  (unsigned long long)u.disk_bytes);
+	teardown(&f);
+}
+
+static void tiered_anon_lz4(void **s) { (void)s; tiered_roundtrip(LM_BACKING_ANON, LM_PSTORE_LZ4); }
+static void tiered_memfd_lz4(void **s) { (void)s; tiered_roundtrip(LM_BACKING_MEMFD, LM_PSTORE_LZ4); }
+static void tiered_anon_zstd(void **s) { (void)s; tiered_roundtrip(LM_BACKING_ANON, LM_PSTORE_ZSTD); }
+static void tiered_memfd_zstd(void **s) { (void)s; tiered_roundtrip(LM_BACKING_MEMFD, LM_PSTORE_ZSTD); }
+
+/* The memory tier's byte limit sizes it: what does not fit spills to the
+ * file instead of being refused. */
+static void tiered_limit_spills(void **state)
+{
+	struct lm_pstore_memory_config c = { .max_bytes = 64 * PS };
+	struct fixture f;
+	struct lm_pstore_usage u;
+	struct lm_stats st;
+
+	(void)state;
+	if (!setup_tiered(&f, LM_BACKING_ANON, &c))
+		skip();
+	touch_all(lm_region_addr(f.r));
+	LM_ASSERT(evict_all(f.r) == PAGES, "every page evicted, none refused");
+	lm_pstore_usage(f.store, &u);
+	lm_region_stats(f.r, &st);
+	LM_ASSERT(u.put_failed == 0 && st.evict_refused == 0, "refused %llu",
+		  (unsigned long long)u.put_failed);
+	LM_ASSERT(u.data_bytes <= c.max_bytes, "memory tier %llu over its "
+		  "limit", (unsigned long long)u.data_bytes);
+	/* the incompressible half, and the compressible pages past the
+	 * limit: at about 3x, 64 pages of bytes hold under 200 of them */
+	LM_ASSERT(u.spilled_pages > PAGES / 2 + 300 && u.spilled_pages < PAGES,
+		  "spilled %llu", (unsigned long long)u.spilled_pages);
+	check_mixed(lm_region_addr(f.r), "after the refaults");
+	teardown(&f);
+}
+
+/* The lower tier refuses (RLIMIT_FSIZE: the file may hold 64 pages): the
+ * put fails, the page stays resident with its content, counted. */
+static void tiered_lower_fails(enum lm_backing b)
+{
+	struct lm_pstore_memory_config c = { 0 };
+	struct rlimit old, lim = { .rlim_cur = 64 * PS };
+	struct fixture f;
+	struct lm_pstore_usage u;
+	struct lm_stats st;
+	unsigned n;
+
+	if (!setup_tiered(&f, b, &c))
+		skip();
+	touch_all(lm_region_addr(f.r));
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim.rlim_max = old.rlim_max;
+	LM_ASSERT(setrlimit(RLIMIT_FSIZE, &lim) == 0, "RLIMIT_FSIZE");
+	n = evict_all(f.r);
+	setrlimit(RLIMIT_FSIZE, &old);
+	/* every compressible page, and the 32 odd ones below the limit */
+	LM_ASSERT(n == PAGES / 2 + 32, "evicted %u", n);
+	lm_region_stats(f.r, &st);
+	lm_pstore_usage(f.store, &u);
+	LM_ASSERT(st.evict_refused == PAGES - n && u.put_failed == PAGES - n,
+		  "refused: region %llu, store %llu, expected %u",
+		  (unsigned long long)st.evict_refused,
+		  (unsigned long long)u.put_failed, PAGES - n);
+	LM_ASSERT(u.spilled_pages == 32, "spilled %llu",
+		  (unsigned long long)u.spilled_pages);
+	LM_ASSERT(lm_region_pages_present(f.r) == PAGES - n, "resident");
+	check_mixed(lm_region_addr(f.r), "evicted or not");
+	teardown(&f);
+}
+
+static void tiered_lower_fails_anon(void **s) { (void)s; tiered_lower_fails(LM_BACKING_ANON); }
+static void tiered_lower_fails_memfd(void **s) { (void)s; tiered_lower_fails(LM_BACKING_MEMFD); }
+
+/*
+ * zstd's decompression contexts under contention: more taking threads
+ * than contexts (one), so takers find none free and yield. Pages of
+ * 64 KiB, so a take holds the context long enough (tens of us) for the
+ * others to meet it even when the two CPUs are shared with other work.
+ * Each round the main thread puts every page and the takers take their
+ * share and check it; rounds go on until a taker has waited (10 s at
+ * most: a run without one fails).
+ */
+#define TAKERS 6
+#define TPS (64 * 1024ull)
+#define TPAGES 64
+
+struct takers {
+	struct lm_page_store *s;
+	pthread_barrier_t start, done;
+	_Atomic bool stop;
+	_Atomic uint64_t bad, taken;
+};
+
+struct taker {
+	struct takers *t;
+	unsigned id;
+};
+
+static void *taker_main(void *arg)
+{
+	struct taker *tk = arg;
+	struct takers *t = tk->t;
+	uint64_t *page = malloc(TPS);
+
+	for (;;) {
+		pthread_barrier_wait(&t->start);
+		if (atomic_load(&t->stop))
+			break;
+		for (uint64_t p = tk->id; p < TPAGES; p += TAKERS) {
+			uint64_t bad = t->s->ops->take(t->s, p * TPS, page) != 0;
+
+			for (uint64_t k = 0; k < TPS / 8; k++)
+				bad |= page[k] != mixed_word(p * (TPS / 8) + k);
+			atomic_fetch_add(bad ? &t->bad : &t->taken, 1);
+		}
+		pthread_barrier_wait(&t->done);
+	}
+	free(page);
+	return NULL;
+}
+
+static void zstd_takers(void **state)
+{
+	struct lm_pstore_memory_config c = { .codec = LM_PSTORE_ZSTD,
+					     .zstd_contexts = 1 };
+	struct takers t = { 0 };
+	struct taker tk[TAKERS];
+	pthread_t th[TAKERS];
+	struct lm_pstore_usage u = { 0 };
+	uint64_t *img = malloc(TPAGES * TPS), t0 = lm_now_ns();
+	int rounds = 0;
+
+	(void)state;
+	for (uint64_t i = 0; i < TPAGES * TPS / 8; i++)
+		img[i] = mixed_word(i);
+	LM_OK(lm_pstore_memory_create_with(TPAGES * TPS, TPS, &c, &t.s));
+	pthread_barrier_init(&t.start, NULL, TAKERS + 1);
+	pthread_barrier_init(&t.done, NULL, TAKERS + 1);
+	for (unsigned i = 0; i < TAKERS; i++) {
+		tk[i] = (struct taker){ &t, i };
+		LM_ASSERT(pthread_create(&th[i], NULL, taker_main, &tk[i]) == 0,
+			  "taker");
+	}
+	while (rounds < 3 || (!u.take_yields &&
+			      lm_now_ns() - t0 < 10000000000ull)) {
+		for (uint64_t p = 0; p < TPAGES; p++)
+			LM_OK(t.s->ops->put(t.s, p * TPS, img + p * (TPS / 8)));
+		pthread_barrier_wait(&t.start);
+		pthread_barrier_wait(&t.done);
+		lm_pstore_usage(t.s, &u);
+		rounds++;
+	}
+	atomic_store(&t.stop, true);
+	pthread_barrier_wait(&t.start);
+	for (unsigned i = 0; i < TAKERS; i++)
+		pthread_join(th[i], NULL);
+	print_message("%d takers, 1 context, %d rounds: %llu takes waited\n",
+		      TAKERS, rounds, (unsigned long long)u.take_yields);
+	LM_ASSERT(atomic_load(&t.bad) == 0, "%llu pages came back wrong",
+		  (unsigned long long)atomic_load(&t.bad));
+	LM_ASSERT(atomic_load(&t.taken) == (uint64_t)rounds * TPAGES,
+		  "taken %llu", (unsigned long long)atomic_load(&t.taken));
+	LM_ASSERT(u.pages == 0, "all taken: %llu held",
+		  (unsigned long long)u.pages);
+	LM_ASSERT(u.take_yields > 0, "no taker ever waited for a context");
+	pthread_barrier_destroy(&t.start);
+	pthread_barrier_destroy(&t.done);
+	lm_page_store_destroy(t.s);
+	free(img);
+}
+
+/* Bad codec options refused by name; a spill store given to a create
+ * that fails is destroyed with it (ASan sees a leak otherwise). */
+static void codec_config(void **state)
+{
+	struct lm_pstore_memory_config c = { .codec = LM_PSTORE_ZSTD,
+					     .level = 99 };
+	struct lm_page_store *s;
+	enum lm_pstore_codec codec;
+	char path[64];
+	int level;
+
+	(void)state;
+	LM_ASSERT(lm_pstore_memory_create_with(SIZE, PS, &c, &s) == -EINVAL &&
+		  strstr(util_last_error(), "zstd level 99"), "%s",
+		  util_last_error());
+	c = (struct lm_pstore_memory_config){ .level = 3 };
+	LM_ASSERT(lm_pstore_memory_create_with(SIZE, PS, &c, &s) == -EINVAL &&
+		  strstr(util_last_error(), "lz4 takes no level"), "%s",
+		  util_last_error());
+	c = (struct lm_pstore_memory_config){ .codec = 7 };
+	LM_ASSERT(lm_pstore_memory_create_with(SIZE, PS, &c, &s) == -EINVAL &&
+		  strstr(util_last_error(), "codec 7"), "%s",
+		  util_last_error());
+	c = (struct lm_pstore_memory_config){ .spill_over_pct = 50 };
+	LM_ASSERT(lm_pstore_memory_create_with(SIZE, PS, &c, &s) == -EINVAL &&
+		  strstr(util_last_error(), "spill_over_pct 50"), "%s",
+		  util_last_error());
+	snprintf(path, sizeof(path), "/tmp/lm-codec-%d", (int)getpid());
+	c = (struct lm_pstore_memory_config){ .spill_over_pct = 101 };
+	LM_OK(lm_pstore_file_create(path, SIZE, PS, &c.spill));
+	LM_ASSERT(lm_pstore_memory_create_with(SIZE, PS, &c, &s) == -EINVAL &&
+		  strstr(util_last_error(), "spill_over_pct 101"), "%s",
+		  util_last_error());
+	c = (struct lm_pstore_memory_config){ .codec = LM_PSTORE_ZSTD,
+					      .level = -1 };
+	LM_ASSERT(lm_pstore_tiered_create(path, SIZE, PS, &c, &s) == -EINVAL &&
+		  strstr(util_last_error(), "zstd level -1"), "%s",
+		  util_last_error());
+	unlink(path);
+	LM_OK(lm_pstore_parse_codec("--c", "zstd:5", &codec, &level));
+	LM_ASSERT(codec == LM_PSTORE_ZSTD && level == 5, "zstd:5");
+	LM_OK(lm_pstore_parse_codec("--c", "lz4", &codec, &level));
+	LM_ASSERT(codec == LM_PSTORE_LZ4 && level == 0, "lz4");
+	LM_ASSERT(lm_pstore_parse_codec("--c", "gzip", &codec, &level) ==
+		  -EINVAL && strstr(util_last_error(), "--c 'gzip': expected "
+				    "lz4, zstd"), "%s", util_last_error());
+	LM_ASSERT(lm_pstore_parse_codec("--c", "zstd:0", &codec, &level) ==
+		  -EINVAL && strstr(util_last_error(), "level expected 1.."),
+		  "%s", util_last_error());
+	LM_ASSERT(lm_pstore_parse_codec("--c", "zstd:3x", &codec, &level) ==
+		  -EINVAL, "zstd:3x");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,6 +1067,15 @@ int main(void)
 		cmocka_unit_test(hot_goes_cold),
 		cmocka_unit_test(parse_target),
 		cmocka_unit_test(bad_config),
+		cmocka_unit_test(tiered_anon_lz4),
+		cmocka_unit_test(tiered_memfd_lz4),
+		cmocka_unit_test(tiered_anon_zstd),
+		cmocka_unit_test(tiered_memfd_zstd),
+		cmocka_unit_test(tiered_limit_spills),
+		cmocka_unit_test(tiered_lower_fails_anon),
+		cmocka_unit_test(tiered_lower_fails_memfd),
+		cmocka_unit_test(zstd_takers),
+		cmocka_unit_test(codec_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -62,12 +62,17 @@ static void usage(FILE *f, const char *prog)
 		"  --ws N%%|SIZE         restore workload: working set touched after the\n"
 		"                       save point, of all RAM (default 10%%)\n"
 		"  --reclaim STORE      evict cold RAM into a page store while the guest\n"
-		"                       runs: memory (LZ4) or file (delivery handler or\n"
-		"                       exit; anon tracks writes with async write-protect)\n"
+		"                       runs: memory (compressed), file, or tiered (pages\n"
+		"                       that compress to over 3/4 of a page, or do not fit,\n"
+		"                       go to the file) (delivery handler or exit; anon\n"
+		"                       tracks writes with async write-protect)\n"
+		"  --reclaim-codec C    memory and tiered stores: lz4 (default), zstd or\n"
+		"                       zstd:LEVEL (default level 1)\n"
 		"  --reclaim-target X   memory to keep out: N%% of RAM or a size (default 40%%)\n"
 		"  --max-refault-rate R pages/s per GiB before the age threshold rises\n"
 		"                       (default 0: no bound)\n"
-		"  --reclaim-dir DIR    where the file store goes (default /var/tmp)\n"
+		"  --reclaim-dir DIR    where the file (or tiered) store's file goes\n"
+		"                       (default /var/tmp)\n"
 		"  --save DIR           stop every vCPU at the workload's save point and\n"
 		"                       save the VM to DIR (implies --workload restore;\n"
 		"                       default delivery limit, backing memfd)\n"
@@ -223,7 +228,8 @@ static void print_json(const struct lm_vm_config *cfg,
 
 /* vm run --reclaim: the store, the policy over it, and their options. */
 struct vm_reclaim_opts {
-	const char *store, *target, *dir;
+	const char *store, *target, *dir, *codec_arg;
+	struct lm_pstore_memory_config mem;	/* codec, level */
 	double max_rate;
 	char path[512];
 	struct lm_page_store *s;
@@ -236,9 +242,16 @@ static int reclaim_option(int c, const char *arg, struct vm_reclaim_opts *o)
 
 	switch (c) {
 	case 'R':
-		if (strcmp(arg, "memory") && strcmp(arg, "file"))
-			return cli_usage_error("--reclaim '%s': expected memory or file", arg);
+		if (strcmp(arg, "memory") && strcmp(arg, "file") &&
+		    strcmp(arg, "tiered"))
+			return cli_usage_error("--reclaim '%s': expected memory, file or tiered", arg);
 		o->store = arg;
+		return 0;
+	case 'K':
+		o->codec_arg = arg;
+		if (lm_pstore_parse_codec("--reclaim-codec", arg, &o->mem.codec,
+					  &o->mem.level))
+			return cli_usage_error("%s", util_last_error());
 		return 0;
 	case 'X':
 		o->target = arg;
@@ -265,11 +278,16 @@ static int reclaim_prepare(struct vm_reclaim_opts *o, struct lm_vm_config *cfg)
 	if (err)
 		return err;
 	if (!strcmp(o->store, "memory")) {
-		err = lm_pstore_memory_create(cfg->mem_size, ps, 0, &o->s);
+		err = lm_pstore_memory_create_with(cfg->mem_size, ps, &o->mem,
+						   &o->s);
 	} else {
 		snprintf(o->path, sizeof(o->path), "%s/lazymem-vm-%d.pages",
 			 o->dir, (int)getpid());
-		err = lm_pstore_file_create(o->path, cfg->mem_size, ps, &o->s);
+		err = !strcmp(o->store, "file")
+			? lm_pstore_file_create(o->path, cfg->mem_size, ps,
+						&o->s)
+			: lm_pstore_tiered_create(o->path, cfg->mem_size, ps,
+						  &o->mem, &o->s);
 	}
 	if (!err)
 		err = lm_reclaimer_create(o->s, cfg->mem_size, ps, &rc, &o->rc);
@@ -291,14 +309,16 @@ static void reclaim_report(struct vm_reclaim_opts *o, bool json)
 	fprintf(json ? stderr : stdout,
 		"reclaim:  %s store: %llu rounds, %llu pages evicted, %llu "
 		"refaulted, %llu out now, age threshold %u, store %llu data "
-		"bytes in %llu bytes of memory, %llu on disk, %llu refused\n",
-		o->store, (unsigned long long)st.rounds,
+		"bytes in %llu bytes of memory, %llu on disk (%llu pages), "
+		"%llu refused\n",
+		o->s->desc, (unsigned long long)st.rounds,
 		(unsigned long long)st.evicted,
 		(unsigned long long)st.refaulted,
 		(unsigned long long)st.out_pages, st.threshold,
 		(unsigned long long)u.data_bytes,
 		(unsigned long long)u.mem_bytes,
 		(unsigned long long)u.disk_bytes,
+		(unsigned long long)u.spilled_pages,
 		(unsigned long long)u.put_failed);
 }
 
@@ -342,6 +362,7 @@ int cmd_vm_run(int argc, char **argv)
 		{ "reclaim-target", required_argument, NULL, 'X' },
 		{ "max-refault-rate", required_argument, NULL, 'Y' },
 		{ "reclaim-dir", required_argument, NULL, 'Z' },
+		{ "reclaim-codec", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vm_reclaim_opts ro = { .target = "40%", .dir = "/var/tmp" };
@@ -460,6 +481,7 @@ int cmd_vm_run(int argc, char **argv)
 		case 'X':
 		case 'Y':
 		case 'Z':
+		case 'K':
 			if (reclaim_option(c, optarg, &ro))
 				return 2;
 			break;
@@ -510,6 +532,8 @@ int cmd_vm_run(int argc, char **argv)
 	if (cfg.code_source && cfg.delivery == LM_VM_LIMIT)
 		return cli_usage_error("--workload fetch needs a delivery with a source (limit RAM is zero-filled, there is no code in it)");
 
+	if (ro.codec_arg && (!ro.store || !strcmp(ro.store, "file")))
+		return cli_usage_error("--reclaim-codec '%s': needs --reclaim memory or tiered (the file store does not compress)", ro.codec_arg);
 	if (ro.store) {
 		uint64_t t;
 

@@ -1,25 +1,25 @@
 /*
- * pstore_mem.c - the in-memory page store: LZ4, zero pages as a flag, equal
- * pages stored once.
+ * pstore_mem.c - the in-memory page store: compressed (LZ4 or zstd,
+ * pstore_codec.c), zero pages as a flag, equal pages stored once, and an
+ * optional lower store the pages memory should not hold spill to.
  *
- * Per page of the region one slot word: 0 (not held), ZERO, or a pointer to
- * a blob (the page's compressed bytes, reference-counted, in a hash table
- * keyed by XXH3 of those bytes). take() runs on the fault path, possibly in
- * a SIGBUS handler, so it takes no lock and frees nothing: it exchanges the
- * slot to 0, decompresses, and drops its reference. A blob whose count fell
- * to 0 stays in the table (a later put of an equal page revives it) until
- * put() trims the table, under the store's lock, which only put and trim
- * take. A blob's count can reach 0 only after the last take has read it,
- * so trim never frees bytes a take is reading.
+ * Per page of the region one slot word: 0 (not held), ZERO, LOWER (held
+ * by the lower store), or a pointer to a blob (the page's compressed
+ * bytes, reference-counted, in a hash table keyed by XXH3 of those bytes).
+ * take() runs on the fault path, possibly in a SIGBUS handler, so it takes
+ * no lock and frees nothing: it exchanges the slot to 0, then decompresses
+ * and drops its reference, or forwards to the lower store's take. A blob
+ * whose count fell to 0 stays in the table (a later put of an equal page
+ * revives it) until put() trims the table, under the store's lock, which
+ * only put and trim take. A blob's count can reach 0 only after the last
+ * take has read it, so trim never frees bytes a take is reading.
  *
- * Why LZ4 and not zstd: decompression runs on the faulting thread; LZ4
- * decompresses a 4 KiB page in about a microsecond and needs no context,
- * whereas libzstd's one-shot decompression allocates its context with
- * malloc unless the caller keeps one per thread, which a signal handler
- * cannot set up. docs/reclaim.md has the figures.
+ * Why a lower tier: half of a typical guest's cold pages do not compress
+ * (the issue's workload, bench/reclaim.c), and held raw in memory they
+ * cost as much as resident ones; on disk they cost a state byte each.
+ * docs/reclaim.md has the figures ("Tiered").
  */
 #include <errno.h>
-#include <lz4.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,10 +28,13 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
+#include "reclaim/pstore_codec.h"
 #include "reclaim/pstore_internal.h"
 #include "util/error.h"
 
 #define SLOT_ZERO ((uintptr_t)1)
+#define SLOT_LOWER ((uintptr_t)2)	/* blobs are 8-byte aligned: never */
+#define SPILL_OVER_PCT 75		/* pstore.h says why */
 #define TRIM_EVERY 4096		/* puts between trims of dead blobs */
 
 struct blob {
@@ -49,10 +52,13 @@ struct mem_store {
 	struct blob **bucket;
 	uint64_t nr_buckets;		/* a power of two */
 	pthread_mutex_t lock;
-	uint8_t *tmp;			/* compression output (under lock) */
-	int tmp_size;
+	struct pstore_codec codec;	/* compression under the lock */
+	struct lm_page_store *spill;	/* lower store, owned; or NULL */
+	uint64_t spill_over;		/* compressed bytes above: spilled */
+	uint8_t *discard;		/* a page, for a replaced spilled one */
 	unsigned puts;			/* since the last trim */
 	_Atomic uint64_t pages, zero_pages, shared_pages, data_bytes;
+	_Atomic uint64_t spilled;	/* pages in the lower store */
 	_Atomic uint64_t blob_bytes;	/* allocated, dead ones included */
 	_Atomic uint64_t put_failed;
 };
@@ -84,6 +90,8 @@ static void slot_release(struct mem_store *m, uintptr_t v)
 	atomic_fetch_sub_explicit(&m->pages, 1, RLX);
 	if (v == SLOT_ZERO)
 		atomic_fetch_sub_explicit(&m->zero_pages, 1, RLX);
+	else if (v == SLOT_LOWER)
+		atomic_fetch_sub_explicit(&m->spilled, 1, RLX);
 	else
 		blob_unref(m, (struct blob *)v);
 }
@@ -94,28 +102,27 @@ static int mem_take(struct lm_page_store *s, uint64_t off, void *dst)
 	uint64_t i = off / m->page_size;
 	uintptr_t v;
 	struct blob *b;
-	int n;
+	int err = 0;
 
 	if (i >= m->nr_pages)
 		return -EINVAL;
 	v = atomic_exchange_explicit(&m->slot[i], 0, memory_order_acq_rel);
 	if (!v)
 		return -ENOENT;
-	if (v == SLOT_ZERO) {
-		memset(dst, 0, m->page_size);
+	if (v == SLOT_LOWER) {
 		slot_release(m, v);
-		return 0;
+		return m->spill->ops->take(m->spill, off, dst);
 	}
 	b = (struct blob *)v;
-	if (b->clen == m->page_size) {
+	if (v == SLOT_ZERO)
+		memset(dst, 0, m->page_size);
+	else if (b->clen == m->page_size)
 		memcpy(dst, b->data, m->page_size);
-		n = (int)m->page_size;
-	} else {
-		n = LZ4_decompress_safe((const char *)b->data, dst,
-					(int)b->clen, (int)m->page_size);
-	}
+	else
+		err = pstore_codec_decompress(&m->codec, b->data, b->clen,
+					      dst);
 	slot_release(m, v);
-	return n == (int)m->page_size ? 0 : -EIO;
+	return err;
 }
 
 /* Free the blobs nobody refers to (under the lock). */
@@ -182,18 +189,19 @@ static struct blob *blob_new(struct mem_store *m, uint64_t h,
 	return b;
 }
 
-/* The page's blob (compressed, or raw when LZ4 does not save), under the
- * lock; NULL when the store is full or out of memory. */
+/* The page's blob (compressed, or raw when that does not save), under the
+ * lock; NULL when the store is full or out of memory, or when the page
+ * compresses too little for memory and there is a lower store. */
 static struct blob *blob_for(struct mem_store *m, const void *page)
 {
-	int c = LZ4_compress_default(page, (char *)m->tmp, (int)m->page_size,
-				     m->tmp_size);
-	const uint8_t *data = m->tmp;
-	uint32_t clen = (uint32_t)c;
+	uint32_t clen = pstore_codec_compress(&m->codec, page);
+	const uint8_t *data = m->codec.out;
 	uint64_t h;
 	struct blob *b;
 
-	if (c <= 0 || (uint64_t)c >= m->page_size) {
+	if (m->spill && (!clen || clen > m->spill_over))
+		return NULL;
+	if (!clen) {
 		data = page;
 		clen = (uint32_t)m->page_size;
 	}
@@ -202,30 +210,52 @@ static struct blob *blob_for(struct mem_store *m, const void *page)
 	return b ? b : blob_new(m, h, data, clen);
 }
 
+/* Where page off goes (under the lock): its slot value, or 0 with *err
+ * set when neither tier takes it. */
+static uintptr_t place(struct mem_store *m, uint64_t off, const void *page,
+		       int *err)
+{
+	struct blob *b;
+
+	if (pstore_page_is_zero(page, m->page_size)) {
+		atomic_fetch_add_explicit(&m->zero_pages, 1, RLX);
+		return SLOT_ZERO;
+	}
+	b = blob_for(m, page);
+	if (b)
+		return (uintptr_t)b;
+	if (!m->spill) {
+		*err = m->max_bytes ? -ENOSPC : -ENOMEM;
+		return 0;
+	}
+	*err = m->spill->ops->put(m->spill, off, page);
+	if (*err)
+		return 0;
+	atomic_fetch_add_explicit(&m->spilled, 1, RLX);
+	return SLOT_LOWER;
+}
+
 static int mem_put(struct lm_page_store *s, uint64_t off, const void *page)
 {
 	struct mem_store *m = of(s);
 	uint64_t i = off / m->page_size;
-	uintptr_t v = SLOT_ZERO, old;
+	uintptr_t v, old;
 	int err = 0;
 
 	if (i >= m->nr_pages)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
-	if (!pstore_page_is_zero(page, m->page_size)) {
-		struct blob *b = blob_for(m, page);
-
-		v = (uintptr_t)b;
-		if (!b)
-			err = m->max_bytes ? -ENOSPC : -ENOMEM;
-	} else {
-		atomic_fetch_add_explicit(&m->zero_pages, 1, RLX);
-	}
-	if (!err) {
+	v = place(m, off, page, &err);
+	if (v) {
 		atomic_fetch_add_explicit(&m->pages, 1, RLX);
 		old = atomic_exchange_explicit(&m->slot[i], v,
 					       memory_order_acq_rel);
-		if (old)	/* never taken back: replaced */
+		/* A page put again without being taken (the core never
+		 * does): the old copy goes, and from the lower store only
+		 * if the new one is not there, in its place. */
+		if (old == SLOT_LOWER && v != SLOT_LOWER)
+			(void)m->spill->ops->take(m->spill, off, m->discard);
+		if (old)
 			slot_release(m, old);
 	} else {
 		atomic_fetch_add_explicit(&m->put_failed, 1, RLX);
@@ -239,16 +269,26 @@ static int mem_put(struct lm_page_store *s, uint64_t off, const void *page)
 static void mem_usage(struct pstore_base *base, struct lm_pstore_usage *u)
 {
 	struct mem_store *m = (struct mem_store *)base;
+	struct lm_pstore_usage lower = { 0 };
 
+	if (m->spill)
+		lm_pstore_usage(m->spill, &lower);
 	u->pages = atomic_load(&m->pages);
 	u->zero_pages = atomic_load(&m->zero_pages);
 	u->shared_pages = atomic_load(&m->shared_pages);
 	u->data_bytes = atomic_load(&m->data_bytes);
-	/* The slot array counts whole: its pages are touched as slots are. */
+	/* The slot array counts whole: its pages are touched as slots are;
+	 * so do the codec's contexts. The lower store's index is memory,
+	 * its data is not. */
 	u->mem_bytes = atomic_load(&m->blob_bytes) +
 		       m->nr_buckets * sizeof(*m->bucket) +
-		       m->nr_pages * sizeof(*m->slot);
+		       m->nr_pages * sizeof(*m->slot) +
+		       pstore_codec_mem_bytes(&m->codec) +
+		       (m->discard ? m->page_size : 0) + lower.mem_bytes;
+	u->disk_bytes = lower.disk_bytes;
+	u->spilled_pages = atomic_load(&m->spilled);
 	u->put_failed = atomic_load(&m->put_failed);
+	u->take_yields = atomic_load(&m->codec.yields);
 }
 
 static void mem_destroy(struct lm_page_store *s)
@@ -268,7 +308,11 @@ static void mem_destroy(struct lm_page_store *s)
 		trim(m);
 		free(m->bucket);
 	}
-	free(m->tmp);
+	/* After the slots: none refers to the lower store any more. */
+	if (m->spill)
+		lm_page_store_destroy(m->spill);
+	pstore_codec_fini(&m->codec);
+	free(m->discard);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -279,44 +323,89 @@ static const struct lm_page_store_ops mem_ops = {
 	.destroy = mem_destroy,
 };
 
-int lm_pstore_memory_create(uint64_t region_size, uint64_t page_size,
-			    uint64_t max_bytes, struct lm_page_store **out)
+/* The configuration's values, checked by name (the spill store aside). */
+static int check_config(uint64_t region_size, uint64_t page_size,
+			const struct lm_pstore_memory_config *c)
 {
-	struct mem_store *m;
-	void *slot;
-
 	if (!page_size || page_size > (1u << 30) || region_size % page_size)
 		return util_error(-EINVAL, "memory page store: region size %llu "
 				  "is not a multiple of the page size %llu",
 				  (unsigned long long)region_size,
 				  (unsigned long long)page_size);
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return util_error(-ENOMEM, "memory page store: out of memory");
-	m->base.pub.ops = &mem_ops;
-	m->base.usage = mem_usage;
-	snprintf(m->base.pub.desc, sizeof(m->base.pub.desc), "memory lz4");
-	pthread_mutex_init(&m->lock, NULL);
-	m->page_size = page_size;
-	m->nr_pages = region_size / page_size;
-	m->max_bytes = max_bytes;
+	if (c->spill_over_pct > 100 || (c->spill_over_pct && !c->spill))
+		return util_error(-EINVAL, "memory page store: spill_over_pct "
+				  "%u: expected 1..100 with a spill store "
+				  "(0: the default, %d)", c->spill_over_pct,
+				  SPILL_OVER_PCT);
+	return 0;
+}
+
+/* The index: slots, hash buckets; the discard page of a tiered store. */
+static int alloc_index(struct mem_store *m)
+{
+	void *slot;
+
 	/* A bucket per 4 pages: chains stay short even with few equal. */
 	m->nr_buckets = 1024;
 	while (m->nr_buckets < m->nr_pages / 4)
 		m->nr_buckets <<= 1;
 	m->bucket = calloc(m->nr_buckets, sizeof(*m->bucket));
-	m->tmp_size = LZ4_compressBound((int)page_size);
-	m->tmp = malloc((size_t)m->tmp_size);
+	if (m->spill)
+		m->discard = malloc(m->page_size);
 	slot = mmap(NULL, m->nr_pages * sizeof(*m->slot),
 		    PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	m->slot = slot == MAP_FAILED ? NULL : slot;
-	if (!m->bucket || !m->tmp || !m->slot) {
-		mem_destroy(&m->base.pub);
+	if (!m->bucket || (m->spill && !m->discard) || !m->slot)
 		return util_error(-ENOMEM, "memory page store: index for %llu "
 				  "pages: out of memory",
-				  (unsigned long long)region_size / page_size);
+				  (unsigned long long)m->nr_pages);
+	return 0;
+}
+
+int lm_pstore_memory_create_with(uint64_t region_size, uint64_t page_size,
+				 const struct lm_pstore_memory_config *c,
+				 struct lm_page_store **out)
+{
+	struct mem_store *m;
+	int err = check_config(region_size, page_size, c);
+
+	m = err ? NULL : calloc(1, sizeof(*m));
+	if (!m) {
+		if (c->spill)	/* ours from the call on (pstore.h) */
+			lm_page_store_destroy(c->spill);
+		return err ? err : util_error(-ENOMEM, "memory page store: "
+					      "out of memory");
 	}
+	m->base.pub.ops = &mem_ops;
+	m->base.usage = mem_usage;
+	pthread_mutex_init(&m->lock, NULL);
+	m->page_size = page_size;
+	m->nr_pages = region_size / page_size;
+	m->max_bytes = c->max_bytes;
+	m->spill = c->spill;
+	m->spill_over = page_size * (c->spill_over_pct ? c->spill_over_pct
+						       : SPILL_OVER_PCT) / 100;
+	err = pstore_codec_init(&m->codec, c->codec, c->level,
+				c->zstd_contexts, page_size);
+	if (!err)
+		err = alloc_index(m);
+	if (err) {
+		mem_destroy(&m->base.pub);
+		return err;
+	}
+	snprintf(m->base.pub.desc, sizeof(m->base.pub.desc), "%s %s%s%.60s",
+		 m->spill ? "tiered" : "memory",
+		 lm_pstore_codec_name(c->codec),
+		 m->spill ? " over " : "", m->spill ? m->spill->desc : "");
 	*out = &m->base.pub;
 	return 0;
+}
+
+int lm_pstore_memory_create(uint64_t region_size, uint64_t page_size,
+			    uint64_t max_bytes, struct lm_page_store **out)
+{
+	struct lm_pstore_memory_config c = { .max_bytes = max_bytes };
+
+	return lm_pstore_memory_create_with(region_size, page_size, &c, out);
 }
