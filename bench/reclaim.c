@@ -36,6 +36,7 @@
 #include "bench.h"
 #include "cli/cli.h"
 #include "reclaim_codec.h"
+#include "reclaim_timed.h"
 #include "reclaim/pstore.h"
 #include "reclaim/reclaimer.h"
 #include "util/bits.h"
@@ -183,6 +184,7 @@ struct result {
 	uint64_t store_bytes, refaults, evicted, refused;
 	double tracked_per_s;		/* writes seen by tracking, per s */
 	uint64_t store_mem_bytes, store_disk_bytes, spilled;
+	double take_p50_us[TIMED_NR];	/* the store's take, by page class */
 	bool verified;
 	double *rss_t, *rate_t;		/* per sample */
 	uint64_t *out_t;		/* pages the reclaimer holds out */
@@ -325,7 +327,8 @@ static void summarize_ramp(struct result *res, const struct result *none,
 
 static void summarize(struct result *res, const struct result *none,
 		      struct lm_region *r, struct lm_page_store *s,
-		      enum store_k k, struct guest *g, uint64_t target_pages)
+		      enum store_k k, struct guest *g, uint64_t target_pages,
+		      struct timed_store *ts)
 {
 	unsigned n = res->nsamples, half = n / 2, steady0 = n / 5;
 	struct lm_stats st;
@@ -347,6 +350,8 @@ static void summarize(struct result *res, const struct result *none,
 	res->refault_p50_us = (double)st.refault_p50_ns / 1000;
 	res->refault_p99_us = (double)st.refault_p99_ns / 1000;
 	res->guest_p50_us = hist_p(g->slow_hist, 50);
+	for (int i = 0; ts && i < TIMED_NR; i++)
+		res->take_p50_us[i] = hist_p(ts->hist[i], 50);
 	res->store_bytes = 0;
 	if (s) {
 		struct lm_pstore_usage u;
@@ -392,6 +397,7 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 {
 	struct lm_source *src = NULL;
 	struct lm_page_store *s = NULL;
+	struct timed_store *ts = NULL;
 	struct lm_reclaimer *rc = NULL;
 	struct lm_region *r = NULL;
 	struct guest *g = calloc(1, sizeof(*g));
@@ -407,8 +413,10 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 		.target_bytes = c->target, .max_refault_rate = c->max_rate,
 		.max_sample_every = c->sample_every,
 	};
+	if (!err && s && !(ts = timed_store_create(s, PS)))
+		err = util_error(-ENOMEM, "take timing: out of memory");
 	if (!err && s)
-		err = lm_reclaimer_create(s, c->mem, PS, &rcfg, &rc);
+		err = lm_reclaimer_create(&ts->pub, c->mem, PS, &rcfg, &rc);
 	struct lm_region_config cfg = {
 		.name = "guest", .size = c->mem, .backing = b,
 		.install = LM_INSTALL_COPY, .delivery = LM_DELIVERY_SELF,
@@ -442,7 +450,7 @@ static int run_one(const struct cfg *c, enum lm_backing b, enum store_k k,
 	}
 	run_samples(g, r, s, rc, c, res);
 	guest_stop(g);
-	summarize(res, none, r, s, k, g, c->target / PS);
+	summarize(res, none, r, s, k, g, c->target / PS, ts);
 	if (rc) {
 		struct lm_reclaimer_stats rs;
 
@@ -458,6 +466,8 @@ out:
 		lm_reclaimer_stop(rc);
 	lm_region_destroy(r);
 	lm_reclaimer_destroy(rc);
+	if (ts)
+		lm_page_store_destroy(&ts->pub);
 	lm_page_store_destroy(s);
 	lm_source_destroy(src);
 	if (path[0])
@@ -520,10 +530,11 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 	       c->seconds, c->seconds / 2, c->target_arg, c->max_rate,
 	       c->codec_arg);
 	printf("%-7s %-7s %9s %9s %6s %6s %6s %7s %8s %10s %8s %8s %9s %8s "
-	       "%9s %8s\n",
+	       "%9s %8s %8s %8s\n",
 	       "backing", "store", "RSS mean", "RSS end", "x none", "ramp s",
 	       "ramp w", "work", "wp/s", "refault/s", "p50 us", "p99 us",
-	       "guest us", "recov s", "store MiB", "verified");
+	       "guest us", "recov s", "store MiB", "take 3x", "take inc",
+	       "verified");
 	for (int i = 0; i < n; i++) {
 		const struct result *r = &res[i];
 		const struct result *none = &res[i - (int)r->store];
@@ -540,7 +551,7 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 			continue;
 		}
 		printf("%-7s %-7s %9.1f %9.1f %6.2f %6.1f %6.2f %7.3f %8.0f "
-		       "%10.0f %8.1f %8.1f %9.1f %8.1f %9.1f %8s\n",
+		       "%10.0f %8.1f %8.1f %9.1f %8.1f %9.1f %8.1f %8.1f %8s\n",
 		       lm_backing_name(r->backing),
 		       store_names[r->store], r->rss_mean / (1 << 20),
 		       r->rss_end / (1 << 20),
@@ -548,6 +559,8 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 		       r->ramp_s, r->ramp_ratio, r->work_ratio, r->tracked_per_s, r->refaults_per_s, r->refault_p50_us,
 		       r->refault_p99_us, r->guest_p50_us, r->recover_s,
 		       (double)r->store_bytes / (1 << 20),
+		       r->take_p50_us[TIMED_3X],
+		       r->take_p50_us[TIMED_INCOMPRESSIBLE],
 		       r->verified ? "yes" : "NO");
 	}
 	printf("\n(ramp s = time until %.0f%% of the target was out, -1: not "
@@ -561,7 +574,8 @@ static void print_table(const struct result *res, int n, const struct cfg *c)
 	       "signal delivery included; recov s = time from the phase "
 	       "change to the start of the first second at >= 0.9x no "
 	       "reclaim's steady rate, -1: none; store MiB = data in memory + "
-	       "allocated on disk)\n",
+	       "allocated on disk; take 3x / inc = p50 us of the store's take "
+	       "alone, compressible / incompressible pages)\n",
 	       RAMP_DONE * 100);
 }
 
@@ -666,6 +680,8 @@ static void print_json(const struct result *res, int n, const struct cfg *c,
 		json_object_object_add(o, "store_mem_bytes", json_object_new_int64((int64_t)r->store_mem_bytes));
 		json_object_object_add(o, "store_disk_bytes", json_object_new_int64((int64_t)r->store_disk_bytes));
 		json_object_object_add(o, "spilled_pages", json_object_new_int64((int64_t)r->spilled));
+		json_object_object_add(o, "take_p50_us_3x", json_object_new_double(r->take_p50_us[TIMED_3X]));
+		json_object_object_add(o, "take_p50_us_incompressible", json_object_new_double(r->take_p50_us[TIMED_INCOMPRESSIBLE]));
 		json_object_object_add(o, "evicted", json_object_new_int64((int64_t)r->evicted));
 		json_object_object_add(o, "refused", json_object_new_int64((int64_t)r->refused));
 		json_object_object_add(o, "verified", json_object_new_boolean(r->verified));

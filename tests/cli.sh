@@ -108,13 +108,16 @@ for r in res:
               "refaults_per_sec", "refault_p50_us", "refault_p99_us",
               "guest_refault_p50_us", "store_bytes", "ramp_s",
               "ramp_work_ratio", "steady_from_s", "tracked_writes_per_sec",
-              "store_mem_bytes", "store_disk_bytes", "spilled_pages"):
+              "store_mem_bytes", "store_disk_bytes", "spilled_pages",
+              "take_p50_us_3x", "take_p50_us_incompressible"):
         assert k in r, (k, r)
     assert r["store"] == "none" or r["evicted"] > 0, r
     assert r["store_bytes"] == r["store_mem_bytes"] + r["store_disk_bytes"], r
     if r["store"] == "tiered":
         assert r["spilled_pages"] > 0 and r["store_disk_bytes"] > 0, r
         assert r["store_mem_bytes"] > 0, r
+        # both tiers served refaults
+        assert r["take_p50_us_3x"] > 0 and r["take_p50_us_incompressible"] > 0, r
     elif r["store"] != "file":
         assert r["spilled_pages"] == 0 and r["store_disk_bytes"] == 0, r
 codecs = {(c["codec"], c["pages"]): c for c in d["codecs"]}

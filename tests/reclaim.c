@@ -763,11 +763,10 @@ static void check_mixed(const uint64_t *w, const char *what)
 static bool setup_tiered(struct fixture *f, enum lm_backing b,
 			 const struct lm_pstore_memory_config *c)
 {
-	uint64_t *w;
+	uint64_t *w = malloc(SIZE);
 
 	memset(f, 0, sizeof(*f));
-	f->image = malloc(SIZE);
-	w = (uint64_t *)f->image;
+	f->image = (uint8_t *)w;
 	for (uint64_t i = 0; i < SIZE / 8; i++)
 		w[i] = mixed_word(i);
 	snprintf(f->path, sizeof(f->path), "/tmp/lm-tiered-%d", (int)getpid());
