@@ -462,11 +462,11 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
 	r->page_size = page_size;
 	r->page_shift = (unsigned)__builtin_ctzll(page_size);
 	r->nr_pages = size >> r->page_shift;
-	/* A sequential stream (a guest reading its memory in order) gets
-	 * 16 pages per fault, up to 64 KiB; random access one page. */
+	/* A sequential stream (a guest reading its memory in order) grows
+	 * to 16 pages per fault, up to 64 KiB; random access gets one page
+	 * (fault.c, around_window: the space's handler thread keeps the
+	 * window, as a self-resolving thread does). */
 	r->fault_around = page_size == 4096 ? 16 : 1;
-	r->around_adaptive = true;
-	atomic_init(&r->next_seq_idx, UINT64_MAX);
 	/* Only the zero-page choice depends on it: hugetlbfs has no
 	 * UFFDIO_ZEROPAGE. The other process's memory is anonymous or
 	 * shared; a MISSING registration serves both with UFFDIO_COPY. */

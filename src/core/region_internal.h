@@ -80,8 +80,9 @@ struct lm_stats_shard {
 	 * falls back to the pool. */
 	_Atomic uint32_t stage_busy;
 	void *_Atomic stage;
-	/* SIGBUS fault-around window of the shard's thread (fault.c,
-	 * around_window) and the page its sequential stream faults next,
+	/* Fault-around window of the shard's thread (fault.c,
+	 * around_window: a self-resolving thread, or a foreign space's
+	 * handler thread) and the page its sequential stream faults next,
 	 * plus one: 0, as a fresh shard has it, is no stream. */
 	_Atomic uint32_t around_window;
 	_Atomic uint64_t around_next;
@@ -206,14 +207,10 @@ struct lm_region {
 	 * can be removed (LM_PS_REMOVED).
 	 */
 	bool foreign;
-	/* Foreign regions: fault-around only for a sequential stream, i.e.
-	 * when a demand fault lands where the previous one's run ended. */
-	bool around_adaptive;
 	const uint8_t *image;		/* foreign: the source mapped, or NULL */
 	/* Foreign: held for reading by batched installs, for writing while
 	 * events are read and applied (prefetch.c says why). */
 	pthread_rwlock_t *events_lock;
-	_Atomic uint64_t next_seq_idx;
 	struct lm_wp wp;
 	struct lm_reclaim reclaim;
 	struct lm_thp_state thp;
