@@ -94,7 +94,7 @@ void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n)
 				atomic_store(&r->complete, 1);
 				lm_futex_wake_all(&r->complete);
 			}
-			lm__thp_chunk_done(r);
+			lm__thp_wake(r);
 		}
 		first = end;
 		n -= k;

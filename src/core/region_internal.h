@@ -103,6 +103,9 @@ struct lm_background {
 	pthread_t thread;
 	bool running;
 	_Atomic bool stop;
+	/* Set from start until the fill's loop ends: the collapser
+	 * (collapse.c) starts no collapse meanwhile. */
+	_Atomic bool filling;
 	void *batch;		/* COPY install: a run of pages is read here */
 	size_t batch_size;
 };
@@ -356,9 +359,10 @@ void lm__reclaim_quiesce(struct lm_region *r);
 int lm__thp_init(struct lm_region *r, enum lm_thp mode);
 int lm__thp_start(struct lm_region *r);
 void lm__thp_fini(struct lm_region *r);
-/* A chunk of LM_DONE_CHUNK pages became complete (fault path: one
- * atomic add, a futex wake only if the collapser sleeps). */
-void lm__thp_chunk_done(struct lm_region *r);
+/* What the collapser waits for happened: a chunk of LM_DONE_CHUNK pages
+ * became complete, or the background fill ended (fault path: one atomic
+ * add, a futex wake only if the collapser sleeps). */
+void lm__thp_wake(struct lm_region *r);
 /* Page idx is no longer present (evicted): its range is not huge now. */
 void lm__thp_page_gone(struct lm_region *r, uint64_t idx);
 /* A live snapshot's protect: wait until no collapse runs. */
