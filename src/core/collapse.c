@@ -291,6 +291,16 @@ void lm__thp_wake(struct lm_region *r)
 		lm_futex_wake_all(&r->thp.chunks);
 }
 
+/*
+ * The atomic AND stays: 64 ranges share a word of the huge bitmap, and the
+ * collapser sets other ranges' bits in it (atomic OR) while an eviction
+ * clears this one, so a load and a plain store could drop the collapser's
+ * bit. Skipping the AND when the bit is already clear would save one
+ * uncontended atomic per evicted page (an eviction costs microseconds of
+ * ioctls) and would need the page's state change and this load both
+ * sequentially consistent against collapse_range's set-then-look; not
+ * worth that.
+ */
 void lm__thp_page_gone(struct lm_region *r, uint64_t idx)
 {
 	uint64_t i = (idx << r->page_shift) >> LM_THP_SHIFT;

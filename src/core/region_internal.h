@@ -86,6 +86,10 @@ struct lm_stats_shard {
 	 * plus one: 0, as a fresh shard has it, is no stream. */
 	_Atomic uint32_t around_window;
 	_Atomic uint64_t around_next;
+	/* The thread it was handed to (the address of that thread's shard
+	 * cache, unique among live threads), 0 for none: a thread whose
+	 * cache entry another region took finds its shard again. */
+	_Atomic uintptr_t owner;
 	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
 } __attribute__((aligned(64)));
 
@@ -252,6 +256,9 @@ void lm__stats_fini(struct lm_region *r);
 /* Demand faults in progress, summed over the shards. */
 int64_t lm__demand_active(const struct lm_region *r);
 
+/* Direct-mapped by region id: two regions whose ids agree mod 16 take each
+ * other's entry, and the miss (lm__shard_slow) finds the thread's shard
+ * again by its owner; only a scan of the shards in use, never a new one. */
 struct lm__shard_cache {
 	uint64_t id;			/* region id, 0: empty */
 	unsigned shard;
