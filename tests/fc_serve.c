@@ -3,7 +3,9 @@
  * regions, 4 KiB pages, four threads touching in scrambled orders; every
  * byte matches the memory file (holes read as zero). Statistics come on
  * SIGUSR1 and on disconnect, as JSON; the handler keeps serving the next
- * VM. With --prefetch all, pages arrive without being touched.
+ * VM. With --prefetch all, pages arrive without being touched. Fault-around
+ * grows along the guest's sequential stream and stays off for a scattered
+ * one.
  */
 #include "fc_test.h"
 
@@ -82,11 +84,82 @@ static void test_prefetch_all(void **state)
 	t_cleanup(&d);
 }
 
+/* One statistic of the daemon's last JSON line (its "disconnected" one). */
+static long last_stat(const char *out, const char *key)
+{
+	const char *line = strrchr(out, '{'), *p;
+
+	p = line ? strstr(line, key) : NULL;
+	return p ? atol(p + strlen(key)) : -1;
+}
+
+/* Read one word of pages 0, step, 2 step, ... below n, in that order. */
+static void read_pages(const struct fc_guest *g, uint64_t n, uint64_t step)
+{
+	uint64_t sum = 0;
+
+	for (uint64_t i = 0; i < n; i += step)
+		sum += *(const volatile uint64_t *)(const volatile void *)
+		       (g->mem + i * 4096);
+	(void)sum;
+}
+
+/*
+ * Fault-around of a foreign space follows the guest's stream: 1024 pages
+ * read in order take 4 faults for the first 15 pages (window 1, 2, 4, 8),
+ * then one per 16 (64 runs, the last reaching page 1038): 68 faults and
+ * 15 + 64 x 16 pages installed; a read of every third page has no
+ * stream and installs nothing around (pages_prefetch is fault-around
+ * here: no prefetch option).
+ */
+static void test_around_window(void **state)
+{
+	struct t_daemon d = { 0 };
+	struct fc_guest g;
+	const char *extra[] = { "--json", NULL };
+	char *out;
+
+	(void)state;
+	LM_REQUIRE_UFFD();
+	t_make_mem(&d, SIZE);
+	t_daemon_start(&d, extra);
+	LM_OK(fc_guest_start(&g, d.sock, SIZE, 4096, 1));
+	read_pages(&g, 1024, 1);
+	LM_ASSERT(t_verify(&g, 0, 1024 * 4096, false) < 0, "content");
+	fc_guest_stop(&g);
+	LM_ASSERT(t_wait_for(d.out, "\"event\":\"disconnected\"", 5000),
+		  "no statistics on disconnect");
+	out = t_slurp(d.out);
+	LM_ASSERT(last_stat(out, "\"faults\":") == 68 &&
+		  last_stat(out, "\"pages_demand\":") == 68 &&
+		  last_stat(out, "\"pages_prefetch\":") == 15 + 64 * 16 - 68,
+		  "in order: expected 68 faults, 68 demand, 971 around: %s",
+		  out);
+	free(out);
+
+	LM_OK(fc_guest_start(&g, d.sock, SIZE, 4096, 1));
+	read_pages(&g, 3072, 3);
+	/* only the pages read: a read of the others would fault in order */
+	for (uint64_t i = 0; i < 3072; i += 3)
+		LM_ASSERT(t_verify(&g, i * 4096, 4096, false) < 0,
+			  "content of page %llu", (unsigned long long)i);
+	fc_guest_stop(&g);
+	/* vm 1 was t_daemon_start's probe connection, vm 2 the first */
+	LM_ASSERT(t_wait_for(d.out, "\"vm\":3", 5000),
+		  "no statistics on the second disconnect");
+	out = t_slurp(d.out);
+	LM_ASSERT(last_stat(out, "\"pages_prefetch\":") == 0,
+		  "scattered: fault-around installed pages: %s", out);
+	free(out);
+	t_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serve_4k),
 		cmocka_unit_test(test_prefetch_all),
+		cmocka_unit_test(test_around_window),
 	};
 
 	LM_ASSERT(argc > 1, "usage: fc_serve PATH_TO_LAZYMEM");

@@ -4,7 +4,8 @@
  * summed by lm_region_stats: the sums must equal the pages faulted, with
  * more threads than shards and more regions per thread than a thread's
  * shard cache holds. And the self-resolve fault-around window each shard
- * keeps for its thread: grown by a sequential stream, 1 for random access.
+ * keeps for its thread: grown by a sequential stream, 1 for random access,
+ * and kept when two regions take each other's entry in the shard cache.
  */
 #include <pthread.h>
 
@@ -205,6 +206,57 @@ static void test_around_window(void **s)
 		  (unsigned long long)st.pages_around);
 }
 
+/*
+ * Regions whose ids agree mod 16 share an entry of a thread's shard
+ * cache (17 regions made one after another: the first and the last). A
+ * thread reading both in order, a page of one then a page of the other,
+ * keeps one shard in each, so each region's fault-around window grows
+ * along its stream: at most 68 faults per region. (When a miss handed
+ * out a new shard each time, the window began again at every switch:
+ * about 120 faults per region, and every shard of both was taken.)
+ */
+static void test_cache_collision(void **s)
+{
+	uint64_t pages = 1024, size = pages * 4096;
+	struct lm_region *r[17];
+	struct lm_source *src;
+	uint8_t *image = calloc(1, size);
+	struct lm_stats st;
+
+	(void)s;
+	LM_REQUIRE_UFFD();
+	assert_non_null(image);
+	LM_OK(lm_source_memory_create(image, size, &src));
+	for (unsigned k = 0; k < 17; k++) {
+		struct lm_region_config rc = {
+			.name = "collide", .size = size,
+			.backing = LM_BACKING_ANON,
+			.install = LM_INSTALL_COPY,
+			.delivery = LM_DELIVERY_SELF, .source = src,
+			.fault_around = 16,
+		};
+
+		LM_OK(lm_region_create(&rc, &r[k]));
+	}
+	for (uint64_t i = 0; i < pages; i++) {
+		(void)((volatile uint8_t *)lm_region_addr(r[0]))[i * 4096];
+		(void)((volatile uint8_t *)lm_region_addr(r[16]))[i * 4096];
+	}
+	for (unsigned k = 0; k < 17; k += 16) {
+		lm_region_stats(r[k], &st);
+		LM_ASSERT(st.faults[LM_ORIGIN_SIGBUS] <= 1024 / 16 + 4 &&
+			  st.pages_demand + st.pages_around == pages,
+			  "region %u: %llu faults, %llu demand, %llu around", k,
+			  (unsigned long long)st.faults[LM_ORIGIN_SIGBUS],
+			  (unsigned long long)st.pages_demand,
+			  (unsigned long long)st.pages_around);
+	}
+	for (unsigned k = 0; k < 17; k++)
+		lm_region_destroy(r[k]);
+	lm_source_destroy(src);
+	free(image);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_handler_threads),
 		cmocka_unit_test(test_api_many_threads),
 		cmocka_unit_test(test_around_window),
+		cmocka_unit_test(test_cache_collision),
 	};
 
 	return cmocka_run_group_tests_name("stats_shards", tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * thp_collapse.c - huge pages after the fill (lm_region_collapse,
  * LM_THP_AUTO; src/core/collapse.c, docs/thp.md): a 2 MiB range whose
  * every page is present becomes a transparent huge page, a partly present
- * one does not, the content survives, the statistics count it; zero pages
+ * one does not, the content survives, the statistics count it; the
+ * collapser waits for the background fill to end; zero pages
  * do not keep a range from collapsing; a live snapshot keeps the collapse
  * off; an eviction from a huge range works (the kernel splits it) and the
  * range collapses again once full; memfd (shmem) collapses too.
@@ -274,6 +275,80 @@ static void auto_collapse(void **state)
 	teardown(&f);
 }
 
+/* A source that takes 10 ms per read of the file source under it, so a
+ * background fill of SIZE (32 reads of 256 KiB) lasts about 0.3 s. */
+struct slow_source {
+	struct lm_source base;
+	struct lm_source *inner;
+};
+
+static int slow_read(struct lm_source *s, uint64_t off, void *dst, size_t len)
+{
+	struct slow_source *w = (struct slow_source *)s;
+
+	usleep(10000);
+	return lm_source_read(w->inner, off, dst, len);
+}
+
+static int slow_is_zero(struct lm_source *s, uint64_t off, size_t len)
+{
+	struct slow_source *w = (struct slow_source *)s;
+
+	return w->inner->ops->is_zero(w->inner, off, len);
+}
+
+static void slow_destroy(struct lm_source *s) { (void)s; }
+
+static const struct lm_source_ops slow_ops = {
+	.read = slow_read, .is_zero = slow_is_zero, .destroy = slow_destroy,
+};
+
+/* LM_THP_AUTO starts no collapse while the background fill runs (each
+ * collapse would hold the mapping's lock the fill's installs need), and
+ * collapses every range once the fill has ended. */
+static void auto_waits_for_fill(void **state)
+{
+	struct fixture f;
+	struct slow_source slow = { .base = { .ops = &slow_ops } };
+	uint64_t deadline = lm_now_ns() + 20000000000ull;
+	struct lm_stats s;
+
+	(void)state;
+	REQUIRE_THP();
+	memset(&f, 0, sizeof(f));
+	make_source(&f);
+	slow.inner = f.src;
+	slow.base.size = f.src->size;
+	snprintf(slow.base.desc, sizeof(slow.base.desc), "slow");
+	LM_OK(lm_region_create(&(struct lm_region_config){
+		.name = "thp-slow", .size = SIZE, .source = &slow.base,
+		.backing = LM_BACKING_ANON, .delivery = LM_DELIVERY_SELF,
+		.background = true, .thp = LM_THP_AUTO }, &f.r));
+	/* The first 4 MiB chunk (ranges 0 and 1) complete, which wakes the
+	 * collapser, and 40 ms more for it to act while the fill goes on. */
+	do {
+		usleep(1000);
+		s = stats(&f);
+	} while (s.pages_background < 1024 && lm_now_ns() < deadline);
+	usleep(40000);
+	s = stats(&f);
+	LM_ASSERT(s.pages_background < SIZE / PS,
+		  "the fill ended too soon to tell (%llu pages)",
+		  (unsigned long long)s.pages_background);
+	LM_ASSERT(s.thp_collapsed == 0 && huge_kb(&f) == 0,
+		  "%llu ranges collapsed while the fill ran (%llu of %llu "
+		  "pages filled)", (unsigned long long)s.thp_collapsed,
+		  (unsigned long long)s.pages_background,
+		  (unsigned long long)(SIZE / PS));
+	LM_OK(lm_region_wait_complete(f.r, 20000));
+	while (stats(&f).thp_collapsed < SIZE / M2 && lm_now_ns() < deadline)
+		usleep(10000);
+	assert_int_equal(stats(&f).thp_collapsed, SIZE / M2);
+	assert_int_equal(huge_kb(&f), SIZE >> 10);
+	check_content(&f, 0, SIZE / PS);
+	teardown(&f);
+}
+
 /* While a live snapshot protects the region nothing is collapsed (the
  * pass is skipped and counted); after its release the range collapses. */
 static void snapshot_blocks_collapse(void **state)
@@ -363,6 +438,7 @@ int main(void)
 		cmocka_unit_test(anon_collapse),
 		cmocka_unit_test(memfd_collapse),
 		cmocka_unit_test(auto_collapse),
+		cmocka_unit_test(auto_waits_for_fill),
 		cmocka_unit_test(snapshot_blocks_collapse),
 		cmocka_unit_test(evict_from_huge),
 		cmocka_unit_test(bad_config),

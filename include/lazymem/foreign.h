@@ -72,8 +72,11 @@ struct lm_foreign_config {
 	 * source is still asked about holes and used on errors. */
 	const void *image;
 	bool background;		/* stream every page in, demand first */
-	/* A demand fault that continues a sequential stream installs up to
-	 * 16 pages (64 KiB) at once; exact turns that off, so that every
+	/* Fault-around: along a sequential stream of the other process's
+	 * faults, each demand fault installs twice the pages of the last
+	 * (2, 4, 8, up to 16 pages, 64 KiB), and one page on a fault
+	 * elsewhere (4 KiB pages; 2 MiB pages one at a time, always). exact
+	 * turns it off, so that every
 	 * page the other process touches faults and is reported (for
 	 * recording a working set). */
 	bool exact;

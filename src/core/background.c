@@ -6,7 +6,8 @@
  * SCHED_IDLE, so any faulting thread wants the CPU more; it yields while any
  * demand fault is being resolved; and it claims pages in short runs
  * (BATCH_BYTES), so a thread whose page the filler holds waits for one short
- * read at most, never for a long stream.
+ * read at most, never for a long stream. The huge-page collapser waits for
+ * the fill to end (bg.filling; collapse.c says why).
  */
 #include <errno.h>
 #include <sched.h>
@@ -129,6 +130,8 @@ static void *background_main(void *arg)
 			fill_run(r, i, n);
 		i += n;
 	}
+	atomic_store(&r->bg.filling, false);
+	lm__thp_wake(r);
 	return NULL;
 }
 
@@ -148,10 +151,13 @@ int lm__background_start(struct lm_region *r)
 		}
 	}
 	atomic_store(&bg->stop, false);
+	atomic_store(&bg->filling, true);
 	err = pthread_create(&bg->thread, NULL, background_main, r);
-	if (err)
+	if (err) {
+		atomic_store(&bg->filling, false);
 		return lm_error(-err, "region '%s': starting background fill: "
 				"%s", r->name, strerror(err));
+	}
 	bg->running = true;
 	return 0;
 }

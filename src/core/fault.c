@@ -94,7 +94,7 @@ void lm__pages_note_done(struct lm_region *r, uint64_t first, uint64_t n)
 				atomic_store(&r->complete, 1);
 				lm_futex_wake_all(&r->complete);
 			}
-			lm__thp_chunk_done(r);
+			lm__thp_wake(r);
 		}
 		first = end;
 		n -= k;
@@ -232,16 +232,32 @@ static unsigned claim_around(struct lm_region *r, uint64_t idx, unsigned max)
 }
 
 /*
+ * Does the faulting thread's own sequence of faults show a stream? A
+ * self-resolving thread (SIGBUS) takes only its own accesses' faults; a
+ * foreign space's one handler thread (foreign.c) reads every fault of the
+ * other process in order, so its sequence is that guest's. Both keep a
+ * window. Handler threads of our own regions serve everyone's faults
+ * interleaved (no one stream), and a vCPU's accesses are already
+ * fault-around's best case: both get the fixed window.
+ */
+static bool around_adapts(const struct lm_region *r,
+			  enum lm_fault_origin origin)
+{
+	return r->fault_around > 1 &&
+	       (origin == LM_ORIGIN_SIGBUS ||
+		(origin == LM_ORIGIN_HANDLER && r->foreign));
+}
+
+/*
  * Pages to install for a demand fault at idx, itself included, at most
- * r->fault_around. A self-resolving thread (SIGBUS) keeps a window of its
- * own, like the kernel's readahead: doubled when the fault lands where its
- * previous run ended (a sequential stream), back to 1 when it does not, so
- * random access fetches only what it touches. Why: with a fixed window a
- * random toucher fetched up to 15 pages it might never use per fault,
- * which a memory source hides but a network peer does not. A thread
- * sharing shard 0 has no window of its own and gets the fixed one; other
- * deliveries too (handler threads serve everyone's faults; a vCPU's
- * accesses are already fault-around's best case).
+ * r->fault_around. A thread whose faults form a stream (around_adapts)
+ * keeps a window of its own in its shard, like the kernel's readahead:
+ * doubled when the fault lands where its previous run ended, back to 1
+ * when it does not, so random access fetches only what it touches. Why:
+ * with a fixed window a random toucher fetched up to 15 pages it might
+ * never use per fault, which a memory source hides but a network peer or
+ * a disk does not. A thread sharing shard 0 has no window of its own and
+ * gets the fixed one.
  */
 static unsigned around_window(struct lm_region *r, uint64_t idx,
 			      enum lm_fault_origin origin)
@@ -249,8 +265,7 @@ static unsigned around_window(struct lm_region *r, uint64_t idx,
 	struct lm_stats_shard *s;
 	unsigned w;
 
-	if (r->fault_around <= 1 || origin != LM_ORIGIN_SIGBUS ||
-	    r->around_adaptive)
+	if (!around_adapts(r, origin))
 		return r->fault_around;
 	s = lm__shard(r);
 	if (s == r->shards)
@@ -264,12 +279,11 @@ static unsigned around_window(struct lm_region *r, uint64_t idx,
 	return w;
 }
 
-/* After a SIGBUS fault's run [idx, idx+n) is claimed: where a sequential
- * stream of this thread would fault next. */
+/* After a demand fault's run [idx, idx+n) is claimed: where a stream of
+ * this thread would fault next. */
 static void around_note(struct lm_region *r, const struct lm_fault *f)
 {
-	if (f->origin == LM_ORIGIN_SIGBUS && r->fault_around > 1 &&
-	    !r->around_adaptive)
+	if (around_adapts(r, f->origin))
 		atomic_store_explicit(&lm__shard(r)->around_next,
 				      (f->off >> r->page_shift) + f->npages + 1,
 				      RELAXED);
@@ -378,15 +392,10 @@ int lm__fault_begin(struct lm_region *r, unsigned view, uint64_t off,
 					  RELAXED);
 		/* A removed page is installed as zeroes: no neighbours
 		 * (which still hold the source's content) in its run. */
-		if ((!r->around_adaptive ||
-		     atomic_load_explicit(&r->next_seq_idx, RELAXED) == idx) &&
-		    !lm__page_removed(r, idx) &&
+		if (!lm__page_removed(r, idx) &&
 		    !lm_pagemap_stored(&r->map, idx))
 			f->npages += claim_around(r, idx,
 						  around_window(r, idx, origin));
-		if (r->around_adaptive)
-			atomic_store_explicit(&r->next_seq_idx,
-					      idx + f->npages, RELAXED);
 		around_note(r, f);
 	}
 	err = fetch(r, f, want_page);

@@ -362,10 +362,8 @@ static int build(const struct lm_foreign_config *c, struct lm_foreign **out)
 		if (c->image)
 			f->region[i]->image = (const uint8_t *)c->image +
 					      a->src_off;
-		if (c->exact) {
+		if (c->exact)
 			f->region[i]->fault_around = 1;
-			f->region[i]->around_adaptive = false;
-		}
 		f->src_off[i] = a->src_off;
 		f->nr++;
 	}

@@ -133,16 +133,22 @@ static int check_config(const struct lm_region_config *c, const char *name)
 	return 0;
 }
 
+/* Must the mapping be 2 MiB aligned? A huge page (hugetlb, or thp
+ * after the collapse) maps a 2 MiB-aligned range only. */
+static bool needs_align(const struct lm_region *r)
+{
+	return r->thp.mode != LM_THP_OFF || r->backing == LM_BACKING_HUGETLB;
+}
+
 /*
- * An address range of r->size bytes, 2 MiB aligned when the region may
- * hold huge pages (hugetlb, or thp: a huge page maps a 2 MiB-aligned
- * range only): reserve 2 MiB more, keep the aligned part, give the rest
- * back.
+ * Where to map r->size bytes 2 MiB aligned (needs_align): reserve 2 MiB
+ * more, keep the aligned part, give the rest back. Other regions map
+ * where the kernel likes (hint NULL) with no reservation first: one
+ * mmap() instead of two on the way to a restore's first touch.
  */
 static void *reserve(struct lm_region *r)
 {
-	uint64_t extra = r->thp.mode != LM_THP_OFF ||
-			 r->backing == LM_BACKING_HUGETLB ? HUGE_2M : 0;
+	uint64_t extra = HUGE_2M;
 	uint8_t *p = mmap(NULL, r->size + extra, PROT_NONE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	uint8_t *a;
@@ -150,8 +156,6 @@ static void *reserve(struct lm_region *r)
 	if (p == MAP_FAILED)
 		return NULL;
 	a = (uint8_t *)(((uintptr_t)p + extra - 1) & ~(uintptr_t)(HUGE_2M - 1));
-	if (!extra)
-		return p;
 	if (a > p)
 		munmap(p, (size_t)(a - p));
 	if (a + r->size < p + r->size + extra)
@@ -166,18 +170,31 @@ static void advise_huge(struct lm_region *r, void *p)
 						      : MADV_NOHUGEPAGE);
 }
 
+/* mmap at a reserved 2 MiB-aligned range (MAP_FIXED over it), or
+ * anywhere when the region needs no alignment. */
+static void *map_at(struct lm_region *r, int prot, int flags, int fd)
+{
+	void *at = needs_align(r) ? reserve(r) : NULL;
+	void *p;
+
+	if (needs_align(r) && !at)
+		return MAP_FAILED;
+	p = mmap(at, r->size, prot, flags | (at ? MAP_FIXED : 0), fd, 0);
+	if (p == MAP_FAILED && at) {
+		int err = errno;
+
+		munmap(at, r->size);
+		errno = err;
+	}
+	return p;
+}
+
 static void *map_shared(struct lm_region *r)
 {
-	void *at = reserve(r);
-	void *p = at ? mmap(at, r->size, PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_FIXED, r->memfd, 0)
-		     : MAP_FAILED;
+	void *p = map_at(r, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd);
 
-	if (p == MAP_FAILED) {
-		if (at)
-			munmap(at, r->size);
+	if (p == MAP_FAILED)
 		return NULL;
-	}
 	if (r->backing == LM_BACKING_MEMFD && r->thp.mode != LM_THP_OFF)
 		advise_huge(r, p);
 	return p;
@@ -185,17 +202,12 @@ static void *map_shared(struct lm_region *r)
 
 static int map_anon(struct lm_region *r)
 {
-	void *at = reserve(r);
-	void *p = at ? mmap(at, r->size, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-			    MAP_FIXED, -1, 0)
-		     : MAP_FAILED;
+	void *p = map_at(r, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
 
 	if (p == MAP_FAILED) {
 		int err = -errno;
 
-		if (at)
-			munmap(at, r->size);
 		return lm_error(err, "region '%s': cannot map %llu bytes: %s",
 				r->name, (unsigned long long)r->size,
 				strerror(-err));
@@ -462,11 +474,11 @@ int lm__region_adopt(const char *name, int uffd, uint64_t addr,
 	r->page_size = page_size;
 	r->page_shift = (unsigned)__builtin_ctzll(page_size);
 	r->nr_pages = size >> r->page_shift;
-	/* A sequential stream (a guest reading its memory in order) gets
-	 * 16 pages per fault, up to 64 KiB; random access one page. */
+	/* A sequential stream (a guest reading its memory in order) grows
+	 * to 16 pages per fault, up to 64 KiB; random access gets one page
+	 * (fault.c, around_window: the space's handler thread keeps the
+	 * window, as a self-resolving thread does). */
 	r->fault_around = page_size == 4096 ? 16 : 1;
-	r->around_adaptive = true;
-	atomic_init(&r->next_seq_idx, UINT64_MAX);
 	/* Only the zero-page choice depends on it: hugetlbfs has no
 	 * UFFDIO_ZEROPAGE. The other process's memory is anonymous or
 	 * shared; a MISSING registration serves both with UFFDIO_COPY. */

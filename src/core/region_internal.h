@@ -80,11 +80,16 @@ struct lm_stats_shard {
 	 * falls back to the pool. */
 	_Atomic uint32_t stage_busy;
 	void *_Atomic stage;
-	/* SIGBUS fault-around window of the shard's thread (fault.c,
-	 * around_window) and the page its sequential stream faults next,
+	/* Fault-around window of the shard's thread (fault.c,
+	 * around_window: a self-resolving thread, or a foreign space's
+	 * handler thread) and the page its sequential stream faults next,
 	 * plus one: 0, as a fresh shard has it, is no stream. */
 	_Atomic uint32_t around_window;
 	_Atomic uint64_t around_next;
+	/* The thread it was handed to (the address of that thread's shard
+	 * cache, unique among live threads), 0 for none: a thread whose
+	 * cache entry another region took finds its shard again. */
+	_Atomic uintptr_t owner;
 	_Atomic uint64_t lat_hist[LM_LAT_BUCKETS];
 } __attribute__((aligned(64)));
 
@@ -102,6 +107,9 @@ struct lm_background {
 	pthread_t thread;
 	bool running;
 	_Atomic bool stop;
+	/* Set from start until the fill's loop ends: the collapser
+	 * (collapse.c) starts no collapse meanwhile. */
+	_Atomic bool filling;
 	void *batch;		/* COPY install: a run of pages is read here */
 	size_t batch_size;
 };
@@ -209,14 +217,10 @@ struct lm_region {
 	 * can be removed (LM_PS_REMOVED).
 	 */
 	bool foreign;
-	/* Foreign regions: fault-around only for a sequential stream, i.e.
-	 * when a demand fault lands where the previous one's run ended. */
-	bool around_adaptive;
 	const uint8_t *image;		/* foreign: the source mapped, or NULL */
 	/* Foreign: held for reading by batched installs, for writing while
 	 * events are read and applied (prefetch.c says why). */
 	pthread_rwlock_t *events_lock;
-	_Atomic uint64_t next_seq_idx;
 	struct lm_wp wp;
 	struct lm_reclaim reclaim;
 	struct lm_thp_state thp;
@@ -255,6 +259,9 @@ void lm__stats_fini(struct lm_region *r);
 /* Demand faults in progress, summed over the shards. */
 int64_t lm__demand_active(const struct lm_region *r);
 
+/* Direct-mapped by region id: two regions whose ids agree mod 16 take each
+ * other's entry, and the miss (lm__shard_slow) finds the thread's shard
+ * again by its owner; only a scan of the shards in use, never a new one. */
 struct lm__shard_cache {
 	uint64_t id;			/* region id, 0: empty */
 	unsigned shard;
@@ -362,9 +369,10 @@ void lm__reclaim_quiesce(struct lm_region *r);
 int lm__thp_init(struct lm_region *r, enum lm_thp mode);
 int lm__thp_start(struct lm_region *r);
 void lm__thp_fini(struct lm_region *r);
-/* A chunk of LM_DONE_CHUNK pages became complete (fault path: one
- * atomic add, a futex wake only if the collapser sleeps). */
-void lm__thp_chunk_done(struct lm_region *r);
+/* What the collapser waits for happened: a chunk of LM_DONE_CHUNK pages
+ * became complete, or the background fill ended (fault path: one atomic
+ * add, a futex wake only if the collapser sleeps). */
+void lm__thp_wake(struct lm_region *r);
 /* Page idx is no longer present (evicted): its range is not huge now. */
 void lm__thp_page_gone(struct lm_region *r, uint64_t idx);
 /* A live snapshot's protect: wait until no collapse runs. */

@@ -62,24 +62,49 @@ void lm__stats_fini(struct lm_region *r)
 	r->done = NULL;
 }
 
+static unsigned shards_in_use(const struct lm_region *r);
+
+/* The shard r handed to the thread whose shard cache is at `me`, or 0. */
+static unsigned own_shard(const struct lm_region *r, uintptr_t me)
+{
+	for (unsigned i = 1; i < shards_in_use(r); i++)
+		if (atomic_load_explicit(&r->shards[i].owner,
+					 memory_order_relaxed) == me)
+			return i;
+	return 0;
+}
+
 /*
- * First fault of this thread in region r (or its cache entry was taken by
- * another region): hand out the next shard, or shard 0 once all are
- * taken. Async-signal-safe: one atomic add and stores to our own TLS. The
- * entry's shard is written before its id, so a nested fault interrupting
- * us in between sees a miss, never a half-written entry.
+ * A miss in this thread's shard cache: its first fault in region r, or
+ * its entry was taken by another region with the same id mod 16. The
+ * second must not cost a shard: a thread alternating between two such
+ * regions once took a new shard at every switch, until every shard was
+ * taken and each new thread of the region shared shard 0 (correct, every
+ * counter is an atomic add, but shared again). So look for the shard this
+ * thread owns first; else hand out the next one, or shard 0 once all are
+ * taken. Async-signal-safe: loads, one atomic add, stores to our own TLS.
+ * The entry's shard is written before its id, so a nested fault
+ * interrupting us in between sees a miss, never a half-written entry.
  */
 struct lm_stats_shard *lm__shard_slow(struct lm_region *r)
 {
 	struct lm__shard_cache *c = &lm__shard_cache[r->id % LM_SHARD_CACHE];
-	unsigned i = atomic_fetch_add_explicit(&r->shards_used, 1,
-					       memory_order_relaxed) + 1;
+	uintptr_t me = (uintptr_t)lm__shard_cache;
+	unsigned i = own_shard(r, me);
 
-	if (i >= LM_STAT_SHARDS) {
-		i = 0;
-		/* Keep the count bounded: it is read as "shards in use". */
-		atomic_store_explicit(&r->shards_used, LM_STAT_SHARDS,
-				      memory_order_relaxed);
+	if (!i) {
+		i = atomic_fetch_add_explicit(&r->shards_used, 1,
+					      memory_order_relaxed) + 1;
+		if (i < LM_STAT_SHARDS) {
+			atomic_store_explicit(&r->shards[i].owner, me,
+					      memory_order_relaxed);
+		} else {
+			i = 0;
+			/* Keep the count bounded: it is read as "shards
+			 * in use". */
+			atomic_store_explicit(&r->shards_used, LM_STAT_SHARDS,
+					      memory_order_relaxed);
+		}
 	}
 	c->id = 0;
 	atomic_signal_fence(memory_order_seq_cst);
