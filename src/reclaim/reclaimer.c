@@ -200,9 +200,17 @@ static uint64_t note_samples(struct lm_reclaimer *rc, uint64_t w0, uint64_t w1)
 			continue;
 		rc->written[w] &= ~rc->out[w];
 		n += (uint64_t)__builtin_popcountll(rc->written[w]);
-		rc->every[w] = __builtin_popcountll(rc->written[w]) >= 32
-				       ? (uint8_t)rc->cfg.max_sample_every
-				       : 1;
+		if (__builtin_popcountll(rc->written[w]) < 32) {
+			rc->every[w] = 1;
+		} else if (rc->every[w] == 1) {
+			/* Just turned hot: stagger its phase by its index, so
+			 * a hot set that turned hot together is sampled a
+			 * part per pass, not all of it every max passes (a
+			 * one-pass dip in the guest's rate, seen as an 18%
+			 * drop every 4 s at 1 GiB). */
+			rc->every[w] = (uint8_t)rc->cfg.max_sample_every;
+			rc->waited[w] = (uint8_t)(w % rc->every[w]);
+		}
 	}
 	return n;
 }
