@@ -62,7 +62,7 @@
 enum { M_EAGER, M_LAZY, M_PREFETCH, M_LIMIT, M_MMAP, NR_MODES };
 
 /* The restore call's steps, timed one after the other; the prefetch
- * thread is started after the threads are let go (ctx_start_prefetch). */
+ * thread is started after the threads are let go (ctx_start_rest). */
 enum { ST_META, ST_HASHES, ST_MEMORY, ST_PREFETCH, NR_STEPS };
 static const char *const step_names[NR_STEPS] = {
 	"meta", "hashes", "memory", "prefetch_thread",
@@ -254,6 +254,8 @@ static int open_region(struct tctx *x)
 		.backing = LM_BACKING_ANON, .install = LM_INSTALL_COPY,
 		.delivery = LM_DELIVERY_SELF, .source = x->src,
 		.background = !x->record,
+		/* started after the threads are let go: ctx_start_rest */
+		.background_deferred = true,
 		.on_fail = worker_failed,
 	};
 	int err = lm_region_create(&rc, &x->r);
@@ -370,9 +372,10 @@ static int map_file(struct tctx *x, char *why, size_t len)
 /*
  * The restore call itself: from here to x->base the clock runs. Each
  * step's end is noted (x->step_ns), so the time to the first touch can be
- * told apart: meta.json, the checking source (pages.xxh read whole),
- * the memory (region, full read or mapping); the prefetch thread comes
- * after the first touch (ctx_start_prefetch).
+ * told apart: meta.json, the checking source (pages.xxh opened, its
+ * blocks read when first needed), the memory (region, full read or
+ * mapping); the prefetch and fill threads come after the first touch
+ * (ctx_start_rest).
  */
 static int ctx_restore(struct tctx *x, char *why, size_t len)
 {
@@ -403,25 +406,30 @@ static int ctx_restore(struct tctx *x, char *why, size_t len)
 
 /*
  * The rest of the restore call, after the threads are let go: the
- * prefetch thread. Nothing the threads touch needs it (a page it has not
- * installed yet is faulted in), so they need not wait for its creation
- * (0.15-1.85 ms here, a thread's stack and clone, when it came first);
- * its first install still comes well before the threads reach most of
- * the working set.
+ * prefetch thread, then the background fill's. Nothing the threads touch
+ * needs either (a page not installed yet is faulted in), so they need not
+ * wait for their creation (0.15-1.85 ms here for the prefetch thread, a
+ * thread's stack and clone, when it came first; about 0.1 ms for the
+ * fill's, inside region creation before lm_region_config's
+ * background_deferred); the prefetcher's first install still comes well
+ * before the threads reach most of the working set.
  */
-static int ctx_start_prefetch(struct tctx *x, char *why, size_t len)
+static int ctx_start_rest(struct tctx *x, char *why, size_t len)
 {
-	int err;
+	int err = 0;
 
-	if (x->mode != M_PREFETCH)
-		return 0;
-	err = pthread_create(&x->pf, NULL, prefetch_main, x);
-	x->pf_running = !err;
-	x->step_ns[ST_PREFETCH] = lm_now_ns();
-	if (err)
-		snprintf(why, len, "starting the prefetch thread: %s",
-			 strerror(err));
-	return -err;
+	if (x->mode == M_PREFETCH) {
+		err = -pthread_create(&x->pf, NULL, prefetch_main, x);
+		x->pf_running = !err;
+		x->step_ns[ST_PREFETCH] = lm_now_ns();
+		if (err)
+			snprintf(why, len, "starting the prefetch thread: %s",
+				 strerror(-err));
+	}
+	if (!err && x->r && !x->record &&
+	    (err = lm_region_background_start(x->r)))
+		snprintf(why, len, "%s", lm_last_error());
+	return err;
 }
 
 static void ctx_close(struct tctx *x)
@@ -616,7 +624,7 @@ static int run_one(const struct bench_restore_threads *c, int mode,
 	pthread_cond_broadcast(&x.cond);
 	pthread_mutex_unlock(&x.lock);
 	if (!err)
-		err = ctx_start_prefetch(&x, b->err, sizeof(b->err));
+		err = ctx_start_rest(&x, b->err, sizeof(b->err));
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(w[i].thread, NULL);
 		tend = BENCH_MAX(tend, w[i].done_ns);

@@ -75,6 +75,58 @@ static void test_with_demand_handler_continue(void **s)
 	run(LM_BACKING_MEMFD, LM_INSTALL_CONTINUE, LM_DELIVERY_HANDLER, true);
 }
 
+/*
+ * background_deferred: nothing is filled until lm_region_background_start
+ * (a touched page comes by demand meanwhile), then the fill completes the
+ * region; a second start does nothing, and a region without background
+ * refuses the call by name.
+ */
+static void test_deferred(void **s)
+{
+	uint64_t size = 8ull << 20;
+	uint8_t *img = malloc(size);
+	struct lm_source *src;
+	struct lm_region *r;
+	struct lm_stats st;
+
+	(void)s;
+	LM_REQUIRE_UFFD();
+	t_fill(img, size, 12);
+	LM_OK(lm_source_memory_create(img, size, &src));
+	struct lm_region_config rc = {
+		.name = "bg-later", .size = size, .backing = LM_BACKING_ANON,
+		.install = LM_INSTALL_COPY, .delivery = LM_DELIVERY_SELF,
+		.background = true, .background_deferred = true, .source = src,
+	};
+	LM_OK(lm_region_create(&rc, &r));
+	(void)((volatile uint8_t *)lm_region_addr(r))[4096];
+	usleep(100 * 1000);
+	lm_region_stats(r, &st);
+	LM_ASSERT(st.pages_background == 0 && lm_region_pages_present(r) == 1,
+		  "before the start: %llu pages by the fill, %llu present",
+		  (unsigned long long)st.pages_background,
+		  (unsigned long long)lm_region_pages_present(r));
+	LM_OK(lm_region_background_start(r));
+	LM_OK(lm_region_background_start(r));
+	LM_OK(lm_region_wait_complete(r, 20000));
+	LM_ASSERT(t_check(lm_region_addr(r), size, 12) == -1, "content");
+	lm_region_stats(r, &st);
+	LM_ASSERT(st.pages_background == size / 4096 - 1,
+		  "fill after the start: %llu pages",
+		  (unsigned long long)st.pages_background);
+	lm_region_destroy(r);
+
+	rc.background = false;
+	LM_OK(lm_region_create(&rc, &r));
+	LM_ASSERT(lm_region_background_start(r) == -EINVAL,
+		  "start without background accepted");
+	LM_ASSERT(strstr(lm_last_error(), "without background fill"),
+		  "%s", lm_last_error());
+	lm_region_destroy(r);
+	lm_source_destroy(src);
+	free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -82,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_untouched_memfd_continue),
 		cmocka_unit_test(test_with_demand_self),
 		cmocka_unit_test(test_with_demand_handler_continue),
+		cmocka_unit_test(test_deferred),
 	};
 
 	return cmocka_run_group_tests_name("background_fill", tests, NULL,

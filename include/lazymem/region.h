@@ -107,6 +107,14 @@ struct lm_region_config {
 	bool vmm_view;
 	bool background;		/* stream every missing page in */
 	/*
+	 * With background: create the region without starting the fill;
+	 * lm_region_background_start() starts it. Why: a restore's first
+	 * access then does not wait for the fill's thread to be created
+	 * (about 0.1 ms on a nested host); start the accessors, then the
+	 * fill.
+	 */
+	bool background_deferred;
+	/*
 	 * Fault-around: a demand fault also claims up to this many pages in
 	 * all (itself included) that follow it and are still missing, and
 	 * installs them with the same source read and the same ioctl. 0 or 1
@@ -157,6 +165,13 @@ struct lm_region_config {
  */
 int lm_region_create(const struct lm_region_config *cfg,
 		     struct lm_region **out);
+
+/*
+ * Start the background fill of a region created with background and
+ * background_deferred. 0 if it runs (again: a second call does nothing);
+ * -EINVAL if the region was created without background fill.
+ */
+int lm_region_background_start(struct lm_region *r);
 
 /* Stop threads, unregister, unmap. Threads must no longer touch the region. */
 void lm_region_destroy(struct lm_region *r);

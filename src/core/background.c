@@ -162,6 +162,15 @@ int lm__background_start(struct lm_region *r)
 	return 0;
 }
 
+int lm_region_background_start(struct lm_region *r)
+{
+	if (!r->bg.configured)
+		return lm_error(-EINVAL, "region '%s': background start: the "
+				"region was created without background fill",
+				r->name);
+	return r->bg.running ? 0 : lm__background_start(r);
+}
+
 void lm__background_stop(struct lm_region *r)
 {
 	struct lm_background *bg = &r->bg;

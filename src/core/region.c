@@ -361,7 +361,8 @@ static int start_threads(struct lm_region *r, const struct lm_region_config *c)
 		err = lm__sigbus_register(r);
 	if (!err && c->vmm_view)
 		err = lm__handlers_start(r, 1, nh, NULL);
-	if (!err && c->background)
+	r->bg.configured = c->background;
+	if (!err && c->background && !c->background_deferred)
 		err = lm__background_start(r);
 	if (!err)
 		err = lm__thp_start(r);

@@ -105,6 +105,7 @@ struct lm_handlers {
 
 struct lm_background {
 	pthread_t thread;
+	bool configured;	/* lm_region_config.background */
 	bool running;
 	_Atomic bool stop;
 	/* Set from start until the fill's loop ends: the collapser
