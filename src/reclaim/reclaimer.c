@@ -207,7 +207,12 @@ static uint64_t note_samples(struct lm_reclaimer *rc, uint64_t w0, uint64_t w1)
 			 * a hot set that turned hot together is sampled a
 			 * part per pass, not all of it every max passes (a
 			 * one-pass dip in the guest's rate, seen as an 18%
-			 * drop every 4 s at 1 GiB). */
+			 * drop every 4 s at 1 GiB). Its first interval is
+			 * then shorter than its span says, so that one sample
+			 * ages its unwritten pages up to max - 1 passes too
+			 * much; one pass unwritten already makes a page a
+			 * candidate at any threshold up to SLICES, so this
+			 * changes nothing at the usual thresholds. */
 			rc->every[w] = (uint8_t)rc->cfg.max_sample_every;
 			rc->waited[w] = (uint8_t)(w % rc->every[w]);
 		}
