@@ -272,6 +272,32 @@ static int punch(struct lm_region *r, uint64_t first, uint64_t mask)
 	return 0;
 }
 
+/*
+ * [off, off+len) of a memfd region, its writers held off, into the stage:
+ * read from the memfd by the kernel, for the reason read_moved gives (the
+ * alias's mapping of a page is touched here for the first time, and on
+ * this nested host a first user access exits to the host); through the
+ * unregistered alias for whatever the read did not return.
+ */
+static void read_run(struct lm_region *r, uint64_t off, uint64_t len)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(r->memfd, r->reclaim.stage + done,
+				  len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (uint64_t)n;
+	}
+	if (done < len)
+		memcpy(r->reclaim.stage + done, r->alias + off + done,
+		       len - done);
+}
+
 /* Claimed pages [first, first+n) of a memfd region: protect, copy, store,
  * punch, un-protect. */
 static int evict_memfd(struct lm_region *r, uint64_t first, unsigned n,
@@ -288,9 +314,8 @@ static int evict_memfd(struct lm_region *r, uint64_t first, unsigned n,
 			lm_pagemap_publish(&r->map, first + i, LM_PS_PRESENT);
 		return err;
 	}
-	/* Writers are held off: the alias (unregistered) reads the pages
-	 * without faulting. */
-	memcpy(r->reclaim.stage, r->alias + off, len);
+	/* Writers are held off: read the run. */
+	read_run(r, off, len);
 	for (unsigned i = 0; i < n; i++)
 		if (!s->ops->put(s, (first + i) << r->page_shift,
 				 r->reclaim.stage + ((uint64_t)i << r->page_shift)))
