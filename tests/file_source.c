@@ -31,7 +31,6 @@ static void test_holes(void **s)
 	int fd = mkstemp(path);
 	uint8_t *want = calloc(NR_BLOCKS, BS), got[BS];
 	struct lm_source *src;
-	uint64_t data = 0;
 	off_t hole;
 
 	(void)s;
@@ -45,7 +44,6 @@ static void test_holes(void **s)
 		want[b * BS] |= 1;
 		LM_ASSERT(pwrite(fd, want + b * BS, BS, (off_t)(b * BS)) == BS,
 			  "pwrite block %llu", (unsigned long long)b);
-		data++;
 	}
 	LM_ASSERT(fsync(fd) == 0, "fsync");
 	close(fd);
@@ -75,7 +73,6 @@ static void test_holes(void **s)
 	LM_ASSERT(src->ops->is_zero(src, 0, 4 * BS) == 0, "block 3 is data");
 	LM_ASSERT(src->ops->is_zero(src, 70 * BS, 58 * BS) == 1,
 		  "blocks 70-127 holes");
-	LM_ASSERT(data > 0, "some data written");
 	lm_source_destroy(src);
 	unlink(path);
 	free(want);
